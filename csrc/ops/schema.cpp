@@ -1,0 +1,23 @@
+// The one schema block of the `sfllava` op namespace. Backends register their
+// kernels with TORCH_LIBRARY_IMPL next to the kernels (csrc/cpu, csrc/cuda);
+// fake kernels and autograd are registered from Python (sfllava_ext/ops.py).
+#include <torch/library.h>
+
+TORCH_LIBRARY(sfllava, m) {
+  // SPEC steps 5-7: slow pathway over Ns picked frames, fast pathway over all
+  // frames, concatenated into one (num_tokens, D) buffer.
+  m.def(
+      "slowfast_pool(Tensor features, int slow_frames, str slow_pool, int[] fast_size, "
+      "int[] grid) -> Tensor");
+  m.def(
+      "slowfast_pool.out(Tensor features, int slow_frames, str slow_pool, int[] fast_size, "
+      "int[] grid, *, Tensor(a!) out) -> Tensor(a!)");
+  m.def(
+      "slowfast_pool_backward(Tensor grad, Tensor features, int slow_frames, str slow_pool, "
+      "int[] fast_size, int[] grid) -> Tensor");
+  // Test-only: the CUDA forward kernel's body run on the CPU over the whole
+  // launch grid (see csrc/common/slowfast_pool_simt.h).
+  m.def(
+      "_slowfast_pool_simt(Tensor features, int slow_frames, str slow_pool, int[] fast_size, "
+      "int[] grid, int vec) -> Tensor");
+}

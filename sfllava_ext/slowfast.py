@@ -1,0 +1,189 @@
+"""SF-LLaVA's aggregation strings: parsing, token counts, and running them.
+
+``slowfast-slow_{Ns}frms_{pool}-fast_{h}x{w}`` is the published two-pathway
+aggregation (SPEC step 7); ``concat``, the four ``spatial_*_pool`` names,
+``spatial_temporal_pool`` and ``temporal_global_pool`` are the published
+single-pathway ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .ops import SLOW_POOLS, slowfast_geometry, slowfast_pool
+
+__all__ = [
+    "SlowFastConfig",
+    "DEFAULT_SLOWFAST",
+    "SINGLE_PATHWAY",
+    "aggregate",
+    "num_visual_tokens",
+    "parse_aggregation",
+]
+
+DEFAULT_SLOWFAST = "slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4"
+SINGLE_PATHWAY = SLOW_POOLS + ("spatial_temporal_pool", "temporal_global_pool")
+SPATIAL_TEMPORAL_SIZE = (16, 12, 12)  # published AdaptiveAvgPool3d output (T, H, W)
+
+_SLOW_PART = re.compile(r"^slow_(\d+)frms_(\w+)$")
+_FAST_PART = re.compile(r"^fast_(\d+)x(\d+)$")
+
+
+@dataclass(frozen=True)
+class SlowFastConfig:
+    """The two-pathway aggregation: ``slow_frames`` frames pooled with
+    ``slow_pool``, every frame average-pooled to ``fast_size`` (h, w)."""
+
+    slow_frames: int = 10
+    slow_pool: str = "spatial_1d_max_pool"
+    fast_size: tuple[int, int] = (4, 4)
+
+    def __post_init__(self) -> None:
+        if self.slow_frames < 1:
+            raise ValueError(f"SlowFastConfig: slow_frames must be >= 1, got {self.slow_frames}")
+        if self.slow_pool not in SLOW_POOLS:
+            raise ValueError(
+                f"SlowFastConfig: unknown slow pooling '{self.slow_pool}'; "
+                f"expected one of {', '.join(SLOW_POOLS)}"
+            )
+        if len(self.fast_size) != 2 or min(self.fast_size) < 1:
+            raise ValueError(
+                f"SlowFastConfig: fast_size must be (h, w) with h, w >= 1, got {self.fast_size}"
+            )
+        object.__setattr__(self, "fast_size", (int(self.fast_size[0]), int(self.fast_size[1])))
+
+    @classmethod
+    def parse(cls, text: str) -> SlowFastConfig:
+        """Parses ``slowfast-slow_{Ns}frms_{pool}-fast_{h}x{w}``; a ValueError
+        names the part that is wrong."""
+        if not isinstance(text, str):
+            raise TypeError(f"SlowFastConfig.parse: expected a str, got {type(text)}")
+        parts = text.split("-")
+        if len(parts) != 3 or parts[0] != "slowfast":
+            raise ValueError(
+                f"SlowFastConfig.parse: '{text}' is not of the form "
+                "'slowfast-slow_{Ns}frms_{pool}-fast_{h}x{w}'"
+            )
+        slow = _SLOW_PART.match(parts[1])
+        if slow is None:
+            raise ValueError(
+                f"SlowFastConfig.parse: slow part '{parts[1]}' of '{text}' is not "
+                "'slow_{Ns}frms_{pool}'"
+            )
+        if slow.group(2) not in SLOW_POOLS:
+            raise ValueError(
+                f"SlowFastConfig.parse: unknown slow pooling '{slow.group(2)}' in '{text}'; "
+                f"expected one of {', '.join(SLOW_POOLS)}"
+            )
+        fast = _FAST_PART.match(parts[2])
+        if fast is None:
+            raise ValueError(
+                f"SlowFastConfig.parse: fast part '{parts[2]}' of '{text}' is not 'fast_{{h}}x{{w}}'"
+            )
+        return cls(int(slow.group(1)), slow.group(2), (int(fast.group(1)), int(fast.group(2))))
+
+    def __str__(self) -> str:
+        h, w = self.fast_size
+        return f"slowfast-slow_{self.slow_frames}frms_{self.slow_pool}-fast_{h}x{w}"
+
+    def num_tokens(self, num_frames: int, grid: Sequence[int] = (24, 24)) -> int:
+        """Visual tokens for ``num_frames`` frames of an (H, W) token grid."""
+        h, w = grid
+        return slowfast_geometry(
+            (num_frames, h, w, 1), self.slow_frames, self.slow_pool, list(self.fast_size), []
+        )[4]
+
+
+def parse_aggregation(name: str | SlowFastConfig) -> str | SlowFastConfig:
+    """A SlowFastConfig for ``slowfast-...`` strings, else the validated
+    single-pathway name."""
+    if isinstance(name, SlowFastConfig):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"aggregation must be a str or SlowFastConfig, got {type(name)}")
+    if name.startswith("slowfast"):
+        return SlowFastConfig.parse(name)
+    if name not in SINGLE_PATHWAY:
+        raise ValueError(
+            f"unknown aggregation '{name}'; expected a 'slowfast-...' string or one of "
+            f"{', '.join(SINGLE_PATHWAY)}"
+        )
+    return name
+
+
+def num_visual_tokens(
+    num_frames: int,
+    grid: Sequence[int] = (24, 24),
+    aggregation: str | SlowFastConfig = DEFAULT_SLOWFAST,
+) -> int:
+    """How many visual tokens ``aggregation`` makes from ``num_frames`` frames
+    of an (H, W) token grid, without computing anything.
+
+    >>> num_visual_tokens(50)  # the published default: 10 * 288 + 50 * 16
+    3680
+    """
+    agg = parse_aggregation(aggregation)
+    if num_frames < 1:
+        raise ValueError(f"num_visual_tokens: num_frames must be >= 1, got {num_frames}")
+    h, w = int(grid[0]), int(grid[1])
+    if isinstance(agg, SlowFastConfig):
+        return agg.num_tokens(num_frames, (h, w))
+    if agg == "spatial_temporal_pool":
+        t, ph, pw = SPATIAL_TEMPORAL_SIZE
+        return t * ph * pw
+    if agg == "temporal_global_pool":
+        return h * w
+    return slowfast_geometry((num_frames, h, w, 1), num_frames, agg, [], [])[4]
+
+
+def aggregate(
+    features: torch.Tensor,
+    name: str | SlowFastConfig = DEFAULT_SLOWFAST,
+    *,
+    grid: Sequence[int] | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Runs any published aggregation on ``(T, N, D)`` or ``(T, H, W, D)``
+    features and returns ``(num_tokens, D)``.
+
+    Two-pathway strings and the four ``spatial_*_pool`` names (which pool every
+    frame) run the fused kernel; ``concat`` is a reshape; the published
+    ``spatial_temporal_pool`` (adaptive 3-D average to (16, 12, 12)) and
+    ``temporal_global_pool`` (mean over frames) use PyTorch ops. ``out`` is
+    supported by the kernel-backed aggregations.
+    """
+    agg = parse_aggregation(name)
+    if isinstance(agg, SlowFastConfig):
+        return slowfast_pool(
+            features,
+            slow_frames=agg.slow_frames,
+            slow_pool=agg.slow_pool,
+            fast_size=agg.fast_size,
+            grid=grid,
+            out=out,
+        )
+    if not isinstance(features, torch.Tensor):
+        raise TypeError(f"aggregate: features must be a torch.Tensor, got {type(features)}")
+    # Validates the shape and resolves the grid like the op does.
+    t, h, w, d, _ = slowfast_geometry(
+        features.shape, 1, "concat", [], [] if grid is None else list(grid)
+    )
+    if agg in SLOW_POOLS and agg != "concat":
+        # Every frame through the slow pathway: linspace(0, T, T + 1) picks 0..T-1.
+        return slowfast_pool(
+            features, slow_frames=t, slow_pool=agg, fast_size=None, grid=grid, out=out
+        )
+    if out is not None:
+        raise ValueError(f"aggregate: out= is not supported for '{agg}'")
+    grid_features = features.reshape(t, h, w, d)
+    if agg == "concat":
+        return grid_features.reshape(t * h * w, d)
+    if agg == "temporal_global_pool":
+        return grid_features.mean(dim=0).reshape(h * w, d)
+    pooled = F.adaptive_avg_pool3d(grid_features.permute(3, 0, 1, 2), SPATIAL_TEMPORAL_SIZE)
+    return pooled.permute(1, 2, 3, 0).reshape(-1, d)
