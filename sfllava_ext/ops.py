@@ -183,9 +183,8 @@ def slowfast_pool(
             "slowfast_pool: out= does not support autograd; call it without out= "
             "(or under torch.no_grad()) when features requires grad"
         )
-    return torch.ops.sfllava.slowfast_pool.out(
-        features, int(slow_frames), slow_pool, fast, grid_, out=out
-    )
+    torch.ops.sfllava.slowfast_pool.out(features, int(slow_frames), slow_pool, fast, grid_, out=out)
+    return out
 
 
 @torch.library.register_fake("sfllava::slowfast_pool")
@@ -218,7 +217,6 @@ def _slowfast_pool_out_fake(features, slow_frames, slow_pool, fast_size, grid, *
             f"slowfast_pool: out must have contiguous rows (stride 1 along D), "
             f"got strides {list(out.stride())}"
         )
-    return out
 
 
 @torch.library.register_fake("sfllava::slowfast_pool_backward")

@@ -26,6 +26,20 @@
 
 namespace sfllava {
 
+// Accumulator of the pooling sums: fp32 for fp16/bf16 (opmath); fp64 for fp32,
+// so that a 576-token fast window (T = 1, fast 1x1) keeps its mean to the last
+// fp32 bit, at no cost to a kernel bound by memory.
+template <typename scalar_t>
+struct PoolAcc {
+  using type = at::opmath_type<scalar_t>;
+};
+template <>
+struct PoolAcc<float> {
+  using type = double;
+};
+template <typename scalar_t>
+using pool_acc_t = typename PoolAcc<scalar_t>::type;
+
 template <typename scalar_t, int VEC>
 struct alignas(sizeof(scalar_t) * VEC) Pack {
   scalar_t v[VEC];
@@ -35,7 +49,7 @@ struct alignas(sizeof(scalar_t) * VEC) Pack {
 template <typename scalar_t>
 SFLLAVA_HD int64_t window_argmax(const TokenWindow& win, int64_t W, const scalar_t* in,
                                  const FeatureStrides& s, int64_t d) {
-  using acc_t = at::opmath_type<scalar_t>;
+  using acc_t = pool_acc_t<scalar_t>;
   acc_t best = -std::numeric_limits<acc_t>::infinity();
   int64_t best_k = 0;
   for (int64_t k = 0; k < win.count(); ++k) {
@@ -57,7 +71,7 @@ SFLLAVA_HD void slowfast_pool_forward_thread(int64_t block_x, int64_t block_y,
                                              const int32_t* picks, const scalar_t* in,
                                              const FeatureStrides& s, scalar_t* out,
                                              int64_t out_row_stride) {
-  using acc_t = at::opmath_type<scalar_t>;
+  using acc_t = pool_acc_t<scalar_t>;
   const int64_t row = block_x;
   const int64_t d0 = (block_y * block_dim_x + thread_x) * VEC;
   if (row >= g.num_tokens || d0 >= g.D) {
@@ -114,7 +128,7 @@ SFLLAVA_HD void slowfast_pool_backward_thread(int64_t block_x, int64_t block_y,
                                               const scalar_t* in,
                                               const FeatureStrides& s,
                                               scalar_t* grad_in) {  // (T, H, W, D)
-  using acc_t = at::opmath_type<scalar_t>;
+  using acc_t = pool_acc_t<scalar_t>;
   const int64_t HW = g.H * g.W;
   const int64_t token = block_x;
   const int64_t d = block_y * block_dim_x + thread_x;

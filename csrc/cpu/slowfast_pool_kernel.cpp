@@ -1,7 +1,7 @@
 // CPU kernels of slowfast_pool.
 //
 // Forward: one pass over the output rows. Each row reduces its token window
-// channel-wise into a small fp32 (fp64 for fp64) accumulator and is written
+// channel-wise into a small accumulator (fp32 for fp16/bf16, fp64 for fp32/fp64) and is written
 // once, straight into the output buffer (which may be a slice of an LLM's input
 // embeddings). The fast pathway reads every frame once; the slow pathway reads
 // only the picked frames. Rows are split between threads by their cost (tokens
@@ -44,6 +44,18 @@ SFLLAVA_CPU_CLONES void load_row(acc_t* __restrict acc, const scalar_t* __restri
 template <typename scalar_t, typename acc_t>
 SFLLAVA_CPU_CLONES void add_row(acc_t* __restrict acc, const scalar_t* __restrict src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) acc[i] += static_cast<acc_t>(src[i]);
+}
+
+// acc (+)= a + b + c + d: four tokens per pass over the accumulators.
+template <typename scalar_t, typename acc_t>
+SFLLAVA_CPU_CLONES void add4_row(acc_t* __restrict acc, const scalar_t* __restrict a,
+                                 const scalar_t* __restrict b, const scalar_t* __restrict c,
+                                 const scalar_t* __restrict d, bool init, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const acc_t sum = (static_cast<acc_t>(a[i]) + static_cast<acc_t>(b[i])) +
+                      (static_cast<acc_t>(c[i]) + static_cast<acc_t>(d[i]));
+    acc[i] = init ? sum : acc[i] + sum;
+  }
 }
 
 template <typename scalar_t, typename acc_t>
@@ -93,11 +105,62 @@ std::vector<int64_t> balance_rows(const SlowFastGeometry& g, const int32_t* pick
   return bounds;
 }
 
+// One output row, channels [0, n) of the window's tokens (pointers already
+// offset to the first channel); `acc` holds at least n accumulators.
+template <typename scalar_t, typename acc_t>
+void reduce_window(const TokenWindow& win, const SlowFastGeometry& g, const FeatureStrides& s,
+                   const scalar_t* in, scalar_t* dst, acc_t* acc, int64_t n) {
+  const int64_t count = win.count();
+  int64_t h, w;
+  win.token(0, g.W, &h, &w);
+  const scalar_t* first = in + s.token(win.frame, h, w);
+  if (count == 1) {
+    load_row(acc, first, n);
+    store_row(dst, acc, n);
+    return;
+  }
+  if (win.is_max && count == 2) {  // the published default, straight to the output
+    win.token(1, g.W, &h, &w);
+    max2_row<scalar_t, acc_t>(dst, first, in + s.token(win.frame, h, w), n);
+    return;
+  }
+  const auto token = [&](int64_t k) {
+    win.token(k, g.W, &h, &w);
+    return in + s.token(win.frame, h, w);
+  };
+  int64_t k = 0;
+  if (!win.is_max) {
+    // Sums go four tokens at a time: a quarter of the accumulator traffic.
+    for (; k + 4 <= count; k += 4) {
+      add4_row(acc, token(k), token(k + 1), token(k + 2), token(k + 3), k == 0, n);
+    }
+  }
+  if (k == 0) {
+    load_row(acc, first, n);
+    k = 1;
+  }
+  for (; k < count; ++k) {
+    if (win.is_max) {
+      max_row(acc, token(k), n);
+    } else {
+      add_row(acc, token(k), n);
+    }
+  }
+  if (win.is_max) {
+    store_row(dst, acc, n);
+  } else {
+    store_mean_row(dst, acc, static_cast<acc_t>(count), n);
+  }
+}
+
 template <typename scalar_t>
 void slowfast_pool_forward_impl(const scalar_t* in, const SlowFastGeometry& g,
                                 const FeatureStrides& s, const int32_t* picks,
                                 scalar_t* out, int64_t out_row_stride) {
-  using acc_t = at::opmath_type<scalar_t>;
+  using acc_t = pool_acc_t<scalar_t>;
+  // Channels are reduced in blocks whose accumulators stay in L1 next to the
+  // streamed input rows (4096 fp64 accumulators would not).
+  constexpr int64_t kBlock = 8192 / sizeof(acc_t);
   const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
   // Few rows (one frame, tiny fast grid): split channels too, so every thread
   // has work; otherwise whole rows keep each write one contiguous run.
@@ -108,43 +171,17 @@ void slowfast_pool_forward_impl(const scalar_t* in, const SlowFastGeometry& g,
   const int64_t chunk = (g.D + channel_parts - 1) / channel_parts;
 
   at::parallel_for(0, row_parts * channel_parts, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> acc(chunk);
+    std::vector<acc_t> acc(std::min(chunk, kBlock));
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t d0 = (item % channel_parts) * chunk;
-      const int64_t n = std::min(g.D, d0 + chunk) - d0;
-      if (n <= 0) continue;
-      for (int64_t row = bounds[item / channel_parts]; row < bounds[item / channel_parts + 1];
-           ++row) {
+      const int64_t c0 = (item % channel_parts) * chunk;
+      const int64_t c1 = std::min(g.D, c0 + chunk);
+      const int64_t r0 = bounds[item / channel_parts];
+      const int64_t r1 = bounds[item / channel_parts + 1];
+      for (int64_t row = r0; row < r1; ++row) {
         const TokenWindow win = window_of_row(row, g, picks);
-        const int64_t count = win.count();
-        scalar_t* dst = out + row * out_row_stride + d0;
-        int64_t h, w;
-        win.token(0, g.W, &h, &w);
-        const scalar_t* first = in + s.token(win.frame, h, w) + d0;
-        if (count == 1) {
-          load_row(acc.data(), first, n);
-          store_row(dst, acc.data(), n);
-          continue;
-        }
-        if (win.is_max && count == 2) {
-          win.token(1, g.W, &h, &w);
-          max2_row<scalar_t, acc_t>(dst, first, in + s.token(win.frame, h, w) + d0, n);
-          continue;
-        }
-        load_row(acc.data(), first, n);
-        for (int64_t k = 1; k < count; ++k) {
-          win.token(k, g.W, &h, &w);
-          const scalar_t* src = in + s.token(win.frame, h, w) + d0;
-          if (win.is_max) {
-            max_row(acc.data(), src, n);
-          } else {
-            add_row(acc.data(), src, n);
-          }
-        }
-        if (win.is_max) {
-          store_row(dst, acc.data(), n);
-        } else {
-          store_mean_row(dst, acc.data(), static_cast<acc_t>(count), n);
+        for (int64_t d = c0; d < c1; d += kBlock) {
+          reduce_window(win, g, s, in + d, out + row * out_row_stride + d, acc.data(),
+                        std::min(kBlock, c1 - d));
         }
       }
     }
@@ -177,14 +214,13 @@ at::Tensor slowfast_pool_cpu(const at::Tensor& features, int64_t slow_frames,
   return out;
 }
 
-at::Tensor& slowfast_pool_out_cpu(const at::Tensor& features, int64_t slow_frames,
+void slowfast_pool_out_cpu(const at::Tensor& features, int64_t slow_frames,
                                   c10::string_view slow_pool, at::IntArrayRef fast_size,
-                                  at::IntArrayRef grid, at::Tensor& out) {
+                                  at::IntArrayRef grid, at::Tensor out) {
   const SlowFastProblem problem =
       prepare_slowfast(features, slow_frames, slow_pool, fast_size, grid);
   check_slowfast_out(out, features, problem);
   run_forward(features, problem, out);
-  return out;
 }
 
 at::Tensor slowfast_pool_backward_cpu(const at::Tensor& grad_in, const at::Tensor& features,

@@ -113,14 +113,13 @@ at::Tensor slowfast_pool_cuda(const at::Tensor& features, int64_t slow_frames,
   return out;
 }
 
-at::Tensor& slowfast_pool_out_cuda(const at::Tensor& features, int64_t slow_frames,
+void slowfast_pool_out_cuda(const at::Tensor& features, int64_t slow_frames,
                                    c10::string_view slow_pool, at::IntArrayRef fast_size,
-                                   at::IntArrayRef grid, at::Tensor& out) {
+                                   at::IntArrayRef grid, at::Tensor out) {
   const SlowFastProblem problem =
       prepare_slowfast(features, slow_frames, slow_pool, fast_size, grid);
   check_slowfast_out(out, features, problem);
   run_forward(features, problem, out);
-  return out;
 }
 
 at::Tensor slowfast_pool_backward_cuda(const at::Tensor& grad_in, const at::Tensor& features,

@@ -5,13 +5,15 @@
 
 TORCH_LIBRARY(sfllava, m) {
   // SPEC steps 5-7: slow pathway over Ns picked frames, fast pathway over all
-  // frames, concatenated into one (num_tokens, D) buffer.
+  // frames, concatenated into one (num_tokens, D) buffer. The .out overload
+  // writes a caller's buffer and returns nothing, so that torch.compile can
+  // functionalise it (custom ops may not return aliases of their inputs).
   m.def(
       "slowfast_pool(Tensor features, int slow_frames, str slow_pool, int[] fast_size, "
       "int[] grid) -> Tensor");
   m.def(
       "slowfast_pool.out(Tensor features, int slow_frames, str slow_pool, int[] fast_size, "
-      "int[] grid, *, Tensor(a!) out) -> Tensor(a!)");
+      "int[] grid, *, Tensor(a!) out) -> ()");
   m.def(
       "slowfast_pool_backward(Tensor grad, Tensor features, int slow_frames, str slow_pool, "
       "int[] fast_size, int[] grid) -> Tensor");

@@ -127,7 +127,11 @@ void check_slowfast_out(const at::Tensor& out, const at::Tensor& features,
                       out.strides());
   SFLLAVA_CHECK_VALUE(kOp, out.stride(0) >= g.D || g.num_tokens <= 1,
                       "out rows overlap (row stride ", out.stride(0), " < D = ", g.D, ")");
-  at::assert_no_overlap(out, features);
+  const at::MemOverlapStatus overlap = at::get_overlap_status(out, features);
+  SFLLAVA_CHECK_VALUE(kOp,
+                      overlap != at::MemOverlapStatus::Full &&
+                          overlap != at::MemOverlapStatus::Partial,
+                      "out shares memory with features; pass a separate buffer");
 }
 
 void check_slowfast_grad(const at::Tensor& grad, const at::Tensor& features,
@@ -159,9 +163,10 @@ at::Tensor& slowfast_pool_out(const at::Tensor& features, int64_t slow_frames,
                               at::IntArrayRef grid, at::Tensor& out) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("sfllava::slowfast_pool", "out")
-                       .typed<at::Tensor&(const at::Tensor&, int64_t, c10::string_view,
-                                          at::IntArrayRef, at::IntArrayRef, at::Tensor&)>();
-  return op.call(features, slow_frames, slow_pool, fast_size, grid, out);
+                       .typed<void(const at::Tensor&, int64_t, c10::string_view,
+                                     at::IntArrayRef, at::IntArrayRef, const at::Tensor&)>();
+  op.call(features, slow_frames, slow_pool, fast_size, grid, out);
+  return out;
 }
 
 }  // namespace sfllava
