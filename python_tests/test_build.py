@@ -19,7 +19,8 @@ def test_build_info():
     assert isinstance(info["cuda_archs"], str)
     if info["cuda"]:
         assert info["cuda_archs"]
-    assert {"slowfast_pool", "slowfast_pool_backward"} <= set(dir(torch.ops.sfllava))
+    assert hasattr(torch.ops.sfllava, "slowfast_pool")
+    assert hasattr(torch.ops.sfllava, "slowfast_pool_backward")
 
 
 def test_version_mismatch_message():
