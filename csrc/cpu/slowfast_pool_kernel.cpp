@@ -188,7 +188,7 @@ void slowfast_pool_forward_impl(const scalar_t* in, const SlowFastGeometry& g,
   });
 }
 
-void run_forward(const at::Tensor& features_in, const SlowFastProblem& problem, at::Tensor& out) {
+void run_forward(const at::Tensor& features_in, const SlowFastProblem& problem, const at::Tensor& out) {
   const SlowFastGeometry& g = problem.geometry;
   if (g.D == 0) return;
   // The row loops need unit channel stride; any other layout is made so once.
@@ -216,7 +216,7 @@ at::Tensor slowfast_pool_cpu(const at::Tensor& features, int64_t slow_frames,
 
 void slowfast_pool_out_cpu(const at::Tensor& features, int64_t slow_frames,
                                   c10::string_view slow_pool, at::IntArrayRef fast_size,
-                                  at::IntArrayRef grid, at::Tensor out) {
+                                  at::IntArrayRef grid, const at::Tensor& out) {
   const SlowFastProblem problem =
       prepare_slowfast(features, slow_frames, slow_pool, fast_size, grid);
   check_slowfast_out(out, features, problem);

@@ -63,7 +63,7 @@ int pick_vec(const at::Tensor& features, const FeatureStrides& s, const at::Tens
 
 template <typename scalar_t, int VEC>
 void launch_forward(const SlowFastProblem& problem, const int32_t* picks,
-                    const at::Tensor& features, at::Tensor& out) {
+                    const at::Tensor& features, const at::Tensor& out) {
   const SlowFastGeometry& g = problem.geometry;
   const int64_t groups = (g.D + VEC - 1) / VEC;
   const dim3 grid(static_cast<unsigned>(g.num_tokens),
@@ -75,7 +75,7 @@ void launch_forward(const SlowFastProblem& problem, const int32_t* picks,
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-void run_forward(const at::Tensor& features, const SlowFastProblem& problem, at::Tensor& out) {
+void run_forward(const at::Tensor& features, const SlowFastProblem& problem, const at::Tensor& out) {
   const SlowFastGeometry& g = problem.geometry;
   if (g.D == 0 || g.num_tokens == 0) return;
   TORCH_CHECK_VALUE(g.num_tokens < (int64_t{1} << 31),
@@ -115,7 +115,7 @@ at::Tensor slowfast_pool_cuda(const at::Tensor& features, int64_t slow_frames,
 
 void slowfast_pool_out_cuda(const at::Tensor& features, int64_t slow_frames,
                                    c10::string_view slow_pool, at::IntArrayRef fast_size,
-                                   at::IntArrayRef grid, at::Tensor out) {
+                                   at::IntArrayRef grid, const at::Tensor& out) {
   const SlowFastProblem problem =
       prepare_slowfast(features, slow_frames, slow_pool, fast_size, grid);
   check_slowfast_out(out, features, problem);

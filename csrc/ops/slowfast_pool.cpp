@@ -158,9 +158,9 @@ at::Tensor slowfast_pool(const at::Tensor& features, int64_t slow_frames,
   return op.call(features, slow_frames, slow_pool, fast_size, grid);
 }
 
-at::Tensor& slowfast_pool_out(const at::Tensor& features, int64_t slow_frames,
-                              c10::string_view slow_pool, at::IntArrayRef fast_size,
-                              at::IntArrayRef grid, at::Tensor& out) {
+at::Tensor slowfast_pool_out(const at::Tensor& features, int64_t slow_frames,
+                             c10::string_view slow_pool, at::IntArrayRef fast_size,
+                             at::IntArrayRef grid, const at::Tensor& out) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("sfllava::slowfast_pool", "out")
                        .typed<void(const at::Tensor&, int64_t, c10::string_view,

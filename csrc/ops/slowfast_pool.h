@@ -27,9 +27,9 @@ at::Tensor slowfast_pool(const at::Tensor& features, int64_t slow_frames,
                          at::IntArrayRef grid);
 
 // Same, written into `out` ((num_tokens, D), rows contiguous); returns `out`.
-at::Tensor& slowfast_pool_out(const at::Tensor& features, int64_t slow_frames,
-                              c10::string_view slow_pool, at::IntArrayRef fast_size,
-                              at::IntArrayRef grid, at::Tensor& out);
+at::Tensor slowfast_pool_out(const at::Tensor& features, int64_t slow_frames,
+                             c10::string_view slow_pool, at::IntArrayRef fast_size,
+                             at::IntArrayRef grid, const at::Tensor& out);
 
 // ---- host-side preparation shared by the backends ----
 

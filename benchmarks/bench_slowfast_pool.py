@@ -1,0 +1,149 @@
+"""slowfast_pool against the published torch-ops path, the best plain-torch path
+and the memory-bandwidth floor, side by side in one run.
+
+    python benchmarks/bench_slowfast_pool.py [--device cpu|cuda] [--repeats 7]
+
+Cases: features (50, 576, 4096) and (50, 576, 1024), fp32 and bf16, the
+published aggregation slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4.
+Floor = (input bytes + output bytes) / copy bandwidth, the bandwidth measured
+the same way every time: dst.copy_(src) on 1 GiB buffers, bytes read + written.
+Prints a table and writes benchmarks/results/slowfast_pool_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+import torch.nn as nn
+from einops import rearrange
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import copy_bandwidth, machine_info, time_median, write_json  # noqa: E402
+
+from sfllava_ext.ops import slowfast_pool  # noqa: E402
+
+T, N, GRID, SLOW, FAST = 50, 576, 24, 10, (4, 4)
+
+
+def published(features: torch.Tensor) -> torch.Tensor:
+    """The published prepare_slowfast, op for op (rearrange, MaxPool1d,
+    AdaptiveAvgPool2d, cat)."""
+    t, n, d = features.shape
+    idx = torch.linspace(0, t, SLOW + 1).to(torch.int32).tolist()
+    idx.pop()
+    slow = rearrange(features[idx], "t n d -> t d n")
+    slow = nn.MaxPool1d(kernel_size=2, stride=2)(slow)
+    slow = rearrange(slow, "t d n -> t n d", t=SLOW).reshape(-1, d)
+    fast = rearrange(features, "t (n0 n1) d -> d t n0 n1", n0=GRID, n1=GRID)
+    fast = nn.AdaptiveAvgPool2d(FAST)(fast)
+    fast = rearrange(fast, "d t n0 n1 -> (t n0 n1) d")
+    return torch.cat((slow, fast), dim=0)
+
+
+def plain_torch(features: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The best plain-torch path we found: reductions over views, written
+    straight into the two halves of the output (no rearrange copies, no cat)."""
+    t, n, d = features.shape
+    idx = torch.linspace(0, t, SLOW + 1).to(torch.int32)[:-1].to(features.device)
+    n_slow = SLOW * n // 2
+    slow = features.index_select(0, idx).view(SLOW, n // 2, 2, d)
+    torch.amax(slow, dim=2, out=out[:n_slow].view(SLOW, n // 2, d))
+    kh, kw = GRID // FAST[0], GRID // FAST[1]  # 24 / 4: equal windows
+    fast = features.view(t, FAST[0], kh, FAST[1], kw, d)
+    torch.mean(fast, dim=(2, 4), out=out[n_slow:].view(t, FAST[0], FAST[1], d))
+    return out
+
+
+def run(device: str, repeats: int) -> dict:
+    bandwidth = copy_bandwidth(device)
+    rows = []
+    for d in (4096, 1024):
+        for dtype in (torch.float32, torch.bfloat16):
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randn(T, N, d, generator=gen).to(dtype).to(device)
+            ours = slowfast_pool(x, slow_frames=SLOW, fast_size=FAST)
+            out = torch.empty_like(ours)
+            ref = published(x)
+            plain = plain_torch(x, torch.empty_like(ours))
+            # Identical tokens (max exact; averages within fp rounding).
+            torch.testing.assert_close(ours, ref, rtol=1e-2 if dtype != torch.float32 else 1e-6, atol=1e-6)
+            torch.testing.assert_close(plain, ref, rtol=1e-2 if dtype != torch.float32 else 1e-6, atol=1e-6)
+            t_pub = time_median(lambda: published(x), repeats=max(3, repeats // 2), warmup=1)
+            t_plain = time_median(lambda: plain_torch(x, out), repeats=repeats)
+            t_ours = time_median(lambda: slowfast_pool(x, slow_frames=SLOW, fast_size=FAST), repeats=repeats)
+            t_out = time_median(
+                lambda: slowfast_pool(x, slow_frames=SLOW, fast_size=FAST, out=out), repeats=repeats
+            )
+            nbytes = x.numel() * x.element_size() + ours.numel() * ours.element_size()
+            floor = nbytes / bandwidth
+            rows.append(
+                {
+                    "shape": [T, N, d],
+                    "dtype": str(dtype).replace("torch.", ""),
+                    "published_ms": t_pub * 1e3,
+                    "plain_torch_ms": t_plain * 1e3,
+                    "ours_ms": t_ours * 1e3,
+                    "ours_out_ms": t_out * 1e3,
+                    "floor_ms": floor * 1e3,
+                    "out_vs_floor": t_out / floor,
+                    "speedup_vs_published": t_pub / t_out,
+                    "speedup_vs_plain_torch": t_plain / t_out,
+                    "fraction_of_copy_bandwidth": floor / t_out,
+                }
+            )
+            del x, ours, out, ref, plain
+    return {"device": device, "copy_bandwidth_GBps": bandwidth / 1e9, "rows": rows}
+
+
+def print_table(result: dict) -> None:
+    print(
+        f"\nslowfast_pool on {result['device']} ({result['machine'].get('gpu') or result['machine']['cpu']}, "
+        f"{result['machine']['torch_threads']} threads); copy bandwidth "
+        f"{result['copy_bandwidth_GBps']:.1f} GB/s (read + write)"
+    )
+    head = f"{'features':<18}{'dtype':<10}{'published':>11}{'plain':>9}{'ours':>9}{'ours out=':>11}{'floor':>9}{'x floor':>9}{'vs pub':>9}{'vs plain':>10}"
+    print(head)
+    print("-" * len(head))
+    for r in result["rows"]:
+        print(
+            f"{str(tuple(r['shape'])):<18}{r['dtype']:<10}{r['published_ms']:>9.1f}ms{r['plain_torch_ms']:>7.1f}ms"
+            f"{r['ours_ms']:>7.1f}ms{r['ours_out_ms']:>9.1f}ms{r['floor_ms']:>7.1f}ms"
+            f"{r['out_vs_floor']:>8.2f}x{r['speedup_vs_published']:>8.1f}x{r['speedup_vs_plain_torch']:>9.1f}x"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", default=None, help="output path (default benchmarks/results/slowfast_pool_<device>.json)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench_slowfast_pool: --device cuda needs a CUDA device")
+    result = run(args.device, args.repeats)
+    result["machine"] = machine_info()
+    if args.device == "cpu":
+        result["targets"] = {
+            "within_3x_of_floor_with_out": all(r["out_vs_floor"] <= 3 for r in result["rows"]),
+            "20x_faster_than_published_at_D4096": all(
+                r["speedup_vs_published"] >= 20 for r in result["rows"] if r["shape"][2] == 4096
+            ),
+        }
+    else:
+        result["targets"] = {
+            "at_least_60pct_of_copy_bandwidth": all(r["fraction_of_copy_bandwidth"] >= 0.6 for r in result["rows"])
+        }
+    print_table(result)
+    print("targets:", result["targets"])
+    path = args.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"slowfast_pool_{args.device}.json")
+    write_json(path, result)
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
