@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -30,7 +31,7 @@ def test_version_mismatch_message():
     assert issubclass(ExtensionBuildError, ImportError)
 
 
-def test_import_under_another_torch_fails_clearly():
+def test_import_under_another_torch_fails_clearly(tmp_path):
     """A fresh interpreter whose torch reports another version refuses to load the
     kernels with the rebuild hint, instead of crashing on a symbol."""
     code = (
@@ -40,7 +41,11 @@ def test_import_under_another_torch_fails_clearly():
         "except ImportError as e:\n"
         "    print(type(e).__name__, e)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # Outside the source tree, importing the very package under test.
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(sfllava_ext.__file__))}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+    )
     assert proc.returncode == 0, proc.stderr
     assert "ExtensionBuildError" in proc.stdout
     assert "torch 1.99.0 is installed" in proc.stdout
