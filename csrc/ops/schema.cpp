@@ -20,4 +20,20 @@ TORCH_LIBRARY(sfllava, m) {
   m.def(
       "_slowfast_pool_simt(Tensor features, int slow_frames, str slow_pool, int[] fast_size, "
       "int[] grid, int vec) -> Tensor");
+
+  // SPEC step 2: uint8 (T, H, W, 3) frames -> normalised (T, 3, h, w) pixels:
+  // Pillow's bicubic resize (bit-exact), the CLIP processor's centre crop,
+  // rescale and normalisation, the layout change and the cast, in one pass.
+  m.def(
+      "normalize_frames(Tensor frames, int[] size, str resize_mode, int? shortest_edge, "
+      "float[] mean, float[] std, float rescale_factor, str pass_order, ScalarType dtype) -> Tensor");
+  m.def(
+      "normalize_frames.out(Tensor frames, int[] size, str resize_mode, int? shortest_edge, "
+      "float[] mean, float[] std, float rescale_factor, str pass_order, ScalarType dtype, *, Tensor(a!) out) "
+      "-> Tensor(a!)");
+  // Test-only: the CUDA kernels' bodies run on the CPU over the whole launch
+  // grids (see csrc/common/normalize_frames_simt.h).
+  m.def(
+      "_normalize_frames_simt(Tensor frames, int[] size, str resize_mode, int? shortest_edge, "
+      "float[] mean, float[] std, float rescale_factor, str pass_order, ScalarType dtype) -> Tensor");
 }
