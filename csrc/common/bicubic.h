@@ -16,7 +16,7 @@
 // The double-precision steps follow Pillow's evaluation order operation by
 // operation. On the GPU every step uses an explicitly rounded intrinsic, since
 // nvcc would otherwise fuse a*b+c into an FMA and change the last bit; host
-// C++ is compiled in ISO mode (-std=c++17), where GCC does not contract.
+// C++ is compiled in ISO mode (-std=c++17 / c++20), where GCC does not contract.
 // In practice both backends take the weights computed once on the host (see
 // csrc/ops/normalize_frames.cpp); the __device__ path keeps the function
 // honest wherever it runs.
