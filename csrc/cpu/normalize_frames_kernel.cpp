@@ -13,7 +13,7 @@
 // vertical pass over the interleaved canvas rows, clip, then the horizontal
 // pass and the table; no intermediate image at all.
 // Frames are split between threads (each thread keeps its frame's intermediate
-// in its cache); with fewer frames than threads, the rows are split.
+// in its cache); with few frames, the rows of each pass are split instead.
 //
 // The test-only SIMT entry point runs the CUDA kernels' bodies
 // (csrc/common/normalize_frames_simt.h) in plain loops over their grids.
@@ -205,8 +205,14 @@ void hpass_rows(const CpuPlan& plan, int64_t t, int64_t r0, int64_t r1, Scratch&
       }
       continue;
     }
-    const uint8_t* row = plan.frames + t * g.s.t + fy * g.s.h + 3 * (g.src_col0 - g.pad_left);
-    if (!plan.direct_rows || row + plan.reach > plan.storage_end) {
+    // In place when the pixels are RGB-contiguous and the pass's reads (which
+    // may run past the row's end) stay inside the frames' storage.
+    const uint8_t* row = nullptr;
+    if (plan.direct_rows) {
+      row = plan.frames + t * g.s.t + fy * g.s.h + 3 * (g.src_col0 - g.pad_left);
+      if (row + plan.reach > plan.storage_end) row = nullptr;
+    }
+    if (row == nullptr) {
       build_row(plan, t, y, s.row.data());
       row = s.row.data() + 3 * g.src_col0;
     }
@@ -318,8 +324,9 @@ void normalize_frames_impl(const at::Tensor& frames, const NormalizeProblem& pro
   const int64_t frame_buf =
       vfirst ? (plan.direct_rows ? 0 : g.src_rows * 3 * g.src_cols) : g.inter_frame();
 
-  if (g.T >= threads) {
-    // Whole frames per thread: the intermediate stays in this core's cache.
+  if (g.T % threads == 0 || g.T >= 4 * threads) {
+    // Whole frames per thread (balanced enough): the intermediate stays in
+    // this core's cache.
     at::parallel_for(0, g.T, 1, [&](int64_t begin, int64_t end) {
       Scratch s(plan);
       std::vector<uint8_t> buf(std::max<int64_t>(frame_buf, 1));
@@ -336,7 +343,7 @@ void normalize_frames_impl(const at::Tensor& frames, const NormalizeProblem& pro
     });
     return;
   }
-  // Fewer frames than threads: split each pass's rows.
+  // Few frames: split each pass's rows between the threads.
   std::vector<uint8_t> buf(std::max<int64_t>(frame_buf, 1));
   for (int64_t t = 0; t < g.T; ++t) {
     scalar_t* o = out + t * frame_out;
