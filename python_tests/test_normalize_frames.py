@@ -237,6 +237,7 @@ def test_pillow12_order_is_horizontal_first():
         ((120, 90), (64, 64), 40),  # resized smaller than the crop: Hugging Face's zero padding
         ((90, 120), (33, 35), 37),  # odd offsets on both sides
         ((60, 61), (70, 70), 80),
+        ((400, 90), (48, 40), None),  # tall: crop resizes vertical-first in Pillow 13
     ],
 )
 def test_shortest_edge_and_crop_geometry(mode, hw, size, edge):
@@ -317,6 +318,7 @@ SHAPES = [
     ((40, 61), (30, 32), "pad", 36),  # wide pad: fill rows above and below
     ((120, 90), (64, 64), "crop", 40),  # zero padding of the crop
     ((33, 800), (20, 20), "squash", None),  # 40x horizontal shrink: > 128 bytes of taps
+    ((400, 90), (48, 40), "crop", None),  # tall crop: vertical first
 ]
 
 
