@@ -1,4 +1,10 @@
-"""Shared benchmark helpers: timing, the memory-bandwidth floor, the machine."""
+"""Shared helpers of the benchmarks: timing, the memory-bandwidth floor, the machine.
+
+The floor of a memory-bound op is the time to move its bytes at the machine's
+copy bandwidth: ``(bytes read + bytes written) / copy_bandwidth()``, where the
+bandwidth itself counts the bytes read plus the bytes written by
+``dst.copy_(src)`` on large preallocated buffers.
+"""
 
 from __future__ import annotations
 
@@ -8,59 +14,102 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 import torch
 
+__all__ = ["copy_bandwidth", "machine_info", "time_median", "write_json"]
 
-def time_median(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
-    """Median wall time of fn() in seconds (CUDA work is synchronised)."""
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+
+def _sync(device: torch.device | str | None) -> None:
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_median(
+    fn: Callable[[], Any],
+    repeats: int = 5,
+    warmup: int = 1,
+    device: torch.device | str | None = None,
+) -> dict[str, Any]:
+    """Runs ``fn`` ``warmup`` times, then ``repeats`` timed times (wall clock,
+    synchronising ``device`` when it is a GPU). Returns milliseconds:
+    ``{"median_ms", "min_ms", "times_ms"}``."""
     for _ in range(warmup):
         fn()
-    sync()
+    _sync(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "times_ms": [round(t, 3) for t in times],
+    }
 
 
-def copy_bandwidth(device: str = "cpu", nbytes: int = 1 << 30, repeats: int = 7) -> float:
-    """Bytes read + written per second by dst.copy_(src) on preallocated buffers
-    of ``nbytes`` each (with the current torch thread count on the CPU)."""
-    src = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
-    dst = torch.empty_like(src)
-    seconds = time_median(lambda: dst.copy_(src), repeats=repeats, warmup=2)
-    del src, dst
-    return 2 * nbytes / seconds
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or platform.machine()
+def copy_bandwidth(
+    threads: int = 2,
+    nbytes: int = 1 << 30,
+    repeats: int = 5,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Copy bandwidth of ``dst.copy_(src)`` on two preallocated ``nbytes``
+    buffers (pages touched beforehand) with ``threads`` threads, counting the
+    bytes read plus the bytes written. Returns ``{"bytes_per_s", "gb_per_s",
+    "median_ms", "nbytes", "threads"}`` (median of ``repeats`` copies)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+        src = torch.ones(nbytes, dtype=torch.uint8, device=device)
+        dst = torch.zeros(nbytes, dtype=torch.uint8, device=device)
+        timing = time_median(partial(dst.copy_, src), repeats=repeats, warmup=1, device=device)
+    finally:
+        torch.set_num_threads(previous)
+    bytes_per_s = 2 * nbytes / (timing["median_ms"] / 1e3)
+    return {
+        "bytes_per_s": bytes_per_s,
+        "gb_per_s": bytes_per_s / 1e9,
+        "median_ms": timing["median_ms"],
+        "nbytes": nbytes,
+        "threads": threads,
+        "device": str(device),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    info = {
-        "cpu": cpu,
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, logical cores, the threads torch uses, versions, GPU if any."""
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
         "torch": torch.__version__,
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
 
 
-def write_json(path: str, payload: dict) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
+def write_json(path: str | Path, data: dict[str, Any]) -> Path:
+    """Writes ``data`` (indented, keys in insertion order) and returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path

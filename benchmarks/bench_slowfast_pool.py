@@ -26,6 +26,7 @@ from _common import copy_bandwidth, machine_info, time_median, write_json  # noq
 from sfllava_ext.ops import slowfast_pool  # noqa: E402
 
 T, N, GRID, SLOW, FAST = 50, 576, 24, 10, (4, 4)
+DEVICE = "cpu"
 
 
 def published(features: torch.Tensor) -> torch.Tensor:
@@ -57,8 +58,14 @@ def plain_torch(features: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def run(device: str, repeats: int) -> dict:
-    bandwidth = copy_bandwidth(device)
+def _seconds(fn, repeats: int, warmup: int = 2) -> float:
+    return time_median(fn, repeats=repeats, warmup=warmup, device=DEVICE)["median_ms"] / 1e3
+
+
+def run(device: str, repeats: int, threads: int) -> dict:
+    global DEVICE
+    DEVICE = device
+    bandwidth = copy_bandwidth(threads=threads, device=device)["bytes_per_s"]
     rows = []
     for d in (4096, 1024):
         for dtype in (torch.float32, torch.bfloat16):
@@ -71,12 +78,10 @@ def run(device: str, repeats: int) -> dict:
             # Identical tokens (max exact; averages within fp rounding).
             torch.testing.assert_close(ours, ref, rtol=1e-2 if dtype != torch.float32 else 1e-6, atol=1e-6)
             torch.testing.assert_close(plain, ref, rtol=1e-2 if dtype != torch.float32 else 1e-6, atol=1e-6)
-            t_pub = time_median(lambda: published(x), repeats=max(3, repeats // 2), warmup=1)
-            t_plain = time_median(lambda: plain_torch(x, out), repeats=repeats)
-            t_ours = time_median(lambda: slowfast_pool(x, slow_frames=SLOW, fast_size=FAST), repeats=repeats)
-            t_out = time_median(
-                lambda: slowfast_pool(x, slow_frames=SLOW, fast_size=FAST, out=out), repeats=repeats
-            )
+            t_pub = _seconds(lambda: published(x), max(3, repeats // 2), warmup=1)
+            t_plain = _seconds(lambda: plain_torch(x, out), repeats)
+            t_ours = _seconds(lambda: slowfast_pool(x, slow_frames=SLOW, fast_size=FAST), repeats)
+            t_out = _seconds(lambda: slowfast_pool(x, slow_frames=SLOW, fast_size=FAST, out=out), repeats)
             nbytes = x.numel() * x.element_size() + ours.numel() * ours.element_size()
             floor = nbytes / bandwidth
             rows.append(
@@ -125,7 +130,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench_slowfast_pool: --device cuda needs a CUDA device")
-    result = run(args.device, args.repeats)
+    result = run(args.device, args.repeats, args.threads)
     result["machine"] = machine_info()
     if args.device == "cpu":
         result["targets"] = {

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from . import ops
 from ._extension import ExtensionBuildError, build_info
+from .ops import normalize_frames
+from .preprocess import FrameNormalizer, frame_normalizer
 from .slowfast import (
     DEFAULT_SLOWFAST,
     SlowFastConfig,
@@ -22,9 +24,12 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_SLOWFAST",
     "ExtensionBuildError",
+    "FrameNormalizer",
     "SlowFastConfig",
     "aggregate",
     "build_info",
+    "frame_normalizer",
+    "normalize_frames",
     "num_visual_tokens",
     "ops",
     "parse_aggregation",

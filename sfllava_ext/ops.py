@@ -14,7 +14,17 @@ import torch
 
 from ._extension import _C  # noqa: F401  (loads the kernels, registers the ops)
 
-__all__ = ["slowfast_pool", "SLOW_POOLS", "slowfast_geometry"]
+__all__ = [
+    "slowfast_pool",
+    "SLOW_POOLS",
+    "slowfast_geometry",
+    "normalize_frames",
+    "normalize_frames_shape",
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "RESIZE_MODES",
+    "PASS_ORDERS",
+]
 
 SLOW_POOLS = (
     "concat",
@@ -241,3 +251,270 @@ def _slowfast_backward(ctx, grad):
 torch.library.register_autograd(
     "sfllava::slowfast_pool", _slowfast_backward, setup_context=_slowfast_setup_context
 )
+
+
+# --------------------------------------------------------------------------
+# normalize_frames
+# --------------------------------------------------------------------------
+
+#: The CLIP image processor's (OpenAI CLIP's) per-channel mean and std, RGB.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+RESIZE_MODES = ("squash", "crop", "pad")
+#: Pillow's pass orders: ``pillow13`` (Pillow >= 13 runs the vertical pass first
+#: when the height shrinks by more than twice as many pixels as the width) and
+#: ``pillow12`` (Pillow <= 12: always horizontal first).
+PASS_ORDERS = ("pillow13", "pillow12")
+_NF = "normalize_frames"
+_NF_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_MAX_SIDE = 1 << 24
+
+
+def _nf_resized(h: int, w: int, side: int) -> tuple[int, int]:
+    """Hugging Face's shortest-edge output size: the shorter side becomes
+    ``side``, the longer ``int(side * long / short)``."""
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(side * long / short)
+    return (new_long, side) if w <= h else (side, new_long)
+
+
+def normalize_frames_shape(
+    shape: Sequence[int],
+    size: Sequence[int],
+    resize_mode: str,
+    shortest_edge: int | None,
+) -> tuple[int, int, int]:
+    """Validates normalize_frames' geometry arguments against a frames shape,
+    exactly as the C++ op does, and returns ``(T, h, w)`` of the result."""
+    if len(shape) != 4 or int(shape[3]) != 3:
+        raise ValueError(f"{_NF}: frames must be (T, H, W, 3) RGB, got shape {list(shape)}")
+    t, h, w = int(shape[0]), int(shape[1]), int(shape[2])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"{_NF}: frames has zero-sized frames (shape {list(shape)})")
+    if h >= _MAX_SIDE or w >= _MAX_SIDE:
+        raise ValueError(
+            f"{_NF}: frames of {h}x{w} are too large (each side must be < {_MAX_SIDE})"
+        )
+    size = [int(s) for s in size]
+    if len(size) != 2 or size[0] <= 0 or size[1] <= 0:
+        raise ValueError(f"{_NF}: size must be (height, width) with both >= 1, got {size}")
+    if size[0] >= _MAX_SIDE or size[1] >= _MAX_SIDE:
+        raise ValueError(f"{_NF}: size {size} is too large (each side must be < {_MAX_SIDE})")
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(
+            f"{_NF}: resize_mode must be one of {', '.join(RESIZE_MODES)}, got '{resize_mode}'"
+        )
+    if shortest_edge is not None and not 0 < shortest_edge < _MAX_SIDE:
+        raise ValueError(
+            f"{_NF}: shortest_edge must be None or in [1, {_MAX_SIDE}), got {shortest_edge}"
+        )
+    if resize_mode != "squash":
+        side = max(h, w)
+        ch, cw = (side, side) if resize_mode == "pad" else (h, w)
+        rh, rw = _nf_resized(ch, cw, shortest_edge or min(size))
+        if rh >= _MAX_SIDE or rw >= _MAX_SIDE:
+            raise ValueError(
+                f"{_NF}: frames of {h}x{w} resized to shortest edge "
+                f"{shortest_edge or min(size)} give {rh}x{rw}, too large "
+                f"(each side must be < {_MAX_SIDE})"
+            )
+    return t, size[0], size[1]
+
+
+def _nf_check_values(
+    mean: Sequence[float], std: Sequence[float], rescale_factor: float, pass_order: str
+) -> None:
+    if len(mean) != 3:
+        raise ValueError(f"{_NF}: mean must have 3 values (R, G, B), got {len(mean)} values")
+    if len(std) != 3:
+        raise ValueError(f"{_NF}: std must have 3 values (R, G, B), got {len(std)} values")
+    if not all(math.isfinite(m) for m in mean):
+        raise ValueError(f"{_NF}: mean must be finite, got {list(mean)}")
+    # The processor divides in float32, where |std| <= 2^-150 rounds to zero.
+    if not all(math.isfinite(s) and abs(s) > 2.0**-150 for s in std):
+        raise ValueError(f"{_NF}: std must be finite and nonzero, got {list(std)}")
+    if not math.isfinite(rescale_factor):
+        raise ValueError(f"{_NF}: rescale_factor must be finite, got {rescale_factor}")
+    if pass_order not in PASS_ORDERS:
+        raise ValueError(
+            f"{_NF}: pass_order must be one of {', '.join(PASS_ORDERS)}, got '{pass_order}'"
+        )
+
+
+def _nf_check_frames_dtype(frames: torch.Tensor) -> None:
+    if frames.dtype != torch.uint8:
+        raise TypeError(f"{_NF}: frames must be uint8 (T, H, W, 3) RGB, got dtype {frames.dtype}")
+
+
+def _nf_check_dtype(dtype: torch.dtype) -> None:
+    if dtype not in _NF_DTYPES:
+        raise TypeError(f"{_NF}: dtype must be float32, float16 or bfloat16, got {dtype}")
+
+
+def _nf_floats(name: str, values: Sequence[float]) -> list[float]:
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise TypeError(f"{_NF}: {name} must be a sequence of 3 floats, got {values!r}") from None
+
+
+def _nf_as_tensor(frames: object) -> torch.Tensor:
+    """A numpy array becomes a tensor sharing its memory (the op never writes
+    to its input); negative strides are copied away."""
+    import warnings
+
+    if isinstance(frames, torch.Tensor):
+        return frames
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        np = None
+    if np is not None and isinstance(frames, np.ndarray):
+        if any(s < 0 for s in frames.strides):
+            frames = np.ascontiguousarray(frames)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # read-only arrays are fine
+            return torch.from_numpy(frames)
+    raise TypeError(
+        f"{_NF}: frames must be a torch.Tensor or numpy.ndarray, got {type(frames).__name__}"
+    )
+
+
+def normalize_frames(
+    frames: torch.Tensor,
+    size: Sequence[int] = (336, 336),
+    *,
+    resize_mode: str = "squash",
+    shortest_edge: int | None = None,
+    mean: Sequence[float] = CLIP_MEAN,
+    std: Sequence[float] = CLIP_STD,
+    rescale_factor: float = 1 / 255,
+    pass_order: str = "pillow13",
+    dtype: torch.dtype = torch.float16,
+    out: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """The published frame preprocessing (SPEC step 2) in one fused op.
+
+    Resamples exactly as Pillow's ``Image.resize(..., BICUBIC)`` (the same
+    8-bit intermediates, bit for bit), then applies the Hugging Face CLIP image
+    processor's centre crop, ``float32(x * rescale_factor)``, ``(x - mean) /
+    std`` in float32, and casts. No full-size float copy of the frames is made.
+
+    Args:
+        frames: uint8 ``(T, H, W, 3)`` RGB frames, a tensor (CPU or CUDA, any
+            strides) or a numpy array.
+        size: ``(height, width)`` of the result.
+        resize_mode: ``squash`` stretches every frame to ``size`` (the
+            published default, SF-LLaVA's ``resize``; with ``shortest_edge``
+            it stretches to that square and centre-crops to ``size``);
+            ``crop`` is the CLIP processor alone: shortest edge to
+            ``shortest_edge`` (default ``min(size)``) with Hugging Face's size
+            rounding, then its centre crop to ``size`` (zero-padded when the
+            resized frame is smaller); ``pad`` first pastes the frame centred on
+            a square canvas filled with ``int(mean * 255)`` (LLaVA's
+            ``expand2square``), then does as ``crop``.
+        shortest_edge: see ``resize_mode``.
+        mean, std: per-channel normalisation, RGB (std nonzero).
+        rescale_factor: the processor's rescale (1/255).
+        pass_order: which Pillow to match when both axes change size:
+            ``pillow13`` (the default; Pillow >= 13 runs the vertical pass
+            first when the height shrinks by more than twice as many pixels
+            as the width) or ``pillow12`` (Pillow <= 12, which the published
+            SF-LLaVA results used: always horizontal first). The two agree on
+            landscape and square frames shrunk to a square.
+        dtype: float32, float16 or bfloat16.
+        out: optional contiguous ``(T, 3, h, w)`` buffer of ``dtype`` on the
+            frames' device (or ``device``) that receives the result.
+        device: where to normalise; CPU frames bound for CUDA travel as uint8
+            through pinned memory with a non-blocking copy.
+
+    Returns:
+        ``(T, 3, h, w)`` contiguous (NCHW) in ``dtype``, on the frames' device
+        (or ``device``); ``out`` itself when given. ``T = 0`` gives an empty
+        result.
+
+    Raises:
+        TypeError: frames not uint8 (or not a tensor / array), an output dtype
+            other than float32/float16/bfloat16, out of another dtype.
+        ValueError: frames not ``(T, H, W, 3)`` or zero-sized, a bad size or
+            shortest_edge, an unknown resize_mode or pass_order, mean/std not of
+            3 values or a zero std, out of the wrong shape, device or layout.
+    """
+    frames = _nf_as_tensor(frames)
+    _nf_check_frames_dtype(frames)
+    if not isinstance(resize_mode, str):
+        raise TypeError(f"{_NF}: resize_mode must be a str, got {type(resize_mode).__name__}")
+    if not isinstance(pass_order, str):
+        raise TypeError(f"{_NF}: pass_order must be a str, got {type(pass_order).__name__}")
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"{_NF}: dtype must be a torch.dtype, got {dtype!r}")
+    _nf_check_dtype(dtype)
+    try:
+        size_ = [int(s) for s in size]
+    except (TypeError, ValueError):
+        raise TypeError(f"{_NF}: size must be a pair of ints, got {size!r}") from None
+    edge = None if shortest_edge is None else int(shortest_edge)
+    mean_ = _nf_floats("mean", mean)
+    std_ = _nf_floats("std", std)
+    if device is not None and torch.device(device) != frames.device:
+        target = torch.device(device)
+        if frames.device.type == "cpu" and target.type == "cuda":
+            pinned = frames if frames.is_pinned() else frames.pin_memory()
+            frames = pinned.to(target, non_blocking=True)
+        else:
+            frames = frames.to(target)
+    args = (frames, size_, resize_mode, edge, mean_, std_, float(rescale_factor), pass_order, dtype)
+    if out is None:
+        return torch.ops.sfllava.normalize_frames(*args)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{_NF}: out must be a torch.Tensor, got {type(out).__name__}")
+    torch.ops.sfllava.normalize_frames.out(*args, out=out)
+    return out
+
+
+def _nf_fake_checks(
+    frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype
+):
+    _nf_check_frames_dtype(frames)
+    t, h, w = normalize_frames_shape(frames.shape, size, resize_mode, shortest_edge)
+    _nf_check_values(mean, std, rescale_factor, pass_order)
+    _nf_check_dtype(dtype)
+    return t, h, w
+
+
+@torch.library.register_fake("sfllava::normalize_frames")
+def _normalize_frames_fake(
+    frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype
+):
+    t, h, w = _nf_fake_checks(
+        frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype
+    )
+    return frames.new_empty((t, 3, h, w), dtype=dtype)
+
+
+@torch.library.register_fake("sfllava::normalize_frames.out")
+def _normalize_frames_out_fake(
+    frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype, *, out
+):
+    t, h, w = _nf_fake_checks(
+        frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype
+    )
+    if out.device != frames.device:
+        raise ValueError(f"{_NF}: out is on {out.device} but frames is on {frames.device}")
+    if out.dtype != dtype:
+        raise TypeError(f"{_NF}: out has dtype {out.dtype} but dtype is {dtype}")
+    if tuple(out.shape) != (t, 3, h, w):
+        raise ValueError(f"{_NF}: out must have shape ({t}, 3, {h}, {w}), got {list(out.shape)}")
+    if not out.is_contiguous():
+        raise ValueError(f"{_NF}: out must be contiguous (NCHW), got strides {list(out.stride())}")
+
+
+@torch.library.register_fake("sfllava::_normalize_frames_simt")
+def _normalize_frames_simt_fake(
+    frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype
+):
+    t, h, w = _nf_fake_checks(
+        frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype
+    )
+    return frames.new_empty((t, 3, h, w), dtype=dtype)

@@ -5,9 +5,10 @@
 
 TORCH_LIBRARY(sfllava, m) {
   // SPEC steps 5-7: slow pathway over Ns picked frames, fast pathway over all
-  // frames, concatenated into one (num_tokens, D) buffer. The .out overload
-  // writes a caller's buffer and returns nothing, so that torch.compile can
-  // functionalise it (custom ops may not return aliases of their inputs).
+  // frames, concatenated into one (num_tokens, D) buffer.
+  // Every .out overload writes a caller's buffer and returns nothing, so that
+  // torch.compile can functionalise it (custom ops may not return aliases of
+  // their inputs).
   m.def(
       "slowfast_pool(Tensor features, int slow_frames, str slow_pool, int[] fast_size, "
       "int[] grid) -> Tensor");
@@ -22,4 +23,20 @@ TORCH_LIBRARY(sfllava, m) {
   m.def(
       "_slowfast_pool_simt(Tensor features, int slow_frames, str slow_pool, int[] fast_size, "
       "int[] grid, int vec) -> Tensor");
+
+  // SPEC step 2: uint8 (T, H, W, 3) frames -> normalised (T, 3, h, w) pixels:
+  // Pillow's bicubic resize (bit-exact), the CLIP processor's centre crop,
+  // rescale and normalisation, the layout change and the cast, in one pass.
+  m.def(
+      "normalize_frames(Tensor frames, int[] size, str resize_mode, int? shortest_edge, "
+      "float[] mean, float[] std, float rescale_factor, str pass_order, ScalarType dtype) -> Tensor");
+  m.def(
+      "normalize_frames.out(Tensor frames, int[] size, str resize_mode, int? shortest_edge, "
+      "float[] mean, float[] std, float rescale_factor, str pass_order, ScalarType dtype, *, Tensor(a!) out) "
+      "-> ()");
+  // Test-only: the CUDA kernels' bodies run on the CPU over the whole launch
+  // grids (see csrc/common/normalize_frames_simt.h).
+  m.def(
+      "_normalize_frames_simt(Tensor frames, int[] size, str resize_mode, int? shortest_edge, "
+      "float[] mean, float[] std, float rescale_factor, str pass_order, ScalarType dtype) -> Tensor");
 }

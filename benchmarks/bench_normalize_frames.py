@@ -1,0 +1,182 @@
+"""Benchmark of normalize_frames: 50 uint8 frames at 360p, 720p and 1080p to
+normalised (50, 3, 336, 336) float16 pixels (SPEC step 2, the published
+``resize`` mode), every path in one run.
+
+CPU paths (``torch.set_num_threads(2)`` by default):
+  published  per frame: PIL ``Image.resize((336, 336), BICUBIC)`` + the CLIP
+             image processor, then ``torch.stack(...).half()``;
+  torch      ``y = F.interpolate(frames.permute(0, 3, 1, 2), size=(336, 336),
+             mode="bicubic", antialias=True)`` then
+             ``((y.float() / 255 - mean) / std).half()``;
+  ours       ``sfllava_ext.normalize_frames(frames)``, and with ``out=``;
+  floor      (input bytes + output bytes) / copy bandwidth, the bandwidth of
+             ``dst.copy_(src)`` on 1 GiB buffers counting bytes read + written.
+With ``--device cuda`` the frames live on the GPU (the published path is CPU
+only and is skipped); "ours_from_host" uploads CPU frames as uint8 through
+pinned memory inside the call.
+
+    python benchmarks/bench_normalize_frames.py [--device cpu|cuda] [--threads 2]
+
+Prints a table and writes benchmarks/results/normalize_frames_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import warnings
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from _common import copy_bandwidth, machine_info, time_median, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+try:
+    import sfllava_ext
+except ImportError:  # an in-place build of this checkout
+    sys.path.insert(0, str(ROOT))
+    import sfllava_ext
+
+from sfllava_ext.ops import CLIP_MEAN, CLIP_STD  # noqa: E402
+
+RESOLUTIONS = {"360p": (360, 640), "720p": (720, 1280), "1080p": (1080, 1920)}
+SIZE = (336, 336)
+
+
+def make_frames(t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """Gradients plus noise, uint8 (T, H, W, 3): the resamplers' cost does not
+    depend on content, but the parity check below should see every level."""
+    gen = torch.Generator().manual_seed(seed)
+    yy = torch.arange(h).view(1, h, 1, 1).expand(1, h, w, 1)
+    xx = torch.arange(w).view(1, 1, w, 1).expand(1, h, w, 1)
+    base = torch.cat([xx * 255 // w, yy * 255 // h, (xx + yy) % 256], dim=3)
+    noise = torch.randint(-60, 60, (t, h, w, 3), generator=gen)
+    return (base + noise).clamp(0, 255).to(torch.uint8)
+
+
+def published_path(frames: np.ndarray, processor) -> torch.Tensor:
+    from PIL import Image
+
+    pixels = []
+    for frame in frames:
+        img = Image.fromarray(frame).resize(SIZE[::-1], Image.BICUBIC)
+        pixels.append(processor.preprocess(img, return_tensors="pt")["pixel_values"][0])
+    return torch.stack(pixels).half()
+
+
+def torch_path(frames: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    y = F.interpolate(frames.permute(0, 3, 1, 2), size=SIZE, mode="bicubic", antialias=True)
+    return ((y.float() / 255 - mean) / std).half()
+
+
+def clip_processor():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    return CLIPImageProcessorPil(
+        size={"shortest_edge": SIZE[0]}, crop_size={"height": SIZE[0], "width": SIZE[1]}
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--published-repeats", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+
+    bandwidth = copy_bandwidth(threads=args.threads, device=device)
+    processor = clip_processor() if device.type == "cpu" else None
+    mean = torch.tensor(CLIP_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=device).view(1, 3, 1, 1)
+    results = {}
+    for name, (h, w) in RESOLUTIONS.items():
+        host = make_frames(args.frames, h, w)
+        frames = host.to(device)
+        out = torch.empty(args.frames, 3, *SIZE, dtype=torch.float16, device=device)
+        row: dict = {"input": [args.frames, h, w, 3]}
+        timed = {
+            "torch": partial(torch_path, frames, mean, std),
+            "ours": partial(sfllava_ext.normalize_frames, frames),
+            "ours_out": partial(sfllava_ext.normalize_frames, frames, out=out),
+        }
+        if device.type == "cuda":
+            timed["ours_from_host"] = partial(sfllava_ext.normalize_frames, host, device=device)
+        for key, fn in timed.items():
+            row[key] = time_median(fn, repeats=args.repeats, warmup=2, device=device)
+        if processor is not None:
+            row["published"] = time_median(
+                partial(published_path, host.numpy(), processor),
+                repeats=args.published_repeats,
+                warmup=1,
+            )
+        nbytes = host.numel() + out.numel() * out.element_size()
+        row["floor_ms"] = nbytes / bandwidth["bytes_per_s"] * 1e3
+        row["bytes_moved"] = nbytes
+        # parity of what was timed: ours vs the published path and vs plain torch
+        ours = sfllava_ext.normalize_frames(frames).float().cpu()
+        if processor is not None:
+            ref = published_path(host[:5].numpy(), processor).float()
+            row["max_abs_diff_vs_published_fp16"] = (ours[:5] - ref).abs().max().item()
+        row["max_abs_diff_vs_torch_fp16"] = (
+            (ours - torch_path(frames, mean, std).float().cpu()).abs().max().item()
+        )
+        best = min(row["ours"]["median_ms"], row["ours_out"]["median_ms"])
+        ratios = {
+            "torch_over_ours": row["torch"]["median_ms"] / best,
+            "ours_over_floor": best / row["floor_ms"],
+            "floor_fraction_of_copy_bandwidth": row["floor_ms"] / best,
+        }
+        if "published" in row:
+            ratios["published_over_ours"] = row["published"]["median_ms"] / best
+        row["ratios"] = ratios
+        results[name] = row
+
+    header = (
+        f"{'':7} {'published':>10} {'torch':>9} {'ours':>9} {'ours out=':>10} {'floor':>8}"
+        f" {'pub/ours':>9} {'torch/ours':>11} {'ours/floor':>11}"
+    )
+    print(
+        f"normalize_frames, {args.frames} frames -> {tuple(out.shape)} fp16, "
+        f"{args.threads} threads, {device}; medians in ms"
+    )
+    print(f"copy bandwidth {bandwidth['gb_per_s']:.1f} GB/s (read + written)")
+    print(header)
+    for name, row in results.items():
+        pub = row.get("published", {}).get("median_ms", float("nan"))
+        r = row["ratios"]
+        print(
+            f"{name:7} {pub:10.1f} {row['torch']['median_ms']:9.1f} {row['ours']['median_ms']:9.1f}"
+            f" {row['ours_out']['median_ms']:10.1f} {row['floor_ms']:8.2f}"
+            f" {r.get('published_over_ours', float('nan')):8.1f}x {r['torch_over_ours']:10.1f}x"
+            f" {r['ours_over_floor']:10.1f}x"
+        )
+    output = args.output or ROOT / "benchmarks" / "results" / f"normalize_frames_{device.type}.json"
+    path = write_json(
+        output,
+        {
+            "benchmark": "normalize_frames",
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine_info(),
+            "threads": args.threads,
+            "frames": args.frames,
+            "output": [args.frames, 3, *SIZE],
+            "dtype": "float16",
+            "copy_bandwidth": bandwidth,
+            "results": results,
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
