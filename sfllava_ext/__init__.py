@@ -16,6 +16,7 @@ from .slowfast import (
     num_visual_tokens,
     parse_aggregation,
 )
+from .video import VideoClip, VideoDecodeError, load_video, sample_frame_indices
 
 __version__ = "0.1.0"
 
@@ -23,9 +24,13 @@ __all__ = [
     "DEFAULT_SLOWFAST",
     "ExtensionBuildError",
     "SlowFastConfig",
+    "VideoClip",
+    "VideoDecodeError",
     "aggregate",
     "build_info",
+    "load_video",
     "num_visual_tokens",
     "ops",
     "parse_aggregation",
+    "sample_frame_indices",
 ]
