@@ -60,6 +60,7 @@ BACKENDS = ("auto", "pyav", "decord")
 AUTO_BACKEND = "pyav"  # measured faster with identical frames: docs/video.md
 _THREADS_ENV = "SFLLAVA_DECODE_THREADS"
 _MAX_AUTO_THREADS = 16
+_BALANCE_SLACK = 1.25  # largest-first GOP split within 25% of even: no frame threads
 # Decoders whose AVDISCARD_NONREF drops only pictures no other picture references.
 _NONREF_SAFE_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video"})
 
@@ -487,27 +488,54 @@ def _plan_chunks(index: _PacketIndex, frame_pts: list[int], wanted: Sequence[int
 
 
 class _FrameSink:
-    """Collects converted RGB frames from the worker threads (H, W fixed by the stream)."""
+    """The output: one (H, W, 3) uint8 slot per distinct wanted frame, filled by the
+    workers. Each worker converts with its own :class:`_Converter`; decoded frames are
+    dropped as soon as their pixels are in the slot."""
 
-    def __init__(self, width: int, height: int, rotation_holder: list[int]) -> None:
+    def __init__(self, width: int, height: int, wanted: Sequence[int]) -> None:
         self.width = width
         self.height = height
-        self.frames: dict[int, np.ndarray] = {}
-        self.rotation = rotation_holder
+        self.slots = {frame: slot for slot, frame in enumerate(sorted(set(wanted)))}
+        self.array = np.empty((len(self.slots), height, width, 3), dtype=np.uint8)
+        self.filled: set[int] = set()
+        self.rotation: int | None = None
         self.lock = threading.Lock()
 
-    def add(self, frame_index: int, frame: Any) -> None:
-        if frame.width != self.width or frame.height != self.height:
-            # decord scales every frame to the stream's size (bilinear); do the same.
-            rgb = frame.reformat(width=self.width, height=self.height, format="rgb24")
-            array = rgb.to_ndarray()
-        else:
-            array = frame.to_ndarray(format="rgb24")
-        array = np.ascontiguousarray(array)
+    def add(self, frame_index: int, frame: Any, converter: _Converter) -> None:
+        slot = self.slots[frame_index]
+        self.array[slot] = converter.rgb(frame, self.width, self.height)
         with self.lock:
-            if not self.rotation:
-                self.rotation.append(int(getattr(frame, "rotation", 0) or 0))
-            self.frames[frame_index] = array
+            if self.rotation is None:
+                self.rotation = int(getattr(frame, "rotation", 0) or 0)
+            self.filled.add(frame_index)
+
+    def gather(self, indices: Sequence[int]) -> np.ndarray:
+        """(len(indices), H, W, 3) in ``indices`` order; no copy when nothing repeats."""
+        slots = [self.slots[i] for i in indices]
+        if slots == list(range(len(self.slots))):
+            return self.array
+        return self.array[slots]
+
+
+class _Converter:
+    """YUV -> RGB24 exactly as decord gets it: swscale, same size, bilinear flags (the
+    default of FFmpeg's scale filter), colour matrix and range from the frame. One per
+    worker thread: the swscale context is built once and reused, and runs on the
+    worker's thread (the workers already use the cores)."""
+
+    def __init__(self, av: Any) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        self.reformatter = VideoReformatter()
+
+    def rgb(self, frame: Any, width: int, height: int) -> np.ndarray:
+        """(height, width, 3) uint8 view of a converted frame (valid until the next call)."""
+        # A frame of another size (a stream that changes resolution) is scaled to the
+        # stream's size, as decord's filter graph does.
+        converted = self.reformatter.reformat(
+            frame, width=width, height=height, format="rgb24", threads=1
+        )
+        return converted.to_ndarray()
 
 
 class _Reader:
@@ -521,11 +549,15 @@ class _Reader:
         self.container: Any = None
         self.stream: Any = None
         self.fresh = False
+        self.converter = _Converter(av)
         self.reopen()
 
     def reopen(self) -> None:
         self.close()
-        self.container = self.av.open(self.path, mode="r", metadata_errors="ignore")
+        try:
+            self.container = self.av.open(self.path, mode="r", metadata_errors="ignore")
+        except self.av.FFmpegError as exc:  # e.g. the file changed since it was indexed
+            raise VideoDecodeError(self.path, f"cannot reopen: {_av_reason(exc)}") from exc
         self.stream = self.container.streams.video[self.stream_index]
         # FFmpeg frame threads; a single thread needs no threading at all.
         self.stream.thread_type = "FRAME" if self.decoder_threads > 1 else "SLICE"
@@ -578,7 +610,7 @@ def _decode_chunk(
         for frame in frames:
             frame_index = remaining.pop(frame.pts, None) if frame.pts is not None else None
             if frame_index is not None:
-                sink.add(frame_index, frame)
+                sink.add(frame_index, frame, reader.converter)
 
     reader.fresh = False
     mode = None
@@ -651,6 +683,7 @@ def _decode_sequential(
     (decord's own sequential rule)."""
     remaining = set(wanted)
     last = max(remaining)
+    converter = _Converter(av)
     with av.open(path, mode="r", metadata_errors="ignore") as container:
         stream = container.streams.video[stream_index]
         stream.thread_type = "FRAME" if threads > 1 else "SLICE"
@@ -658,7 +691,7 @@ def _decode_sequential(
         try:
             for position, frame in enumerate(container.decode(stream)):
                 if position in remaining:
-                    sink.add(position, frame)
+                    sink.add(position, frame, converter)
                     remaining.discard(position)
                 if position >= last:
                     break
@@ -685,8 +718,7 @@ def _load_with_pyav(path: str, num_frames: int, fps: float | None) -> VideoClip:
     total_frames = len(index)
     indices = _pick_indices(path, total_frames, video_fps, num_frames, fps)
     threads = decode_threads()
-    rotation: list[int] = []
-    sink = _FrameSink(width, height, rotation)
+    sink = _FrameSink(width, height, indices)
 
     if index.has_pts:
         frame_pts = sorted(index.pts)  # presentation order, as decord sorts them
@@ -696,26 +728,46 @@ def _load_with_pyav(path: str, num_frames: int, fps: float | None) -> VideoClip:
     else:
         _decode_sequential(av, path, stream_index, indices, sink, threads)
 
-    delivered = [i for i in indices if i in sink.frames]
+    delivered = [i for i in indices if i in sink.filled]
     if not delivered:
         raise VideoDecodeError(
             path, f"none of the {len(set(indices))} wanted frames could be decoded"
         )
     if len(delivered) < len(indices):
-        missing = sorted(set(indices) - set(sink.frames))
+        missing = sorted(set(indices) - sink.filled)
         warnings.warn(
             f"{path}: {len(missing)} of the wanted frames could not be decoded "
             f"(first: {missing[:5]}); the clip holds {len(delivered)} frames",
             RuntimeWarning,
             stacklevel=3,
         )
-    array = np.stack([sink.frames[i] for i in delivered])
-    turns = (rotation[0] // 90) % 4 if rotation and rotation[0] % 90 == 0 else 0
+    array = sink.gather(delivered)
+    rotation = sink.rotation or 0
+    turns = (rotation // 90) % 4 if rotation % 90 == 0 else 0
     if turns:
         # decord applies the display matrix with FFmpeg's transpose filter; a lossless
         # quarter turn of the RGB frames gives the same pixels.
         array = np.rot90(array, turns, axes=(1, 2))
     return _make_clip(array, delivered, total_frames, video_fps, "pyav", path)
+
+
+def _decode_layout(threads: int, chunks: list[_Chunk]) -> tuple[int, int]:
+    """(worker threads, FFmpeg frame threads per decoder) for ``threads`` CPUs.
+
+    Independent GOPs in parallel are the cheapest parallelism (no frame-thread
+    hand-offs), so with enough GOPs of similar size each worker decodes single-threaded.
+    When the work cannot be split evenly (a long GOP holds most wanted frames, the
+    libx264 default), each decoder also gets ``threads`` frame threads: the CPUs are
+    oversubscribed while the short GOPs run, and the long one uses all of them after.
+    """
+    workers = max(1, min(threads, len(chunks)))
+    if workers == 1:
+        return 1, threads
+    loads = [0] * workers
+    for cost in sorted((c.cost for c in chunks), reverse=True):
+        loads[loads.index(min(loads))] += cost
+    balanced = max(loads) <= _BALANCE_SLACK * sum(loads) / workers
+    return workers, 1 if balanced else threads
 
 
 def _run_chunks(
@@ -728,18 +780,12 @@ def _run_chunks(
     threads: int,
     codec_name: str,
 ) -> None:
-    """Decode the chunks on ``min(threads, len(chunks))`` workers, largest first.
-
-    Each decoder also gets frame threads, so the cores stay busy when one long GOP
-    remains (the usual case with long-GOP H.264); at worst that oversubscribes the
-    CPUs by the worker count until the short chunks are done.
-    """
+    """Decode the chunks on worker threads (:func:`_decode_layout`), largest first."""
     skip_nonref = codec_name in _NONREF_SAFE_CODECS
     work: queue.Queue[_Chunk] = queue.Queue()
     for chunk in sorted(chunks, key=lambda c: c.cost, reverse=True):
         work.put(chunk)
-    workers = max(1, min(threads, len(chunks)))
-    decoder_threads = threads
+    workers, decoder_threads = _decode_layout(threads, chunks)
     args = (path, stream_index, index, order, work, sink, decoder_threads, skip_nonref)
     if workers == 1:
         _decode_worker(*args)
