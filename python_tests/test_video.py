@@ -23,6 +23,7 @@ from videos import make_frame, read_frame_counter, write_test_images, write_test
 from sfllava_ext.video import (
     VideoClip,
     VideoDecodeError,
+    decode_threads,
     fps_frame_indices,
     load_video,
     sample_frame_indices,
@@ -277,15 +278,68 @@ def test_pyav_equals_reference_and_decord(
     else:
         assert np.array_equal(frames, np.rot90(reference_frames(path, clip.indices), 1, (1, 2)))
         assert frames.shape[1:] == (64, 36, 3)  # displayed upright: portrait
-    if name != "96x64_mpeg4":  # frame counter survives every codec except mpeg4 at q=default
-        counters = [read_frame_counter(np.rot90(f, -1) if "rot" in name else f) for f in frames]
-        assert counters == clip.indices
+    # the counter drawn into each frame says which frame it is
+    counters = [read_frame_counter(np.rot90(f, -1) if "rot" in name else f) for f in frames]
+    assert counters == clip.indices
     if HAVE_DECORD:
         theirs = load_video(path, num_frames, backend="decord")
         assert theirs.indices == clip.indices
         assert theirs.total_frames == clip.total_frames
         assert theirs.fps == pytest.approx(clip.fps)
         assert np.array_equal(theirs.frames.numpy(), frames)
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3", "5"])
+@pytest.mark.parametrize("name", ["66x50_default_gop", "64x48_long_gop12", "96x64_open_gop"])
+def test_decode_thread_counts_do_not_change_frames(
+    videos: dict[str, str], name: str, threads: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers x frame threads layouts (1x1, 2x1, 2x2, 3x1, 5x1, ...) give the same bits."""
+    monkeypatch.setenv("SFLLAVA_DECODE_THREADS", threads)
+    path = videos[name]
+    for num_frames in (50, 5):
+        clip = load_video(path, num_frames, backend="pyav")
+        assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
+
+
+def test_decode_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SFLLAVA_DECODE_THREADS", "3")
+    assert decode_threads() == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("SFLLAVA_DECODE_THREADS", bad)
+        with pytest.raises(ValueError, match="SFLLAVA_DECODE_THREADS"):
+            decode_threads()
+    monkeypatch.delenv("SFLLAVA_DECODE_THREADS")
+    assert 1 <= decode_threads() <= 16
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_video_with_audio_track(tmp_path, backend: str) -> None:
+    """Audio packets interleaved with the video ones are skipped, not counted."""
+    path = str(tmp_path / "with_audio.mp4")
+    with av.open(path, "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("aac", rate=48000)
+        for t in range(45):
+            frame = av.VideoFrame.from_ndarray(make_frame(64, 48, t), format="rgb24")
+            for packet in video.encode(frame):
+                container.mux(packet)
+            samples = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1600), np.float32), format="fltp", layout="mono"
+            )
+            samples.sample_rate = 48000
+            samples.pts = t * 1600
+            for packet in audio.encode(samples):
+                container.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode():
+                container.mux(packet)
+    clip = load_video(path, 10, backend=backend)
+    assert clip.total_frames == 45
+    assert clip.indices == reference_indices(45, 10)
+    assert [read_frame_counter(f) for f in clip.frames.numpy()] == clip.indices
+    assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
 
 
 def test_short_video_repeats_frames(videos: dict[str, str]) -> None:
