@@ -31,6 +31,8 @@ from __future__ import annotations
 import bisect
 import errno
 import logging
+import math
+import numbers
 import os
 import queue
 import threading
@@ -243,8 +245,13 @@ def load_video(
     num_frames = int(num_frames)
     if backend not in BACKENDS:
         raise ValueError(f"load_video: backend must be one of {BACKENDS}, got {backend!r}")
-    if fps is not None and not (isinstance(fps, (int, float)) and fps > 0):
-        raise ValueError(f"load_video: fps must be a number > 0 or None, got {fps!r}")
+    if fps is not None and (
+        isinstance(fps, bool)
+        or not isinstance(fps, numbers.Real)
+        or not math.isfinite(fps)
+        or fps <= 0
+    ):
+        raise ValueError(f"load_video: fps must be a finite number > 0 or None, got {fps!r}")
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "video not found", path)
     if os.path.isdir(path):
@@ -523,7 +530,7 @@ class _Converter:
     worker thread: the swscale context is built once and reused, and runs on the
     worker's thread (the workers already use the cores)."""
 
-    def __init__(self, av: Any) -> None:
+    def __init__(self) -> None:
         from av.video.reformatter import VideoReformatter
 
         self.reformatter = VideoReformatter()
@@ -549,7 +556,7 @@ class _Reader:
         self.container: Any = None
         self.stream: Any = None
         self.fresh = False
-        self.converter = _Converter(av)
+        self.converter = _Converter()
         self.reopen()
 
     def reopen(self) -> None:
@@ -683,7 +690,7 @@ def _decode_sequential(
     (decord's own sequential rule)."""
     remaining = set(wanted)
     last = max(remaining)
-    converter = _Converter(av)
+    converter = _Converter()
     with av.open(path, mode="r", metadata_errors="ignore") as container:
         stream = container.streams.video[stream_index]
         stream.thread_type = "FRAME" if threads > 1 else "SLICE"
