@@ -342,6 +342,48 @@ def test_video_with_audio_track(tmp_path, backend: str) -> None:
     assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
 
 
+@pytest.fixture(scope="module")
+def container_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """H.264 (with B-frames) in containers whose timestamps are awkward, and MPEG-4 Part 2
+    with B-frames in AVI."""
+    d = tmp_path_factory.mktemp("containers")
+    paths = {
+        ext: write_test_video(d / f"h264.{ext}", 64, 48, 90, gop=20)
+        for ext in ("ts", "avi", "flv", "h264")
+    }
+    paths["mpeg4_bframes.avi"] = str(d / "mpeg4_bframes.avi")
+    with av.open(paths["mpeg4_bframes.avi"], "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.max_b_frames = 2
+        stream.codec_context.gop_size = 12
+        for t in range(60):
+            frame = av.VideoFrame.from_ndarray(make_frame(64, 48, t), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return paths
+
+
+@pytest.mark.parametrize("name", ["ts", "avi", "flv", "h264", "mpeg4_bframes.avi"])
+@pytest.mark.parametrize("num_frames", [50, 6])
+def test_pyav_right_frames_in_other_containers(
+    container_videos: dict[str, str], name: str, num_frames: int
+) -> None:
+    """MPEG-TS, AVI (made-up pts for H.264: decode order), FLV and a raw H.264 stream (no
+    timestamps at all): pyav still returns the frames at the sampled positions. (decord
+    returns other frames for MPEG-TS and AVI with B-frames, and cannot open raw H.264;
+    docs/video.md.)"""
+    path = container_videos[name]
+    clip = load_video(path, num_frames, backend="pyav")
+    with av.open(path) as container:
+        total = sum(1 for p in container.demux(video=0) if p.size)
+    assert clip.indices == reference_indices(total, num_frames)
+    assert [read_frame_counter(f) for f in clip.frames.numpy()] == clip.indices
+    assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
+
+
 def test_short_video_repeats_frames(videos: dict[str, str]) -> None:
     clip = load_video(videos["32x24_short"], 50)
     # 7 frames: step = 6/7 < 1, so one frame repeats and the last one is never picked

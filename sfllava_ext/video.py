@@ -469,6 +469,22 @@ def _index_packets(av: Any, container: Any, stream: Any, path: str) -> _PacketIn
     return _PacketIndex(pts, dts, keyframe, truncated)
 
 
+def _timestamps_give_order(index: _PacketIndex, reorders: bool) -> bool:
+    """Whether sorting the packets' pts gives the presentation order.
+
+    Not when a packet has no pts, nor when the codec reorders frames (B-frames) yet the
+    pts rise in decode order: then the container made them up from the decode order
+    (H.264 in AVI does this).
+    """
+    if not index.has_pts:
+        return False
+    if reorders and len(index.pts) > 2:
+        pts = index.pts
+        if all(b > a for a, b in zip(pts, pts[1:], strict=False)):  # type: ignore[operator]
+            return False
+    return True
+
+
 def _plan_chunks(index: _PacketIndex, frame_pts: list[int], wanted: Sequence[int]) -> list[_Chunk]:
     """Group the wanted frames by the keyframe their decoding must start from.
 
@@ -506,6 +522,9 @@ class _FrameSink:
         self.array = np.empty((len(self.slots), height, width, 3), dtype=np.uint8)
         self.filled: set[int] = set()
         self.rotation: int | None = None
+        # set when decoded frames come out of order of their timestamps: the container's
+        # timestamps do not give the presentation order (e.g. H.264 in AVI)
+        self.timestamps_unreliable = False
         self.lock = threading.Lock()
 
     def add(self, frame_index: int, frame: Any, converter: _Converter) -> None:
@@ -612,10 +631,16 @@ def _decode_chunk(
     av = reader.av
     codec = reader.stream.codec_context
     remaining = dict(chunk.wanted)
+    last_pts: list[int] = []
 
     def collect(frames: list[Any]) -> None:
         for frame in frames:
-            frame_index = remaining.pop(frame.pts, None) if frame.pts is not None else None
+            if frame.pts is None:
+                continue
+            if last_pts and frame.pts <= last_pts[0]:
+                sink.timestamps_unreliable = True
+            last_pts[:] = [frame.pts]
+            frame_index = remaining.pop(frame.pts, None)
             if frame_index is not None:
                 sink.add(frame_index, frame, reader.converter)
 
@@ -686,8 +711,8 @@ def _decode_worker(
 def _decode_sequential(
     av: Any, path: str, stream_index: int, wanted: Sequence[int], sink: _FrameSink, threads: int
 ) -> None:
-    """Fallback for packets without timestamps: decode from the start and count frames
-    (decord's own sequential rule)."""
+    """Fallback when timestamps do not give the order: decode from the start and count
+    the frames the decoder outputs (they come out in presentation order)."""
     remaining = set(wanted)
     last = max(remaining)
     converter = _Converter()
@@ -715,6 +740,7 @@ def _load_with_pyav(path: str, num_frames: int, fps: float | None) -> VideoClip:
         width = stream.codec_context.width
         height = stream.codec_context.height
         codec_name = stream.codec_context.name
+        reorders = bool(stream.codec_context.has_b_frames)
         rate = stream.average_rate
         video_fps = float(rate) if rate else None
         index = _index_packets(av, container, stream, path)
@@ -727,11 +753,15 @@ def _load_with_pyav(path: str, num_frames: int, fps: float | None) -> VideoClip:
     threads = decode_threads()
     sink = _FrameSink(width, height, indices)
 
-    if index.has_pts:
+    if _timestamps_give_order(index, reorders):
         frame_pts = sorted(index.pts)  # presentation order, as decord sorts them
         order = {p: i for i, p in enumerate(index.pts)}
         chunks = _plan_chunks(index, frame_pts, indices)
         _run_chunks(path, stream_index, index, order, chunks, sink, threads, codec_name)
+        if sink.timestamps_unreliable:
+            logger.info("%s: timestamps out of presentation order; decoding in sequence", path)
+            sink = _FrameSink(width, height, indices)
+            _decode_sequential(av, path, stream_index, indices, sink, threads)
     else:
         _decode_sequential(av, path, stream_index, indices, sink, threads)
 
