@@ -34,7 +34,6 @@ import logging
 import math
 import numbers
 import os
-import queue
 import threading
 import warnings
 from collections.abc import Sequence
@@ -684,19 +683,15 @@ def _decode_worker(
     stream_index: int,
     index: _PacketIndex,
     order: dict[int, int],
-    chunks: queue.Queue[_Chunk],
+    chunks: Sequence[_Chunk],
     sink: _FrameSink,
     decoder_threads: int,
     skip_nonref: bool,
 ) -> None:
-    """One worker: its own container and decoder, chunks pulled until the queue is empty."""
+    """One worker: its own container and decoder for its chunks, in file order."""
     reader = _Reader(_import_av(), path, stream_index, decoder_threads)
     try:
-        while True:
-            try:
-                chunk = chunks.get_nowait()
-            except queue.Empty:
-                return
+        for chunk in sorted(chunks, key=lambda c: c.start):
             reader.go_to(index, chunk.start)
             if not _decode_chunk(reader, index, order, chunk, sink, skip_nonref):
                 logger.debug(
@@ -788,23 +783,31 @@ def _load_with_pyav(path: str, num_frames: int, fps: float | None) -> VideoClip:
     return _make_clip(array, delivered, total_frames, video_fps, "pyav", path)
 
 
-def _decode_layout(threads: int, chunks: list[_Chunk]) -> tuple[int, int]:
-    """(worker threads, FFmpeg frame threads per decoder) for ``threads`` CPUs.
+def _assign_workers(threads: int, chunks: list[_Chunk]) -> list[tuple[list[_Chunk], int]]:
+    """Split the chunks over ``min(threads, len(chunks))`` workers: (chunks, FFmpeg frame
+    threads) per worker.
 
-    Independent GOPs in parallel are the cheapest parallelism (no frame-thread
-    hand-offs), so with enough GOPs of similar size each worker decodes single-threaded.
-    When the work cannot be split evenly (a long GOP holds most wanted frames, the
-    libx264 default), each decoder also gets ``threads`` frame threads: the CPUs are
-    oversubscribed while the short GOPs run, and the long one uses all of them after.
+    Largest first, each to the least-loaded worker (cost: packets to decode). Independent
+    GOPs in parallel are the cheapest parallelism (no frame-thread hand-offs), so a
+    worker decodes single-threaded unless its share is well above an even split: that is
+    the long-GOP case (libx264's default 250-frame GOP puts most of a 10 s clip in one
+    chunk), where the heavy worker's decoder gets ``threads`` frame threads and uses all
+    CPUs once the light workers are done.
     """
     workers = max(1, min(threads, len(chunks)))
     if workers == 1:
-        return 1, threads
+        return [(list(chunks), threads)]
+    plan: list[list[_Chunk]] = [[] for _ in range(workers)]
     loads = [0] * workers
-    for cost in sorted((c.cost for c in chunks), reverse=True):
-        loads[loads.index(min(loads))] += cost
-    balanced = max(loads) <= _BALANCE_SLACK * sum(loads) / workers
-    return workers, 1 if balanced else threads
+    for chunk in sorted(chunks, key=lambda c: c.cost, reverse=True):
+        w = loads.index(min(loads))
+        plan[w].append(chunk)
+        loads[w] += chunk.cost
+    even = sum(loads) / workers
+    return [
+        (mine, threads if load > _BALANCE_SLACK * even else 1)
+        for mine, load in zip(plan, loads, strict=True)
+    ]
 
 
 def _run_chunks(
@@ -817,17 +820,17 @@ def _run_chunks(
     threads: int,
     codec_name: str,
 ) -> None:
-    """Decode the chunks on worker threads (:func:`_decode_layout`), largest first."""
+    """Decode the chunks on worker threads (:func:`_assign_workers`)."""
     skip_nonref = codec_name in _NONREF_SAFE_CODECS
-    work: queue.Queue[_Chunk] = queue.Queue()
-    for chunk in sorted(chunks, key=lambda c: c.cost, reverse=True):
-        work.put(chunk)
-    workers, decoder_threads = _decode_layout(threads, chunks)
-    args = (path, stream_index, index, order, work, sink, decoder_threads, skip_nonref)
-    if workers == 1:
-        _decode_worker(*args)
+    plan = _assign_workers(threads, chunks)
+
+    def run(mine: list[_Chunk], decoder_threads: int) -> None:
+        _decode_worker(path, stream_index, index, order, mine, sink, decoder_threads, skip_nonref)
+
+    if len(plan) == 1:
+        run(*plan[0])
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sfllava-decode") as pool:
-        futures = [pool.submit(_decode_worker, *args) for _ in range(workers)]
+    with ThreadPoolExecutor(max_workers=len(plan), thread_name_prefix="sfllava-decode") as pool:
+        futures = [pool.submit(run, mine, decoder_threads) for mine, decoder_threads in plan]
         for future in futures:
             future.result()
