@@ -1,0 +1,334 @@
+"""Decoding speed and memory: decord's ``get_batch`` against ``sfllava_ext.load_video``.
+
+For H.264 at 360p, 720p and 1080p (10 s at 30 fps = 300 frames), each with libx264's
+default long GOP (keyint 250) and with a 1 s GOP (keyint 30), both load the 50 frames
+at the published indices (SPEC step 1):
+
+* ``decord``: ``decord.VideoReader(path).get_batch(indices)`` with the reader's
+  defaults (its automatic decoder threads), then ``.asnumpy()``;
+* ``load_video``: ``sfllava_ext.load_video(path, 50)`` (backend ``auto``), with
+  ``SFLLAVA_DECODE_THREADS`` = ``--threads``.
+
+The two run alternately, ``--repeats`` times each; the table gives medians (ms), the
+speed-up of the medians and of the best runs, the CPU time per load (user + system, all
+threads; unlike wall time it does not depend on what else the machine runs), whether
+the frames are bit-identical (asserted) and the peak resident memory one load adds
+(psutil, sampled every millisecond). ``--memory`` also loads the same
+720p file ``--memory-loads`` times in this process and reports resident memory after
+each load (it must stay within 50 MB of the first load).
+
+The test videos are written with PyAV (libx264, python_tests/videos.py) into
+``--cache-dir`` on first use and reused afterwards; they are never committed.
+
+    python benchmarks/bench_decode.py                 # table + JSON
+    python benchmarks/bench_decode.py --memory        # + the 200-load memory run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "python_tests"))
+
+RESOLUTIONS = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
+GOPS = {"long GOP (keyint 250, x264 default)": None, "1 s GOP (keyint 30)": 30}
+NUM_FRAMES = 300
+FPS = 30
+WANTED = 50
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for both sides")
+    parser.add_argument("--repeats", type=int, default=7, help="timed loads per case and side")
+    parser.add_argument("--resolutions", default="360p,720p,1080p")
+    parser.add_argument(
+        "--cache-dir",
+        default=os.path.join(tempfile.gettempdir(), "sfllava_bench_videos"),
+        help="where the generated test videos are kept between runs",
+    )
+    parser.add_argument(
+        "--out", default=os.path.join(ROOT, "benchmarks", "results", "decode_cpu.json")
+    )
+    parser.add_argument("--memory", action="store_true", help="also run the repeated-load test")
+    parser.add_argument("--memory-loads", type=int, default=200)
+    parser.add_argument("--skip-timing", action="store_true", help="only the --memory run")
+    return parser.parse_args()
+
+
+def set_threads(threads: int) -> None:
+    """Two-core fairness: torch, OpenMP and our decoder all get ``threads``."""
+    os.environ["SFLLAVA_DECODE_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    import av
+    import torch
+
+    try:
+        import decord
+
+        decord_version = decord.__version__
+    except ImportError:
+        decord_version = None
+    return {
+        "cpu_model": model,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "av": av.__version__,
+        "ffmpeg_libavcodec_pyav": ".".join(map(str, av.library_versions["libavcodec"])),
+        "decord": decord_version,
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def ensure_video(cache_dir: str, name: str, width: int, height: int, gop: int | None) -> str:
+    from videos import write_test_video
+
+    os.makedirs(cache_dir, exist_ok=True)
+    path = os.path.join(cache_dir, f"{name}_gop{gop or 250}_{NUM_FRAMES}f.mp4")
+    if not os.path.exists(path):
+        print(f"writing {path} ...", flush=True)
+        partial = path + ".partial.mp4"
+        write_test_video(partial, width, height, NUM_FRAMES, fps=FPS, gop=gop)
+        os.replace(partial, path)
+    return path
+
+
+class PeakRss:
+    """Peak resident memory of this process while the block runs (1 ms sampling)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.process = psutil.Process()
+        self.peak = 0
+        self.before = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakRss:
+        self.before = self.process.memory_info().rss
+        self.peak = self.before
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.001)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+    @property
+    def added_mb(self) -> float:
+        return (self.peak - self.before) / 2**20
+
+
+def load_decord(path: str, indices: list[int]) -> np.ndarray:
+    import decord
+
+    reader = decord.VideoReader(path)
+    frames = reader.get_batch(indices).asnumpy()
+    del reader
+    return frames
+
+
+def load_ours(path: str) -> tuple[np.ndarray, list[int]]:
+    from sfllava_ext.video import load_video
+
+    clip = load_video(path, WANTED)
+    return clip.frames.numpy(), clip.indices
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads."""
+    t = os.times()
+    return t.user + t.system
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall ms, CPU ms, result): CPU time does not depend on what else the machine runs."""
+    cpu = cpu_seconds()
+    start = time.perf_counter()
+    result = fn()
+    wall = (time.perf_counter() - start) * 1000.0
+    return wall, (cpu_seconds() - cpu) * 1000.0, result
+
+
+def bench_case(path: str, repeats: int) -> dict[str, Any]:
+    from sfllava_ext.video import sample_frame_indices
+
+    indices = sample_frame_indices(NUM_FRAMES, WANTED)
+    reference = load_decord(path, indices)  # warm-up and the frames to compare with
+    ours, our_indices = load_ours(path)
+    identical = our_indices == indices and np.array_equal(ours, reference)
+    del ours
+    decord_ms, ours_ms, decord_cpu, ours_cpu = [], [], [], []
+    for _ in range(repeats):
+        wall, cpu, _ = timed(lambda: load_decord(path, indices))
+        decord_ms.append(wall)
+        decord_cpu.append(cpu)
+        wall, cpu, _ = timed(lambda: load_ours(path))
+        ours_ms.append(wall)
+        ours_cpu.append(cpu)
+    with PeakRss() as rss_decord:
+        load_decord(path, indices)
+    with PeakRss() as rss_ours:
+        load_ours(path)
+    med = statistics.median
+    return {
+        "decord_ms": med(decord_ms),
+        "load_video_ms": med(ours_ms),
+        "speedup": med(decord_ms) / med(ours_ms),
+        "decord_min_ms": min(decord_ms),
+        "load_video_min_ms": min(ours_ms),
+        "speedup_of_minimums": min(decord_ms) / min(ours_ms),
+        "decord_cpu_ms": med(decord_cpu),
+        "load_video_cpu_ms": med(ours_cpu),
+        "identical": bool(identical),
+        "peak_rss_added_mb_decord": round(rss_decord.added_mb, 1),
+        "peak_rss_added_mb_load_video": round(rss_ours.added_mb, 1),
+        "decord_runs_ms": [round(x, 1) for x in decord_ms],
+        "load_video_runs_ms": [round(x, 1) for x in ours_ms],
+    }
+
+
+def memory_run(path: str, loads: int) -> dict[str, Any]:
+    """RSS after each of ``loads`` loads of the same file in this process."""
+    import psutil
+    from tqdm import tqdm
+
+    from sfllava_ext.video import load_video
+
+    process = psutil.Process()
+    rss_mb = []
+    for _ in tqdm(range(loads), desc="memory: repeated loads", unit="load"):
+        clip = load_video(path, WANTED)
+        del clip
+        rss_mb.append(process.memory_info().rss / 2**20)
+    first = rss_mb[0]
+    return {
+        "file": os.path.basename(path),
+        "loads": loads,
+        "rss_first_mb": round(first, 1),
+        "rss_last_mb": round(rss_mb[-1], 1),
+        "rss_max_mb": round(max(rss_mb), 1),
+        "max_growth_over_first_mb": round(max(rss_mb) - first, 1),
+        "flat_within_50mb": max(rss_mb) - first <= 50.0,
+        "rss_every_20_loads_mb": [round(x, 1) for x in rss_mb[::20]],
+    }
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = (
+        f"{'video':<6} {'GOP':<9} {'decord ms':>9} {'ours ms':>8} {'speed-up':>8} "
+        f"{'(of mins)':>9} {'CPU ms decord/ours':>19} {'identical':>9} "
+        f"{'peak RSS MB decord/ours':>24}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        cpu = f"{r['decord_cpu_ms']:.0f} / {r['load_video_cpu_ms']:.0f}"
+        rss = f"{r['peak_rss_added_mb_decord']:.0f} / {r['peak_rss_added_mb_load_video']:.0f}"
+        gop = "long" if r["gop"].startswith("long") else "1 s"
+        print(
+            f"{r['resolution']:<6} {gop:<9} {r['decord_ms']:>9.0f} {r['load_video_ms']:>8.0f} "
+            f"{r['speedup']:>7.2f}x {r['speedup_of_minimums']:>8.2f}x {cpu:>19} "
+            f"{'yes' if r['identical'] else 'NO':>9} {rss:>24}"
+        )
+
+
+def main() -> None:
+    args = parse_args()
+    set_threads(args.threads)
+    result: dict[str, Any] = {
+        "benchmark": "decode 50 frames at the published indices, H.264 300 frames 30 fps",
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "cases": [],
+    }
+    if not args.skip_timing:
+        for res in args.resolutions.split(","):
+            width, height = RESOLUTIONS[res]
+            for gop_name, gop in GOPS.items():
+                path = ensure_video(args.cache_dir, res, width, height, gop)
+                row = {"resolution": res, "gop": gop_name, "width": width, "height": height}
+                row.update(bench_case(path, args.repeats))
+                result["cases"].append(row)
+                print(
+                    f"{res} {gop_name}: decord {row['decord_ms']:.0f} ms, "
+                    f"load_video {row['load_video_ms']:.0f} ms, identical {row['identical']}",
+                    flush=True,
+                )
+        print()
+        print_table(result["cases"])
+    if args.memory:
+        path = ensure_video(args.cache_dir, "720p", *RESOLUTIONS["720p"], None)
+        result["memory"] = memory_run(path, args.memory_loads)
+        m = result["memory"]
+        print(
+            f"\nmemory: {m['loads']} loads of {m['file']}: RSS first {m['rss_first_mb']} MB, "
+            f"last {m['rss_last_mb']} MB, max {m['rss_max_mb']} MB "
+            f"(+{m['max_growth_over_first_mb']} MB; flat: {m['flat_within_50mb']})"
+        )
+    result["machine"]["load_average_at_end"] = (
+        list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    )
+    if result["cases"] or args.memory:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        if args.skip_timing and os.path.exists(args.out):
+            with open(args.out) as f:
+                previous = json.load(f)
+            previous["memory"] = result.get("memory")
+            result = previous
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        print(f"wrote {args.out}")
+    if any(not r["identical"] for r in result.get("cases", [])):
+        raise SystemExit("frames differ between decord and load_video")
+
+
+if __name__ == "__main__":
+    main()

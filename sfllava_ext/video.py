@@ -1,0 +1,836 @@
+"""Video file -> sampled RGB frames (SPEC step 1). The first stage of the data path.
+
+``load_video(path, num_frames=50)`` opens a video file (or a folder of images), picks
+frames with the published SlowFast-LLaVA rule (:func:`sample_frame_indices`) or on a
+fixed time grid (``fps=``), and returns them as a :class:`VideoClip` whose ``frames``
+are uint8 RGB, shape (T, H, W, 3), contiguous.
+
+Two decoding backends return bit-identical frames for the same file and indices:
+
+* ``decord``: ``decord.VideoReader(path).get_batch(indices)``, what the published code
+  runs. Imported lazily, one reader per call (a reader shared between threads aborts
+  the process) and released as soon as the frames are copied out (an idle reader keeps
+  decoding ahead and holds hundreds of MB).
+* ``pyav``: PyAV (FFmpeg) with a decode plan: the packets are indexed once, every group
+  of picture (GOP) that holds a wanted frame is decoded from its keyframe up to the last
+  wanted frame only, GOPs are decoded in parallel (one container and decoder per worker
+  thread), non-reference frames that are not wanted are never decoded
+  (``skip_frame="NONREF"`` packet by packet) and only wanted frames are converted to RGB.
+  The YUV -> RGB conversion is the same swscale call decord makes (same-size, bilinear
+  flags, the frame's own colour matrix and range, unscaled fast path), so the pixels
+  match decord's bit for bit; the test-suite checks it on many files.
+
+``auto`` picks ``pyav``: it returns the same frames and is faster (see docs/video.md and
+benchmarks/bench_decode.py). A folder of images is read with Pillow (backend
+``"images"``). No torch op runs here; the final array is only wrapped with
+``torch.from_numpy``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import logging
+import math
+import numbers
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "BACKENDS",
+    "VideoClip",
+    "VideoDecodeError",
+    "decode_threads",
+    "fps_frame_indices",
+    "load_video",
+    "sample_frame_indices",
+]
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "pyav", "decord")
+AUTO_BACKEND = "pyav"  # measured faster with identical frames: docs/video.md
+_THREADS_ENV = "SFLLAVA_DECODE_THREADS"
+_MAX_AUTO_THREADS = 16
+_BALANCE_SLACK = 1.25  # largest-first GOP split within 25% of even: no frame threads
+# Decoders whose AVDISCARD_NONREF drops only pictures no other picture references.
+_NONREF_SAFE_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video"})
+
+
+class VideoDecodeError(ValueError):
+    """A file that exists but cannot be read as a video (empty, not a video, truncated,
+    no video stream, no decoder for its codec, ...). ``path`` and ``reason`` say which
+    and why."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"cannot read video '{self.path}': {reason}")
+
+
+@dataclass
+class VideoClip:
+    """Sampled frames of one video.
+
+    Attributes:
+        frames: uint8 tensor (T, H, W, 3), RGB, contiguous, on the CPU.
+        indices: the T frame indices (0-based, presentation order) that ``frames`` hold;
+            may repeat for videos shorter than the requested count.
+        total_frames: frames in the video (decord's count: the video packets).
+        fps: the stream's average frame rate; ``None`` for a folder of images.
+        duration: ``total_frames / fps`` in seconds; ``None`` for a folder of images.
+        backend: what decoded it: ``"pyav"``, ``"decord"`` or ``"images"``.
+        path: the file or folder.
+    """
+
+    frames: torch.Tensor
+    indices: list[int]
+    total_frames: int
+    fps: float | None
+    duration: float | None
+    backend: str
+    path: str = field(default="")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def sample_frame_indices(total_frames: int, num_frames: int) -> list[int]:
+    """The published frame sampling (SPEC step 1).
+
+    ``n = min(total_frames, num_frames)``, ``step = (total_frames - 1) / n``, and frame
+    ``i`` is ``(round(step * i) + round(step * (i + 1))) // 2`` with round-half-to-even.
+    A video shorter than ``num_frames`` gives ``total_frames`` indices (possibly
+    repeated); an empty video gives none.
+    """
+    if isinstance(total_frames, bool) or int(total_frames) != total_frames or total_frames < 0:
+        raise ValueError(
+            f"sample_frame_indices: total_frames must be an int >= 0, got {total_frames!r}"
+        )
+    if isinstance(num_frames, bool) or int(num_frames) != num_frames or num_frames < 1:
+        raise ValueError(
+            f"sample_frame_indices: num_frames must be an int >= 1, got {num_frames!r}"
+        )
+    n = min(int(total_frames), int(num_frames))
+    if n == 0:
+        return []
+    step = (int(total_frames) - 1) / n
+    # np.rint rounds half to even, like np.round in the published code.
+    bounds = np.rint(step * np.arange(n + 1, dtype=np.float64)).astype(np.int64)
+    return ((bounds[:-1] + bounds[1:]) // 2).tolist()
+
+
+def fps_frame_indices(
+    total_frames: int, video_fps: float, fps: float, max_frames: int
+) -> list[int]:
+    """Frames on a fixed time grid: one every ``1 / fps`` seconds, starting at t = 0.
+
+    Sample ``k`` is at ``t = k / fps``; its frame is ``floor(t * video_fps)`` (the frame
+    shown at that time), computed exactly with fractions. When the grid holds more than
+    ``max_frames`` samples, ``max_frames`` of them are kept, spread over the whole video
+    with :func:`sample_frame_indices` over the grid (so the end of a long video is not
+    cut off).
+    """
+    if not fps > 0:
+        raise ValueError(f"fps_frame_indices: fps must be > 0, got {fps!r}")
+    if not video_fps > 0:
+        raise ValueError(f"fps_frame_indices: the video has no frame rate (got {video_fps!r})")
+    if max_frames < 1:
+        raise ValueError(f"fps_frame_indices: max_frames must be >= 1, got {max_frames!r}")
+    frames_per_sample = Fraction(video_fps).limit_denominator(1_000_000) / Fraction(
+        fps
+    ).limit_denominator(1_000_000)
+    grid = []
+    k = 0
+    while True:
+        index = int(k * frames_per_sample)  # floor: both are positive
+        if index >= total_frames:
+            break
+        grid.append(index)
+        k += 1
+    if len(grid) > max_frames:
+        grid = [grid[i] for i in sample_frame_indices(len(grid), max_frames)]
+    return grid
+
+
+def _check_indices(path: str, indices: Sequence[int], total_frames: int) -> None:
+    bad = [i for i in indices if not 0 <= i < total_frames]
+    if bad:
+        raise VideoDecodeError(
+            path, f"frame indices {bad[:5]} out of range for {total_frames} frames"
+        )
+
+
+def _pick_indices(
+    path: str, total_frames: int, video_fps: float | None, num_frames: int, fps: float | None
+) -> list[int]:
+    if fps is None:
+        indices = sample_frame_indices(total_frames, num_frames)
+    else:
+        if not video_fps or video_fps <= 0:
+            raise VideoDecodeError(path, "fps= needs the video's frame rate, which is unknown")
+        indices = fps_frame_indices(total_frames, video_fps, fps, num_frames)
+    _check_indices(path, indices, total_frames)
+    return indices
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def decode_threads() -> int:
+    """Threads the ``pyav`` backend decodes with: ``$SFLLAVA_DECODE_THREADS`` if set,
+    else the CPUs this process may run on (at most 16)."""
+    env = os.environ.get(_THREADS_ENV, "").strip()
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"{_THREADS_ENV} must be an integer >= 1, got {env!r}") from None
+        if value < 1:
+            raise ValueError(f"{_THREADS_ENV} must be an integer >= 1, got {env!r}")
+        return value
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, _MAX_AUTO_THREADS))
+
+
+def load_video(
+    path: str | os.PathLike,
+    num_frames: int = 50,
+    *,
+    backend: str = "auto",
+    fps: float | None = None,
+) -> VideoClip:
+    """Decode the sampled frames of a video file or a folder of images.
+
+    Args:
+        path: a video file, or a folder whose image files (sorted by name) are the frames.
+        num_frames: frames wanted (the published default is 50). With ``fps=None`` the
+            published midpoint sampling picks them; with ``fps`` it is the cap.
+        backend: ``"auto"`` (``"pyav"``), ``"pyav"`` or ``"decord"``; both return
+            identical frames. Ignored for a folder of images.
+        fps: if given, one frame every ``1 / fps`` seconds instead (:func:`fps_frame_indices`).
+
+    Returns:
+        A :class:`VideoClip`; ``frames`` is a uint8 tensor (T, H, W, 3), RGB, contiguous.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        VideoDecodeError: the file cannot be read as a video (empty, not a video,
+            truncated beyond use, no video stream, unknown codec, ...).
+        ValueError: bad arguments.
+        ImportError: ``backend="decord"`` without decord installed.
+
+    Frames that the container announces but that cannot be read (a truncated file)
+    end the clip early with a ``RuntimeWarning`` (pyav); decord raises VideoDecodeError.
+    """
+    path = os.fspath(path)
+    if isinstance(num_frames, bool) or int(num_frames) != num_frames or num_frames < 1:
+        raise ValueError(f"load_video: num_frames must be an int >= 1, got {num_frames!r}")
+    num_frames = int(num_frames)
+    if backend not in BACKENDS:
+        raise ValueError(f"load_video: backend must be one of {BACKENDS}, got {backend!r}")
+    if fps is not None and (
+        isinstance(fps, bool)
+        or not isinstance(fps, numbers.Real)
+        or not math.isfinite(fps)
+        or fps <= 0
+    ):
+        raise ValueError(f"load_video: fps must be a finite number > 0 or None, got {fps!r}")
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "video not found", path)
+    if os.path.isdir(path):
+        return _load_image_folder(path, num_frames, fps)
+    if not os.path.isfile(path):
+        raise VideoDecodeError(path, "not a regular file")
+    if os.path.getsize(path) == 0:
+        raise VideoDecodeError(path, "the file is empty (0 bytes)")
+    chosen = AUTO_BACKEND if backend == "auto" else backend
+    if chosen == "decord":
+        return _load_with_decord(path, num_frames, fps)
+    return _load_with_pyav(path, num_frames, fps)
+
+
+def _make_clip(
+    array: np.ndarray,
+    indices: list[int],
+    total_frames: int,
+    video_fps: float | None,
+    backend: str,
+    path: str,
+) -> VideoClip:
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    duration = total_frames / video_fps if video_fps else None
+    return VideoClip(
+        frames=torch.from_numpy(array),
+        indices=list(indices),
+        total_frames=total_frames,
+        fps=video_fps,
+        duration=duration,
+        backend=backend,
+        path=path,
+    )
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _image_extensions() -> set[str]:
+    from PIL import Image
+
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+
+def _load_image_folder(path: str, num_frames: int, fps: float | None) -> VideoClip:
+    """A folder of images as a video: image files sorted by name, hidden files skipped."""
+    from PIL import Image, UnidentifiedImageError
+
+    if fps is not None:
+        raise ValueError(f"load_video: fps= needs a frame rate; the folder '{path}' has none")
+    extensions = _image_extensions()
+    names = sorted(
+        name
+        for name in os.listdir(path)
+        if not name.startswith(".")
+        and os.path.splitext(name)[1].lower() in extensions
+        and os.path.isfile(os.path.join(path, name))
+    )
+    if not names:
+        raise VideoDecodeError(path, "the folder holds no image files")
+    indices = sample_frame_indices(len(names), num_frames)
+    unique = sorted(set(indices))
+    decoded: dict[int, np.ndarray] = {}
+    for i in unique:
+        file = os.path.join(path, names[i])
+        try:
+            with Image.open(file) as image:
+                decoded[i] = np.asarray(image.convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise VideoDecodeError(path, f"cannot read image '{names[i]}': {exc}") from exc
+    shapes = {a.shape for a in decoded.values()}
+    if len(shapes) > 1:
+        raise VideoDecodeError(path, f"the images differ in size: {sorted(shapes)}")
+    array = np.stack([decoded[i] for i in indices])
+    return _make_clip(array, indices, len(names), None, "images", path)
+
+
+# --------------------------------------------------------------------------- decord
+
+
+def _decord_reason(exc: BaseException) -> str:
+    """decord's messages start with '[time] /path/file.cc:line: '; keep the rest."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    marker = text.find(".cc:")
+    if text.startswith("[") and marker != -1:
+        rest = text[marker + 4 :]
+        text = rest.split(": ", 1)[1] if ": " in rest else rest
+    return f"decord: {text}"
+
+
+def _load_with_decord(path: str, num_frames: int, fps: float | None) -> VideoClip:
+    """``decord.VideoReader(path).get_batch(indices)``, one reader per call, freed at once."""
+    try:
+        import decord
+    except ImportError as exc:
+        raise ImportError(
+            "load_video(backend='decord') needs decord (pip install decord); "
+            "backend='pyav' returns the same frames"
+        ) from exc
+    decord_errors = (decord.DECORDError, RuntimeError, AssertionError, IndexError)
+    reader = None
+    try:
+        try:
+            reader = decord.VideoReader(path, ctx=decord.cpu(0))
+            total_frames = len(reader)
+            video_fps = float(reader.get_avg_fps())
+        except decord_errors as exc:
+            raise VideoDecodeError(path, _decord_reason(exc)) from exc
+        if total_frames < 1:
+            raise VideoDecodeError(path, "decord: the video has no frames")
+        if not np.isfinite(video_fps) or video_fps <= 0:
+            video_fps = None
+        indices = _pick_indices(path, total_frames, video_fps, num_frames, fps)
+        try:
+            batch = reader.get_batch(indices)
+        except decord_errors as exc:
+            raise VideoDecodeError(path, _decord_reason(exc)) from exc
+        # decord's output bridge is global state (another library may switch it to torch).
+        array = batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch)
+        del batch
+    finally:
+        # Release the reader now: its decoder thread keeps decoding ahead while it lives.
+        del reader
+    return _make_clip(array, indices, total_frames, video_fps, "decord", path)
+
+
+# --------------------------------------------------------------------------- pyav
+
+
+@dataclass(frozen=True)
+class _PacketIndex:
+    """The video packets of a file in decode order (what decord counts as frames)."""
+
+    pts: list[int | None]
+    dts: list[int | None]
+    keyframe: list[bool]
+    truncated: bool
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    @property
+    def has_pts(self) -> bool:
+        return all(p is not None for p in self.pts)
+
+
+@dataclass
+class _Chunk:
+    """Packets ``start`` .. ``end`` (decode order) decoded in one go from the keyframe at
+    ``start``; ``wanted`` maps the pts of wanted frames to their frame index."""
+
+    start: int
+    end: int
+    wanted: dict[int, int]
+
+    @property
+    def cost(self) -> int:
+        return self.end - self.start + 1
+
+
+def _import_av() -> Any:
+    import av
+
+    return av
+
+
+def _open_container(av: Any, path: str) -> Any:
+    try:
+        return av.open(path, mode="r", metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise VideoDecodeError(path, f"cannot open the container ({_av_reason(exc)})") from exc
+
+
+def _av_reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text).split(": '", 1)[0]
+
+
+def _video_stream(av: Any, container: Any, path: str) -> Any:
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise VideoDecodeError(path, f"no video stream (streams: {', '.join(kinds)})")
+    stream = container.streams.best("video") or container.streams.video[0]
+    if stream.codec_context is None:
+        raise VideoDecodeError(path, "no decoder for the video stream's codec")
+    return stream
+
+
+def _index_packets(av: Any, container: Any, stream: Any, path: str) -> _PacketIndex:
+    """Demux (no decoding) every packet of ``stream``: pts, dts, keyframe flag."""
+    pts: list[int | None] = []
+    dts: list[int | None] = []
+    keyframe: list[bool] = []
+    truncated = False
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's final flush packet
+                continue
+            pts.append(packet.pts)
+            dts.append(packet.dts)
+            keyframe.append(bool(packet.is_keyframe))
+    except av.FFmpegError as exc:
+        truncated = True
+        logger.debug("%s: demuxing stopped after %d packets: %s", path, len(pts), exc)
+    claimed = stream.frames or 0
+    if claimed > len(pts):
+        truncated = True
+    if truncated and pts:
+        warnings.warn(
+            f"{path}: the container announces {max(claimed, len(pts))} frames but only "
+            f"{len(pts)} can be read (truncated or damaged file); the clip ends early",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return _PacketIndex(pts, dts, keyframe, truncated)
+
+
+def _timestamps_give_order(index: _PacketIndex, reorders: bool) -> bool:
+    """Whether sorting the packets' pts gives the presentation order.
+
+    Not when a packet has no pts, nor when the codec reorders frames (B-frames) yet the
+    pts rise in decode order: then the container made them up from the decode order
+    (H.264 in AVI does this).
+    """
+    if not index.has_pts:
+        return False
+    if reorders and len(index.pts) > 2:
+        pts = index.pts
+        if all(b > a for a, b in zip(pts, pts[1:], strict=False)):  # type: ignore[operator]
+            return False
+    return True
+
+
+def _plan_chunks(index: _PacketIndex, frame_pts: list[int], wanted: Sequence[int]) -> list[_Chunk]:
+    """Group the wanted frames by the keyframe their decoding must start from.
+
+    A frame whose packet sits in GOP g (decode order) starts at g's keyframe, except a
+    leading picture shown before that keyframe (open GOP), which starts one GOP earlier.
+    """
+    order = {p: i for i, p in enumerate(index.pts)}
+    keys = [i for i, k in enumerate(index.keyframe) if k] or [0]
+    if keys[0] != 0:
+        keys.insert(0, 0)  # packets before the first flagged keyframe: decode from the start
+    chunks: dict[int, _Chunk] = {}
+    for frame in sorted(set(wanted)):
+        pts = frame_pts[frame]
+        position = order[pts]
+        g = bisect.bisect_right(keys, position) - 1
+        key_pts = index.pts[keys[g]]
+        if g > 0 and key_pts is not None and pts < key_pts:
+            g -= 1
+        start = keys[g]
+        chunk = chunks.setdefault(start, _Chunk(start, position, {}))
+        chunk.end = max(chunk.end, position)
+        chunk.wanted[pts] = frame
+    return sorted(chunks.values(), key=lambda c: c.start)
+
+
+class _FrameSink:
+    """The output: one (H, W, 3) uint8 slot per distinct wanted frame, filled by the
+    workers. Each worker converts with its own :class:`_Converter`; decoded frames are
+    dropped as soon as their pixels are in the slot."""
+
+    def __init__(self, width: int, height: int, wanted: Sequence[int]) -> None:
+        self.width = width
+        self.height = height
+        self.slots = {frame: slot for slot, frame in enumerate(sorted(set(wanted)))}
+        self.array = np.empty((len(self.slots), height, width, 3), dtype=np.uint8)
+        self.filled: set[int] = set()
+        self.rotation: int | None = None
+        # set when decoded frames come out of order of their timestamps: the container's
+        # timestamps do not give the presentation order (e.g. H.264 in AVI)
+        self.timestamps_unreliable = False
+        self.lock = threading.Lock()
+
+    def add(self, frame_index: int, frame: Any, converter: _Converter) -> None:
+        slot = self.slots[frame_index]
+        self.array[slot] = converter.rgb(frame, self.width, self.height)
+        with self.lock:
+            if self.rotation is None:
+                self.rotation = int(getattr(frame, "rotation", 0) or 0)
+            self.filled.add(frame_index)
+
+    def gather(self, indices: Sequence[int]) -> np.ndarray:
+        """(len(indices), H, W, 3) in ``indices`` order; no copy when nothing repeats."""
+        slots = [self.slots[i] for i in indices]
+        if slots == list(range(len(self.slots))):
+            return self.array
+        return self.array[slots]
+
+
+class _Converter:
+    """YUV -> RGB24 exactly as decord gets it: swscale, same size, bilinear flags (the
+    default of FFmpeg's scale filter), colour matrix and range from the frame. One per
+    worker thread: the swscale context is built once and reused, and runs on the
+    worker's thread (the workers already use the cores)."""
+
+    def __init__(self) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        self.reformatter = VideoReformatter()
+
+    def rgb(self, frame: Any, width: int, height: int) -> np.ndarray:
+        """(height, width, 3) uint8 view of a converted frame (valid until the next call)."""
+        # A frame of another size (a stream that changes resolution) is scaled to the
+        # stream's size, as decord's filter graph does.
+        converted = self.reformatter.reformat(
+            frame, width=width, height=height, format="rgb24", threads=1
+        )
+        return converted.to_ndarray()
+
+
+class _Reader:
+    """One worker's container and decoder; ``fresh`` while nothing has been demuxed."""
+
+    def __init__(self, av: Any, path: str, stream_index: int, decoder_threads: int) -> None:
+        self.av = av
+        self.path = path
+        self.stream_index = stream_index
+        self.decoder_threads = decoder_threads
+        self.container: Any = None
+        self.stream: Any = None
+        self.fresh = False
+        self.converter = _Converter()
+        self.reopen()
+
+    def reopen(self) -> None:
+        self.close()
+        try:
+            self.container = self.av.open(self.path, mode="r", metadata_errors="ignore")
+        except self.av.FFmpegError as exc:  # e.g. the file changed since it was indexed
+            raise VideoDecodeError(self.path, f"cannot reopen: {_av_reason(exc)}") from exc
+        self.stream = self.container.streams.video[self.stream_index]
+        # FFmpeg frame threads; a single thread needs no threading at all.
+        self.stream.thread_type = "FRAME" if self.decoder_threads > 1 else "SLICE"
+        self.stream.thread_count = self.decoder_threads
+        self.fresh = True
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+            self.stream = None
+
+    def go_to(self, index: _PacketIndex, start: int) -> None:
+        """Position the demuxer at or before packet ``start`` (a keyframe)."""
+        if self.fresh:
+            if start == 0:
+                return
+        elif start == 0:
+            self.reopen()
+            return
+        stamps = [t for t in (index.dts[start], index.pts[start]) if t is not None]
+        try:
+            self.container.seek(min(stamps), stream=self.stream, backward=True)
+        except self.av.FFmpegError:
+            self.reopen()  # demux from the start instead
+            return
+        self.fresh = False
+
+
+def _decode_chunk(
+    reader: _Reader,
+    index: _PacketIndex,
+    order: dict[int, int],
+    chunk: _Chunk,
+    sink: _FrameSink,
+    skip_nonref: bool,
+) -> bool:
+    """Decode packets ``chunk.start`` .. ``chunk.end`` and keep the wanted frames.
+
+    Wanted packets are decoded normally; the others with ``skip_frame="NONREF"``, which
+    drops a picture only when no other picture references it. The decoder is drained
+    at the end instead of reading further packets. Returns False when the demuxer came
+    out past ``chunk.start`` (a seek that overshot); nothing was decoded then.
+    """
+    av = reader.av
+    codec = reader.stream.codec_context
+    remaining = dict(chunk.wanted)
+    last_pts: list[int] = []
+
+    def collect(frames: list[Any]) -> None:
+        for frame in frames:
+            if frame.pts is None:
+                continue
+            if last_pts and frame.pts <= last_pts[0]:
+                sink.timestamps_unreliable = True
+            last_pts[:] = [frame.pts]
+            frame_index = remaining.pop(frame.pts, None)
+            if frame_index is not None:
+                sink.add(frame_index, frame, reader.converter)
+
+    reader.fresh = False
+    mode = None
+    try:
+        for packet in reader.container.demux(reader.stream):
+            if packet.size == 0:
+                break
+            position = order.get(packet.pts, -1) if packet.pts is not None else -1
+            if position < chunk.start:
+                continue  # before our keyframe (or unknown): not needed
+            if mode is None and position > chunk.start:
+                return False
+            want = "NONREF" if skip_nonref and packet.pts not in remaining else "DEFAULT"
+            if want != mode:
+                codec.skip_frame = want
+                mode = want
+            collect(codec.decode(packet))
+            if position >= chunk.end or not remaining:
+                break
+        if remaining:
+            codec.skip_frame = "DEFAULT"
+            collect(codec.decode(None))  # drain the frames the decoder still holds
+    except av.FFmpegError as exc:
+        logger.warning(
+            "%s: decoding stopped inside packets %d..%d: %s",
+            reader.path,
+            chunk.start,
+            chunk.end,
+            exc,
+        )
+    finally:
+        codec.skip_frame = "DEFAULT"
+        codec.flush_buffers()
+    return True
+
+
+def _decode_worker(
+    path: str,
+    stream_index: int,
+    index: _PacketIndex,
+    order: dict[int, int],
+    chunks: Sequence[_Chunk],
+    sink: _FrameSink,
+    decoder_threads: int,
+    skip_nonref: bool,
+) -> None:
+    """One worker: its own container and decoder for its chunks, in file order."""
+    reader = _Reader(_import_av(), path, stream_index, decoder_threads)
+    try:
+        for chunk in sorted(chunks, key=lambda c: c.start):
+            reader.go_to(index, chunk.start)
+            if not _decode_chunk(reader, index, order, chunk, sink, skip_nonref):
+                logger.debug(
+                    "%s: seek passed packet %d; demuxing from the start", path, chunk.start
+                )
+                reader.reopen()
+                _decode_chunk(reader, index, order, chunk, sink, skip_nonref)
+    finally:
+        reader.close()
+
+
+def _decode_sequential(
+    av: Any, path: str, stream_index: int, wanted: Sequence[int], sink: _FrameSink, threads: int
+) -> None:
+    """Fallback when timestamps do not give the order: decode from the start and count
+    the frames the decoder outputs (they come out in presentation order)."""
+    remaining = set(wanted)
+    last = max(remaining)
+    converter = _Converter()
+    with av.open(path, mode="r", metadata_errors="ignore") as container:
+        stream = container.streams.video[stream_index]
+        stream.thread_type = "FRAME" if threads > 1 else "SLICE"
+        stream.thread_count = threads
+        try:
+            for position, frame in enumerate(container.decode(stream)):
+                if position in remaining:
+                    sink.add(position, frame, converter)
+                    remaining.discard(position)
+                if position >= last:
+                    break
+        except av.FFmpegError as exc:
+            logger.warning("%s: decoding stopped: %s", path, exc)
+
+
+def _load_with_pyav(path: str, num_frames: int, fps: float | None) -> VideoClip:
+    av = _import_av()
+    container = _open_container(av, path)
+    with container:
+        stream = _video_stream(av, container, path)
+        stream_index = list(container.streams.video).index(stream)
+        width = stream.codec_context.width
+        height = stream.codec_context.height
+        codec_name = stream.codec_context.name
+        reorders = bool(stream.codec_context.has_b_frames)
+        rate = stream.average_rate
+        video_fps = float(rate) if rate else None
+        index = _index_packets(av, container, stream, path)
+    if len(index) == 0:
+        raise VideoDecodeError(path, "the video stream holds no frames")
+    if width <= 0 or height <= 0:
+        raise VideoDecodeError(path, f"the video stream has no frame size ({width}x{height})")
+    total_frames = len(index)
+    indices = _pick_indices(path, total_frames, video_fps, num_frames, fps)
+    threads = decode_threads()
+    sink = _FrameSink(width, height, indices)
+
+    if _timestamps_give_order(index, reorders):
+        frame_pts = sorted(index.pts)  # presentation order, as decord sorts them
+        order = {p: i for i, p in enumerate(index.pts)}
+        chunks = _plan_chunks(index, frame_pts, indices)
+        _run_chunks(path, stream_index, index, order, chunks, sink, threads, codec_name)
+        if sink.timestamps_unreliable:
+            logger.info("%s: timestamps out of presentation order; decoding in sequence", path)
+            sink = _FrameSink(width, height, indices)
+            _decode_sequential(av, path, stream_index, indices, sink, threads)
+    else:
+        _decode_sequential(av, path, stream_index, indices, sink, threads)
+
+    delivered = [i for i in indices if i in sink.filled]
+    if not delivered:
+        raise VideoDecodeError(
+            path, f"none of the {len(set(indices))} wanted frames could be decoded"
+        )
+    if len(delivered) < len(indices):
+        missing = sorted(set(indices) - sink.filled)
+        warnings.warn(
+            f"{path}: {len(missing)} of the wanted frames could not be decoded "
+            f"(first: {missing[:5]}); the clip holds {len(delivered)} frames",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    array = sink.gather(delivered)
+    rotation = sink.rotation or 0
+    turns = (rotation // 90) % 4 if rotation % 90 == 0 else 0
+    if turns:
+        # decord applies the display matrix with FFmpeg's transpose filter; a lossless
+        # quarter turn of the RGB frames gives the same pixels.
+        array = np.rot90(array, turns, axes=(1, 2))
+    return _make_clip(array, delivered, total_frames, video_fps, "pyav", path)
+
+
+def _assign_workers(threads: int, chunks: list[_Chunk]) -> list[tuple[list[_Chunk], int]]:
+    """Split the chunks over ``min(threads, len(chunks))`` workers: (chunks, FFmpeg frame
+    threads) per worker.
+
+    Largest first, each to the least-loaded worker (cost: packets to decode). Independent
+    GOPs in parallel are the cheapest parallelism (no frame-thread hand-offs), so a
+    worker decodes single-threaded unless its share is well above an even split: that is
+    the long-GOP case (libx264's default 250-frame GOP puts most of a 10 s clip in one
+    chunk), where the heavy worker's decoder gets ``threads`` frame threads and uses all
+    CPUs once the light workers are done.
+    """
+    workers = max(1, min(threads, len(chunks)))
+    if workers == 1:
+        return [(list(chunks), threads)]
+    plan: list[list[_Chunk]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for chunk in sorted(chunks, key=lambda c: c.cost, reverse=True):
+        w = loads.index(min(loads))
+        plan[w].append(chunk)
+        loads[w] += chunk.cost
+    even = sum(loads) / workers
+    return [
+        (mine, threads if load > _BALANCE_SLACK * even else 1)
+        for mine, load in zip(plan, loads, strict=True)
+    ]
+
+
+def _run_chunks(
+    path: str,
+    stream_index: int,
+    index: _PacketIndex,
+    order: dict[int, int],
+    chunks: list[_Chunk],
+    sink: _FrameSink,
+    threads: int,
+    codec_name: str,
+) -> None:
+    """Decode the chunks on worker threads (:func:`_assign_workers`)."""
+    skip_nonref = codec_name in _NONREF_SAFE_CODECS
+    plan = _assign_workers(threads, chunks)
+
+    def run(mine: list[_Chunk], decoder_threads: int) -> None:
+        _decode_worker(path, stream_index, index, order, mine, sink, decoder_threads, skip_nonref)
+
+    if len(plan) == 1:
+        run(*plan[0])
+        return
+    with ThreadPoolExecutor(max_workers=len(plan), thread_name_prefix="sfllava-decode") as pool:
+        futures = [pool.submit(run, mine, decoder_threads) for mine, decoder_threads in plan]
+        for future in futures:
+            future.result()
