@@ -26,7 +26,6 @@ from _common import copy_bandwidth, machine_info, time_median, write_json  # noq
 from sfllava_ext.ops import slowfast_pool  # noqa: E402
 
 T, N, GRID, SLOW, FAST = 50, 576, 24, 10, (4, 4)
-DEVICE = "cpu"
 
 
 def published(features: torch.Tensor) -> torch.Tensor:
@@ -58,58 +57,62 @@ def plain_torch(features: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _seconds(fn, repeats: int, warmup: int = 2) -> float:
-    return time_median(fn, repeats=repeats, warmup=warmup, device=DEVICE)["median_ms"] / 1e3
+def measure_case(d: int, dtype: torch.dtype, device: str, repeats: int, bandwidth: float) -> dict:
+    """One (T, N, d) case: checks the paths agree, then times them."""
+
+    def seconds(fn, runs: int, warmup: int = 2) -> float:
+        return time_median(fn, repeats=runs, warmup=warmup, device=device)["median_ms"] / 1e3
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(T, N, d, generator=gen).to(dtype).to(device)
+    ours = slowfast_pool(x, slow_frames=SLOW, fast_size=FAST)
+    out = torch.empty_like(ours)
+    ref = published(x)
+    # Same tokens: max pools exact, averages within rounding of the dtype.
+    rtol = 1e-6 if dtype == torch.float32 else 1e-2
+    torch.testing.assert_close(ours, ref, rtol=rtol, atol=1e-6)
+    torch.testing.assert_close(plain_torch(x, torch.empty_like(ours)), ref, rtol=rtol, atol=1e-6)
+    t_pub = seconds(lambda: published(x), max(3, repeats // 2), warmup=1)
+    t_plain = seconds(lambda: plain_torch(x, out), repeats)
+    t_ours = seconds(lambda: slowfast_pool(x, slow_frames=SLOW, fast_size=FAST), repeats)
+    t_out = seconds(lambda: slowfast_pool(x, slow_frames=SLOW, fast_size=FAST, out=out), repeats)
+    floor = (x.numel() * x.element_size() + ours.numel() * ours.element_size()) / bandwidth
+    return {
+        "shape": [T, N, d],
+        "dtype": str(dtype).replace("torch.", ""),
+        "published_ms": t_pub * 1e3,
+        "plain_torch_ms": t_plain * 1e3,
+        "ours_ms": t_ours * 1e3,
+        "ours_out_ms": t_out * 1e3,
+        "floor_ms": floor * 1e3,
+        "out_vs_floor": t_out / floor,
+        "speedup_vs_published": t_pub / t_out,
+        "speedup_vs_plain_torch": t_plain / t_out,
+        "fraction_of_copy_bandwidth": floor / t_out,
+    }
 
 
 def run(device: str, repeats: int, threads: int) -> dict:
-    global DEVICE
-    DEVICE = device
     bandwidth = copy_bandwidth(threads=threads, device=device)["bytes_per_s"]
-    rows = []
-    for d in (4096, 1024):
-        for dtype in (torch.float32, torch.bfloat16):
-            gen = torch.Generator().manual_seed(0)
-            x = torch.randn(T, N, d, generator=gen).to(dtype).to(device)
-            ours = slowfast_pool(x, slow_frames=SLOW, fast_size=FAST)
-            out = torch.empty_like(ours)
-            ref = published(x)
-            plain = plain_torch(x, torch.empty_like(ours))
-            # Identical tokens (max exact; averages within fp rounding).
-            torch.testing.assert_close(ours, ref, rtol=1e-2 if dtype != torch.float32 else 1e-6, atol=1e-6)
-            torch.testing.assert_close(plain, ref, rtol=1e-2 if dtype != torch.float32 else 1e-6, atol=1e-6)
-            t_pub = _seconds(lambda: published(x), max(3, repeats // 2), warmup=1)
-            t_plain = _seconds(lambda: plain_torch(x, out), repeats)
-            t_ours = _seconds(lambda: slowfast_pool(x, slow_frames=SLOW, fast_size=FAST), repeats)
-            t_out = _seconds(lambda: slowfast_pool(x, slow_frames=SLOW, fast_size=FAST, out=out), repeats)
-            nbytes = x.numel() * x.element_size() + ours.numel() * ours.element_size()
-            floor = nbytes / bandwidth
-            rows.append(
-                {
-                    "shape": [T, N, d],
-                    "dtype": str(dtype).replace("torch.", ""),
-                    "published_ms": t_pub * 1e3,
-                    "plain_torch_ms": t_plain * 1e3,
-                    "ours_ms": t_ours * 1e3,
-                    "ours_out_ms": t_out * 1e3,
-                    "floor_ms": floor * 1e3,
-                    "out_vs_floor": t_out / floor,
-                    "speedup_vs_published": t_pub / t_out,
-                    "speedup_vs_plain_torch": t_plain / t_out,
-                    "fraction_of_copy_bandwidth": floor / t_out,
-                }
-            )
-            del x, ours, out, ref, plain
+    rows = [
+        measure_case(d, dtype, device, repeats, bandwidth)
+        for d in (4096, 1024)
+        for dtype in (torch.float32, torch.bfloat16)
+    ]
     return {"device": device, "copy_bandwidth_GBps": bandwidth / 1e9, "rows": rows}
 
 
 def print_table(result: dict) -> None:
+    machine = result["machine"]
     print(
-        f"\nslowfast_pool on {result['device']} ({result['machine'].get('gpu') or result['machine']['cpu']}, "
-        f"{result['machine']['torch_threads']} threads); copy bandwidth "
+        f"\nslowfast_pool on {result['device']} ({machine.get('gpu') or machine['cpu']}, "
+        f"{machine['torch_threads']} threads); copy bandwidth "
         f"{result['copy_bandwidth_GBps']:.1f} GB/s (read + write)"
     )
-    head = f"{'features':<18}{'dtype':<10}{'published':>11}{'plain':>9}{'ours':>9}{'ours out=':>11}{'floor':>9}{'x floor':>9}{'vs pub':>9}{'vs plain':>10}"
+    columns = [("features", "<18"), ("dtype", "<10"), ("published", ">11"), ("plain", ">9")]
+    columns += [("ours", ">9"), ("ours out=", ">11"), ("floor", ">9"), ("x floor", ">9")]
+    columns += [("vs pub", ">9"), ("vs plain", ">10")]
+    head = "".join(f"{name:{fmt}}" for name, fmt in columns)
     print(head)
     print("-" * len(head))
     for r in result["rows"]:
@@ -121,11 +124,17 @@ def print_table(result: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--json", default=None, help="output path (default benchmarks/results/slowfast_pool_<device>.json)")
+    parser.add_argument(
+        "--json",
+        default=None,
+        help="output path (default benchmarks/results/slowfast_pool_<device>.json)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -141,11 +150,15 @@ def main() -> None:
         }
     else:
         result["targets"] = {
-            "at_least_60pct_of_copy_bandwidth": all(r["fraction_of_copy_bandwidth"] >= 0.6 for r in result["rows"])
+            "at_least_60pct_of_copy_bandwidth": all(
+                r["fraction_of_copy_bandwidth"] >= 0.6 for r in result["rows"]
+            )
         }
     print_table(result)
     print("targets:", result["targets"])
-    path = args.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"slowfast_pool_{args.device}.json")
+    path = args.json or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "results", f"slowfast_pool_{args.device}.json"
+    )
     write_json(path, result)
     print("wrote", path)
 

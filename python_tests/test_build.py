@@ -25,7 +25,11 @@ def test_build_info():
 
 
 def test_version_mismatch_message():
-    with pytest.raises(ExtensionBuildError, match=r"built against torch 2\.0\.0.*torch 2\.99\.0 is installed.*pip install --no-build-isolation"):
+    with pytest.raises(
+        ExtensionBuildError,
+        match=r"built against torch 2\.0\.0.*torch 2\.99\.0 is installed.*"
+        r"pip install --no-build-isolation",
+    ):
         check_torch_version("2.0.0", "2.99.0")
     check_torch_version(torch.__version__, torch.__version__)
     assert issubclass(ExtensionBuildError, ImportError)
@@ -44,7 +48,12 @@ def test_import_under_another_torch_fails_clearly(tmp_path):
     # Outside the source tree, importing the very package under test.
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(sfllava_ext.__file__))}
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     assert "ExtensionBuildError" in proc.stdout

@@ -18,6 +18,7 @@ import PIL
 import pytest
 import torch
 from PIL import Image
+from videos import write_test_video
 
 import sfllava_ext
 from sfllava_ext.ops import CLIP_MEAN, CLIP_STD, normalize_frames
@@ -110,22 +111,9 @@ def random_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def h264_frames(path, width: int, height: int, count: int = 3) -> np.ndarray:
-    """Encodes `count` synthetic frames with libx264 (yuv420p), decodes them back
-    to RGB: the chroma subsampling and compression of a real video."""
-    yy, xx = np.mgrid[0:height, 0:width]
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "20"}
-        for i in range(count):
-            r = (xx * 255 // width + 9 * i) % 256
-            g = (128 + 100 * np.sin((xx + 3 * yy + 20 * i) / 23.0)).astype(np.int64)
-            b = ((xx // 16 + yy // 16) % 2) * 200 + (yy * 55 // height)
-            arr = np.stack([r, g, b], -1).clip(0, 255).astype(np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    """Encodes `count` test frames with libx264 (yuv420p), decodes them back to
+    RGB: the chroma subsampling and compression of a real video."""
+    write_test_video(path, width, height, count, fps=24, preset="ultrafast", crf=20)
     with av.open(str(path)) as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 

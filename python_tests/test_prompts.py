@@ -32,12 +32,14 @@ SPEC_OPEN_CHATML = (
     "<|im_start|>system\n Answer the question. <|im_end|>\n<|im_start|>user\n <image>\nThe input "
     "consists of a sequence of key frames from a video. Answer concisely with overall content and "
     "context of the video, highlighting any significant events, characters, or objects that appear "
-    "throughout the video. Question: {question} <|im_end|>\n<|im_start|>assistant\nAnswer: In the video,"
+    "throughout the video. Question: {question} <|im_end|>\n<|im_start|>assistant\n"
+    "Answer: In the video,"
 )
 SPEC_MC_CHATML = (
     "<|im_start|>system\n You are a helpful expert in video analysis. Select the best option to "
     "answer the question. <|im_end|>\n<|im_start|>user\n <image>\nThe input consists of a sequence "
-    "of key frames from a video. Question: {question}\nOptions:\n{options}Only give the best option. "
+    "of key frames from a video. Question: {question}\nOptions:\n{options}"
+    "Only give the best option. "
     "<|im_end|>\n<|im_start|>assistant\nAnswer: Best option:("
 )
 
@@ -48,7 +50,10 @@ def test_templates_are_the_published_ones():
     assert resolve_template("image_seq_v3", chatml=True) == SPEC_OPEN_CHATML
     assert format_options(["cat", "dog", "bird"]) == "(A) cat\n(B) dog\n(C) bird\n"
     text = build_prompt(SPEC_MC, "Who?", ["cat", "dog"])
-    assert text.endswith("Question: Who?\nOptions:\n(A) cat\n(B) dog\nOnly give the best option. \nASSISTANT:\nAnswer: Best option:(")
+    assert text.endswith(
+        "Question: Who?\nOptions:\n(A) cat\n(B) dog\nOnly give the best option. \nASSISTANT:\n"
+        "Answer: Best option:("
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +69,9 @@ def test_tokenization_matches_sentencepiece(name, chatml, sentencepiece_tokenize
     """BOS once at the very start; each side of <image> encoded on its own, with
     SentencePiece's dummy-prefix rule applying to the second side too."""
     sp, tokenizer = sentencepiece_tokenizer
-    text = build_prompt(resolve_template(name, chatml), "What is the man doing?", ["cooking", "running"])
+    text = build_prompt(
+        resolve_template(name, chatml), "What is the man doing?", ["cooking", "running"]
+    )
     ids = tokenize_around_image(tokenizer, text)
     head, tail = text.split("<image>")
     assert ids.before == [sp.bos_id()] + sp.encode(head)
@@ -88,7 +95,14 @@ def test_user_template_and_errors():
 
 @pytest.mark.parametrize(
     "text, n, letter",
-    [("B) the dog", 3, "B"), (" (c) bird", 3, "C"), ("A", 2, "A"), ("The answer is D.", 4, "D"), ("E) x", 4, None), ("none", 2, None)],
+    [
+        ("B) the dog", 3, "B"),
+        (" (c) bird", 3, "C"),
+        ("A", 2, "A"),
+        ("The answer is D.", 4, "D"),
+        ("E) x", 4, None),
+        ("none", 2, None),
+    ],
 )
 def test_parse_choice(text, n, letter):
     assert parse_choice(text, n) == letter

@@ -25,9 +25,11 @@ CASES = [
 
 
 def slow_token_count(pool: str, h: int, w: int) -> int:
-    return {"concat": h * w, "spatial_1d_max_pool": h * w // 2, "spatial_1d_avg_pool": h * w // 2}.get(
-        pool, (h // 2) * (w // 2)
-    )
+    return {
+        "concat": h * w,
+        "spatial_1d_max_pool": h * w // 2,
+        "spatial_1d_avg_pool": h * w // 2,
+    }.get(pool, (h // 2) * (w // 2))
 
 
 def make_features(t, grid, d, layout, dtype, device, gen):
@@ -67,7 +69,9 @@ def assert_matches_reference(ours, x, slow_frames, pool, fast, grid):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("pool", POOLS)
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"T{c[0]}-Ns{c[1]}-{c[2][0]}x{c[2][1]}-{c[4]}")
+@pytest.mark.parametrize(
+    "case", CASES, ids=lambda c: f"T{c[0]}-Ns{c[1]}-{c[2][0]}x{c[2][1]}-{c[4]}"
+)
 def test_matches_reference(case, pool, dtype, device, gen):
     t, ns, grid, fast, layout = case
     x, grid_arg = make_features(t, grid, 24, layout, dtype, device, gen)
@@ -99,8 +103,14 @@ def test_non_contiguous_inputs(pool, device, gen):
     base = torch.randn(t, h, w, d, generator=gen).to(device)
     expected = slowfast_pool(base, slow_frames=4, slow_pool=pool, fast_size=(3, 2))
     views = {
-        "token-major storage": base.reshape(t, h * w, d).transpose(0, 1).contiguous().transpose(0, 1),
-        "3-D, strided tokens": base.reshape(t, h * w, d)[:, :, :].transpose(1, 2).contiguous().transpose(1, 2),
+        "token-major storage": base.reshape(t, h * w, d)
+        .transpose(0, 1)
+        .contiguous()
+        .transpose(0, 1),
+        "3-D, strided tokens": base.reshape(t, h * w, d)[:, :, :]
+        .transpose(1, 2)
+        .contiguous()
+        .transpose(1, 2),
         "channels-first storage": base.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1),
         "channel stride != 1": base.permute(3, 0, 1, 2).contiguous().permute(1, 2, 3, 0),
         "transposed grid": base.transpose(1, 2).contiguous().transpose(1, 2),
@@ -113,7 +123,9 @@ def test_non_contiguous_inputs(pool, device, gen):
     # Strided frames: every other frame of a longer clip.
     long = torch.randn(2 * t, h, w, d, generator=gen).to(device)
     got = slowfast_pool(long[::2], slow_frames=4, slow_pool=pool, fast_size=(3, 2))
-    assert torch.equal(got, slowfast_pool(long[::2].contiguous(), slow_frames=4, slow_pool=pool, fast_size=(3, 2)))
+    assert torch.equal(
+        got, slowfast_pool(long[::2].contiguous(), slow_frames=4, slow_pool=pool, fast_size=(3, 2))
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -155,7 +167,9 @@ def test_simt_body_matches_cpu_kernel(gen):
     for pool, dtype, (t, ns, grid, fast, layout) in itertools.product(POOLS, DTYPES, CASES):
         for d in (24, 13):
             x, grid_arg = make_features(t, grid, d, layout, dtype, "cpu", gen)
-            expected = slowfast_pool(x, slow_frames=ns, slow_pool=pool, fast_size=fast, grid=grid_arg)
+            expected = slowfast_pool(
+                x, slow_frames=ns, slow_pool=pool, fast_size=fast, grid=grid_arg
+            )
             for vec in (1, 2, 4, 8):
                 if d % vec:
                     continue

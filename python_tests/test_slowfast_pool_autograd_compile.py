@@ -19,7 +19,9 @@ def test_opcheck(pool, device, gen):
     torch.library.opcheck(torch.ops.sfllava.slowfast_pool.default, args)
     n = ops.slowfast_geometry(x.shape, 3, pool, [2, 3], [])[4]
     out = torch.empty(n, 8, device=device)
-    torch.library.opcheck(torch.ops.sfllava.slowfast_pool.out, (x.detach(), 3, pool, [2, 3], []), {"out": out})
+    torch.library.opcheck(
+        torch.ops.sfllava.slowfast_pool.out, (x.detach(), 3, pool, [2, 3], []), {"out": out}
+    )
     grad = torch.randn(n, 8, generator=gen).to(device)
     torch.library.opcheck(
         torch.ops.sfllava.slowfast_pool_backward.default, (grad, x.detach(), 3, pool, [2, 3], [])
@@ -79,7 +81,9 @@ def test_backward_matches_reference_autograd(pool, dtype, device, gen):
     x = torch.randn(7, 5, 6, 4, generator=gen).to(dtype).to(device)
     g = torch.randn(ops.slowfast_geometry(x.shape, 3, pool, [2, 4], [])[4], 4, generator=gen)
     ours_x = x.clone().requires_grad_()
-    slowfast_pool(ours_x, slow_frames=3, slow_pool=pool, fast_size=(2, 4)).backward(g.to(dtype).to(device))
+    slowfast_pool(ours_x, slow_frames=3, slow_pool=pool, fast_size=(2, 4)).backward(
+        g.to(dtype).to(device)
+    )
     ref_x = x.detach().double().cpu().requires_grad_()
     slowfast_reference(ref_x, 3, pool, (2, 4)).backward(g.to(dtype).double())
     tol = 1e-6 if dtype == torch.float32 else 2e-2

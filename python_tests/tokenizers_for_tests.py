@@ -18,9 +18,11 @@ def _corpus() -> list[str]:
     lines = []
     for templates in PROMPTS.values():
         for template in templates:
-            lines += template.replace("{question}", "What is the man doing?").replace(
-                "{options}", "(A) cooking\n(B) running\n"
-            ).split("\n")
+            lines += (
+                template.replace("{question}", "What is the man doing?")
+                .replace("{options}", "(A) cooking\n(B) running\n")
+                .split("\n")
+            )
     lines += [_WORDS, _WORDS.upper(), "0 1 2 3 4 5 6 7 8 9 , . ? ! : ; ( ) -"]
     return [line for line in lines if line.strip()] * 8
 

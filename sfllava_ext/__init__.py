@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from . import ops
 from ._extension import ExtensionBuildError, build_info
+from .model import NotLlavaNextError, SlowFastLlava
 from .ops import CLIP_MEAN, CLIP_STD, normalize_frames, slowfast_pool
 from .preprocess import FrameNormalizer, frame_normalizer
+from .prompts import PromptError
 from .slowfast import (
     DEFAULT_SLOWFAST,
     SlowFastConfig,
@@ -33,7 +35,10 @@ __all__ = [
     "DEFAULT_SLOWFAST",
     "ExtensionBuildError",
     "FrameNormalizer",
+    "NotLlavaNextError",
+    "PromptError",
     "SlowFastConfig",
+    "SlowFastLlava",
     "VideoClip",
     "VideoDecodeError",
     "aggregate",

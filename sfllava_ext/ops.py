@@ -109,7 +109,9 @@ def slowfast_geometry(
     fh = fw = 0
     if fast_size:
         if len(fast_size) != 2 or fast_size[0] < 1 or fast_size[1] < 1:
-            raise ValueError(f"{op}: fast_size must be (h, w) with h, w >= 1, got {list(fast_size)}")
+            raise ValueError(
+                f"{op}: fast_size must be (h, w) with h, w >= 1, got {list(fast_size)}"
+            )
         if fast_size[0] > h or fast_size[1] > w:
             raise ValueError(
                 f"{op}: fast_size {list(fast_size)} is larger than the token grid ({h}, {w})"
@@ -134,7 +136,7 @@ def _int_pair(name: str, value: Sequence[int] | None) -> list[int]:
         pair = [int(v) for v in value]
     except (TypeError, ValueError):
         raise TypeError(f"slowfast_pool: {name} must be a pair of ints, got {value!r}") from None
-    if len(pair) != 2 or any(p != v for p, v in zip(pair, value)):
+    if len(pair) != 2 or any(p != v for p, v in zip(pair, value, strict=True)):
         raise ValueError(f"slowfast_pool: {name} must be a pair of ints, got {value!r}")
     return pair
 
@@ -213,7 +215,9 @@ def _slowfast_pool_out_fake(features, slow_frames, slow_pool, fast_size, grid, *
         features.shape, slow_frames, slow_pool, fast_size, grid
     )
     if out.device != features.device:
-        raise ValueError(f"slowfast_pool: out is on {out.device} but features is on {features.device}")
+        raise ValueError(
+            f"slowfast_pool: out is on {out.device} but features is on {features.device}"
+        )
     if out.dtype != features.dtype:
         raise TypeError(
             f"slowfast_pool: out has dtype {out.dtype} but features has dtype {features.dtype}"

@@ -8,7 +8,6 @@ own special tokens, and only the very first BOS is kept.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 

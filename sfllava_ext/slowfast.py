@@ -83,7 +83,8 @@ class SlowFastConfig:
         fast = _FAST_PART.match(parts[2])
         if fast is None:
             raise ValueError(
-                f"SlowFastConfig.parse: fast part '{parts[2]}' of '{text}' is not 'fast_{{h}}x{{w}}'"
+                f"SlowFastConfig.parse: fast part '{parts[2]}' of '{text}' is not "
+                "'fast_{h}x{w}'"
             )
         return cls(int(slow.group(1)), slow.group(2), (int(fast.group(1)), int(fast.group(2))))
 

@@ -1,0 +1,186 @@
+"""The ``sfllava`` command.
+
+    sfllava ask VIDEO "question" --model PATH [--options A B C ...]
+    sfllava embed VIDEO -o tokens.safetensors --model PATH
+    sfllava demo
+
+Shared flags: --device, --dtype, --num-frames, --slowfast, --resize-mode,
+--backend. Errors print one line and exit non-zero (SFLLAVA_DEBUG=1 shows the
+traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+DTYPES = {
+    "float16": "float16",
+    "fp16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float32": "float32",
+    "fp32": "float32",
+}
+
+
+def _shared(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)"
+    )
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=sorted(DTYPES),
+        help="default: float16 on CUDA, bfloat16 on CPU",
+    )
+    parser.add_argument(
+        "--num-frames", type=int, default=50, help="frames sampled from the video (published: 50)"
+    )
+    parser.add_argument(
+        "--slowfast",
+        default="slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4",
+        help="aggregation string (any published one)",
+    )
+    parser.add_argument("--resize-mode", default="squash", choices=["squash", "crop", "pad"])
+    parser.add_argument(
+        "--backend", default="auto", choices=["auto", "pyav", "decord"], help="video decoder"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sfllava", description="SlowFast-LLaVA video question answering and embedding"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="answer a question about a video")
+    ask.add_argument("video")
+    ask.add_argument("question")
+    ask.add_argument(
+        "--model",
+        required=True,
+        help="LLaVA-NeXT folder or hub id (e.g. llava-hf/llava-v1.6-vicuna-7b-hf)",
+    )
+    ask.add_argument(
+        "--options", nargs="+", default=None, help="multiple choice: the options, in order"
+    )
+    ask.add_argument("--max-new-tokens", type=int, default=256)
+    _shared(ask)
+
+    embed = sub.add_parser("embed", help="write a video's visual tokens to a .safetensors file")
+    embed.add_argument("video")
+    embed.add_argument("-o", "--output", required=True, help="output .safetensors path")
+    embed.add_argument("--model", required=True, help="LLaVA-NeXT folder or hub id")
+    _shared(embed)
+
+    demo = sub.add_parser(
+        "demo", help="run the whole pipeline on a built-in random model and synthetic video"
+    )
+    demo.add_argument("--question", default=None)
+    demo.add_argument("--video", default=None, help="use this video instead of the synthetic one")
+    demo.add_argument("--max-new-tokens", type=int, default=32)
+    _shared(demo)
+    return parser
+
+
+def _dtype(name):
+    import torch
+
+    return None if name is None else getattr(torch, DTYPES[name])
+
+
+def _load(args):
+    from .model import SlowFastLlava
+
+    return SlowFastLlava.from_pretrained(
+        args.model,
+        device=args.device,
+        dtype=_dtype(args.dtype),
+        slowfast=args.slowfast,
+        num_frames=args.num_frames,
+        resize_mode=args.resize_mode,
+        backend=args.backend,
+    )
+
+
+def cmd_ask(args) -> None:
+    model = _load(args)
+    if args.options:
+        letter = model.choose(args.video, args.question, args.options)
+        print(letter if letter is not None else "(no option chosen)")
+    else:
+        print(model.answer(args.video, args.question, max_new_tokens=args.max_new_tokens))
+
+
+def cmd_embed(args) -> None:
+    from safetensors.torch import save_file
+
+    from .video import load_video
+
+    model = _load(args)
+    clip = load_video(args.video, args.num_frames, backend=args.backend)
+    tokens = model.encode(clip)
+    metadata = {
+        "frame_indices": json.dumps([int(i) for i in clip.indices]),
+        "aggregation": str(model.aggregation),
+        "model": str(args.model),
+        "video": os.path.abspath(args.video),
+        "grid": json.dumps(list(model.grid)),
+        "dtype": str(tokens.dtype).replace("torch.", ""),
+    }
+    save_file({"tokens": tokens.contiguous().cpu()}, args.output, metadata=metadata)
+    print(f"wrote {tuple(tokens.shape)} tokens from {len(clip.indices)} frames to {args.output}")
+
+
+def cmd_demo(args) -> None:
+    from .demo import DEMO_QUESTION, run_demo
+
+    result = run_demo(
+        question=args.question or DEMO_QUESTION,
+        device=args.device,
+        dtype=_dtype(args.dtype),
+        num_frames=args.num_frames,
+        slowfast=args.slowfast,
+        resize_mode=args.resize_mode,
+        backend=args.backend,
+        max_new_tokens=args.max_new_tokens,
+        video=args.video,
+    )
+    print("SlowFast-LLaVA demo: built-in LLaVA-NeXT with RANDOM weights (no download);")
+    print("the answer below is meaningless, the latencies are real.")
+    print(
+        f"device {result['device']}, dtype {result['dtype']}, aggregation {result['aggregation']}, "
+        f"{result['num_visual_tokens']} visual tokens"
+    )
+    print(f"question: {result['question']}")
+    print(f"answer (random weights): {result['answer']!r}")
+    print()
+    print(result["timings"].table())
+
+
+COMMANDS = {"ask": cmd_ask, "embed": cmd_embed, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="sfllava: %(levelname)s: %(message)s")
+    try:
+        COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("sfllava: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line, not a traceback
+        if os.environ.get("SFLLAVA_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"sfllava: error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
