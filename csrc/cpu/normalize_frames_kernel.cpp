@@ -29,16 +29,9 @@
 #include "../common/normalize_frames_simt.h"
 #include "../ops/normalize_frames.h"
 #include "normalize_frames_rows.h"
+#include "target_clones.h"
 
-// The table lookup is a plain loop that the compiler vectorises; on x86-64
-// Linux with GCC it is also compiled for AVX2 (x86-64-v3) and AVX-512
-// (x86-64-v4) and picked at load time.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SFLLAVA_CPU_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SFLLAVA_CPU_CLONES
-#endif
+// The table lookup is a plain loop that the compiler vectorises, per ISA.
 
 namespace sfllava {
 namespace {
@@ -389,23 +382,17 @@ at::Tensor normalize_frames_cpu(const at::Tensor& frames, at::IntArrayRef size,
                                 at::ArrayRef<double> mean, at::ArrayRef<double> std,
                                 double rescale_factor, c10::string_view pass_order,
                                 at::ScalarType dtype) {
-  const NormalizeProblem problem = prepare_normalize_frames(
-      frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype);
-  at::Tensor out = empty_normalize_frames_out(frames, problem);
-  run_normalize(frames, problem, out);
-  return out;
+  return normalize_frames_with(run_normalize, frames, size, resize_mode, shortest_edge, mean, std,
+                               rescale_factor, pass_order, dtype);
 }
 
 void normalize_frames_out_cpu(const at::Tensor& frames, at::IntArrayRef size,
-                                     c10::string_view resize_mode,
-                                     std::optional<int64_t> shortest_edge,
-                                     at::ArrayRef<double> mean, at::ArrayRef<double> std,
-                                     double rescale_factor, c10::string_view pass_order,
-                                     at::ScalarType dtype, const at::Tensor& out) {
-  const NormalizeProblem problem = prepare_normalize_frames(
-      frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype);
-  check_normalize_frames_out(out, frames, problem);
-  run_normalize(frames, problem, out);
+                              c10::string_view resize_mode, std::optional<int64_t> shortest_edge,
+                              at::ArrayRef<double> mean, at::ArrayRef<double> std,
+                              double rescale_factor, c10::string_view pass_order,
+                              at::ScalarType dtype, const at::Tensor& out) {
+  normalize_frames_out_with(run_normalize, frames, size, resize_mode, shortest_edge, mean, std,
+                            rescale_factor, pass_order, dtype, out);
 }
 
 // Test-only: the CUDA kernels, block by block and thread by thread.

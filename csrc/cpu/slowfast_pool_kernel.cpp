@@ -19,17 +19,9 @@
 
 #include "../common/slowfast_pool_simt.h"
 #include "../ops/slowfast_pool.h"
+#include "target_clones.h"
 
-// Row primitives are plain loops that the compiler vectorises; on x86-64
-// Linux with GCC each is also compiled for AVX2 (x86-64-v3) and AVX-512
-// (x86-64-v4) and picked at load time, since the default target is SSE2 and
-// bf16/fp16 conversion would otherwise bound the speed, not memory.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SFLLAVA_CPU_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SFLLAVA_CPU_CLONES
-#endif
+// Row primitives are plain loops that the compiler vectorises, per ISA.
 
 namespace sfllava {
 namespace {
@@ -204,23 +196,15 @@ void run_forward(const at::Tensor& features_in, const SlowFastProblem& problem, 
 }
 
 at::Tensor slowfast_pool_cpu(const at::Tensor& features, int64_t slow_frames,
-                             c10::string_view slow_pool, at::IntArrayRef fast_size,
-                             at::IntArrayRef grid) {
-  const SlowFastProblem problem =
-      prepare_slowfast(features, slow_frames, slow_pool, fast_size, grid);
-  at::Tensor out = at::empty({problem.geometry.num_tokens, problem.geometry.D},
-                             features.options().memory_format(at::MemoryFormat::Contiguous));
-  run_forward(features, problem, out);
-  return out;
+                              c10::string_view slow_pool, at::IntArrayRef fast_size,
+                              at::IntArrayRef grid) {
+  return slowfast_pool_with(run_forward, features, slow_frames, slow_pool, fast_size, grid);
 }
 
 void slowfast_pool_out_cpu(const at::Tensor& features, int64_t slow_frames,
-                                  c10::string_view slow_pool, at::IntArrayRef fast_size,
-                                  at::IntArrayRef grid, const at::Tensor& out) {
-  const SlowFastProblem problem =
-      prepare_slowfast(features, slow_frames, slow_pool, fast_size, grid);
-  check_slowfast_out(out, features, problem);
-  run_forward(features, problem, out);
+                            c10::string_view slow_pool, at::IntArrayRef fast_size,
+                            at::IntArrayRef grid, const at::Tensor& out) {
+  slowfast_pool_out_with(run_forward, features, slow_frames, slow_pool, fast_size, grid, out);
 }
 
 at::Tensor slowfast_pool_backward_cpu(const at::Tensor& grad_in, const at::Tensor& features,
@@ -253,6 +237,23 @@ at::Tensor slowfast_pool_backward_cpu(const at::Tensor& grad_in, const at::Tenso
   return grad_features;
 }
 
+// Runs the CUDA forward kernel's body for every (block, thread) of its grid.
+template <typename scalar_t, int VEC>
+void run_simt_grid(const SlowFastProblem& problem, const scalar_t* in, scalar_t* out) {
+  constexpr int64_t kBlock = 32;  // a small block exercises the bounds checks
+  const SlowFastGeometry& g = problem.geometry;
+  const int32_t* picks = problem.picks.const_data_ptr<int32_t>();
+  const int64_t blocks_y = ((g.D + VEC - 1) / VEC + kBlock - 1) / kBlock;
+  for (int64_t bx = 0; bx < g.num_tokens; ++bx) {
+    for (int64_t by = 0; by < blocks_y; ++by) {
+      for (int64_t tx = 0; tx < kBlock; ++tx) {
+        slowfast_pool_forward_thread<scalar_t, VEC>(bx, by, tx, kBlock, g, picks, in,
+                                                    problem.strides, out, g.D);
+      }
+    }
+  }
+}
+
 // Test-only: the CUDA forward kernel, block by block and thread by thread.
 at::Tensor slowfast_pool_simt_cpu(const at::Tensor& features, int64_t slow_frames,
                                   c10::string_view slow_pool, at::IntArrayRef fast_size,
@@ -260,43 +261,19 @@ at::Tensor slowfast_pool_simt_cpu(const at::Tensor& features, int64_t slow_frame
   const SlowFastProblem problem =
       prepare_slowfast(features, slow_frames, slow_pool, fast_size, grid);
   const SlowFastGeometry& g = problem.geometry;
+  TORCH_CHECK_VALUE(vec == 1 || vec == 2 || vec == 4 || vec == 8,
+                    "_slowfast_pool_simt: vec must be 1, 2, 4 or 8, got ", vec);
   TORCH_CHECK_VALUE(vec == 1 || (features.stride(-1) == 1 && g.D % vec == 0),
                     "_slowfast_pool_simt: vec ", vec, " needs unit channel stride and D % vec == 0");
   at::Tensor out = at::empty({g.num_tokens, g.D}, features.options());
-  constexpr int64_t kBlock = 32;  // a small block exercises the bounds checks
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, features.scalar_type(),
                                   "slowfast_pool_simt_cpu", [&] {
     const scalar_t* in = features.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    const int32_t* picks = problem.picks.const_data_ptr<int32_t>();
-    const int64_t groups = (g.D + vec - 1) / vec;
-    const int64_t blocks_y = (groups + kBlock - 1) / kBlock;
-    for (int64_t bx = 0; bx < g.num_tokens; ++bx) {
-      for (int64_t by = 0; by < blocks_y; ++by) {
-        for (int64_t tx = 0; tx < kBlock; ++tx) {
-          switch (vec) {
-            case 1:
-              slowfast_pool_forward_thread<scalar_t, 1>(bx, by, tx, kBlock, g, picks, in,
-                                                        problem.strides, o, g.D);
-              break;
-            case 2:
-              slowfast_pool_forward_thread<scalar_t, 2>(bx, by, tx, kBlock, g, picks, in,
-                                                        problem.strides, o, g.D);
-              break;
-            case 4:
-              slowfast_pool_forward_thread<scalar_t, 4>(bx, by, tx, kBlock, g, picks, in,
-                                                        problem.strides, o, g.D);
-              break;
-            case 8:
-              slowfast_pool_forward_thread<scalar_t, 8>(bx, by, tx, kBlock, g, picks, in,
-                                                        problem.strides, o, g.D);
-              break;
-            default:
-              TORCH_CHECK_VALUE(false, "_slowfast_pool_simt: vec must be 1, 2, 4 or 8, got ", vec);
-          }
-        }
-      }
-    }
+    if (vec == 8) run_simt_grid<scalar_t, 8>(problem, in, o);
+    if (vec == 4) run_simt_grid<scalar_t, 4>(problem, in, o);
+    if (vec == 2) run_simt_grid<scalar_t, 2>(problem, in, o);
+    if (vec == 1) run_simt_grid<scalar_t, 1>(problem, in, o);
   });
   return out;
 }

@@ -89,27 +89,21 @@ void run_normalize(const at::Tensor& frames, const NormalizeProblem& problem, co
 }
 
 at::Tensor normalize_frames_cuda(const at::Tensor& frames, at::IntArrayRef size,
-                                 c10::string_view resize_mode,
-                                 std::optional<int64_t> shortest_edge, at::ArrayRef<double> mean,
-                                 at::ArrayRef<double> std, double rescale_factor,
-                                 c10::string_view pass_order, at::ScalarType dtype) {
-  const NormalizeProblem problem = prepare_normalize_frames(
-      frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype);
-  at::Tensor out = empty_normalize_frames_out(frames, problem);
-  run_normalize(frames, problem, out);
-  return out;
+                                c10::string_view resize_mode, std::optional<int64_t> shortest_edge,
+                                at::ArrayRef<double> mean, at::ArrayRef<double> std,
+                                double rescale_factor, c10::string_view pass_order,
+                                at::ScalarType dtype) {
+  return normalize_frames_with(run_normalize, frames, size, resize_mode, shortest_edge, mean, std,
+                               rescale_factor, pass_order, dtype);
 }
 
 void normalize_frames_out_cuda(const at::Tensor& frames, at::IntArrayRef size,
-                                      c10::string_view resize_mode,
-                                      std::optional<int64_t> shortest_edge,
-                                      at::ArrayRef<double> mean, at::ArrayRef<double> std,
-                                      double rescale_factor, c10::string_view pass_order,
-                                      at::ScalarType dtype, const at::Tensor& out) {
-  const NormalizeProblem problem = prepare_normalize_frames(
-      frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype);
-  check_normalize_frames_out(out, frames, problem);
-  run_normalize(frames, problem, out);
+                              c10::string_view resize_mode, std::optional<int64_t> shortest_edge,
+                              at::ArrayRef<double> mean, at::ArrayRef<double> std,
+                              double rescale_factor, c10::string_view pass_order,
+                              at::ScalarType dtype, const at::Tensor& out) {
+  normalize_frames_out_with(run_normalize, frames, size, resize_mode, shortest_edge, mean, std,
+                            rescale_factor, pass_order, dtype, out);
 }
 
 }  // namespace

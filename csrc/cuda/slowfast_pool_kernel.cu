@@ -105,21 +105,13 @@ void run_forward(const at::Tensor& features, const SlowFastProblem& problem, con
 at::Tensor slowfast_pool_cuda(const at::Tensor& features, int64_t slow_frames,
                               c10::string_view slow_pool, at::IntArrayRef fast_size,
                               at::IntArrayRef grid) {
-  const SlowFastProblem problem =
-      prepare_slowfast(features, slow_frames, slow_pool, fast_size, grid);
-  at::Tensor out = at::empty({problem.geometry.num_tokens, problem.geometry.D},
-                             features.options().memory_format(at::MemoryFormat::Contiguous));
-  run_forward(features, problem, out);
-  return out;
+  return slowfast_pool_with(run_forward, features, slow_frames, slow_pool, fast_size, grid);
 }
 
 void slowfast_pool_out_cuda(const at::Tensor& features, int64_t slow_frames,
-                                   c10::string_view slow_pool, at::IntArrayRef fast_size,
-                                   at::IntArrayRef grid, const at::Tensor& out) {
-  const SlowFastProblem problem =
-      prepare_slowfast(features, slow_frames, slow_pool, fast_size, grid);
-  check_slowfast_out(out, features, problem);
-  run_forward(features, problem, out);
+                            c10::string_view slow_pool, at::IntArrayRef fast_size,
+                            at::IntArrayRef grid, const at::Tensor& out) {
+  slowfast_pool_out_with(run_forward, features, slow_frames, slow_pool, fast_size, grid, out);
 }
 
 at::Tensor slowfast_pool_backward_cuda(const at::Tensor& grad_in, const at::Tensor& features,

@@ -247,6 +247,30 @@ at::Tensor empty_normalize_frames_out(const at::Tensor& frames, const NormalizeP
                    frames.options().dtype(problem.dtype).memory_format(at::MemoryFormat::Contiguous));
 }
 
+at::Tensor normalize_frames_with(NormalizeRun run, const at::Tensor& frames, at::IntArrayRef size,
+                                 c10::string_view resize_mode,
+                                 std::optional<int64_t> shortest_edge, at::ArrayRef<double> mean,
+                                 at::ArrayRef<double> std, double rescale_factor,
+                                 c10::string_view pass_order, at::ScalarType dtype) {
+  const NormalizeProblem problem = prepare_normalize_frames(
+      frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype);
+  at::Tensor out = empty_normalize_frames_out(frames, problem);
+  run(frames, problem, out);
+  return out;
+}
+
+void normalize_frames_out_with(NormalizeRun run, const at::Tensor& frames, at::IntArrayRef size,
+                               c10::string_view resize_mode,
+                               std::optional<int64_t> shortest_edge, at::ArrayRef<double> mean,
+                               at::ArrayRef<double> std, double rescale_factor,
+                               c10::string_view pass_order, at::ScalarType dtype,
+                               const at::Tensor& out) {
+  const NormalizeProblem problem = prepare_normalize_frames(
+      frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype);
+  check_normalize_frames_out(out, frames, problem);
+  run(frames, problem, out);
+}
+
 at::Tensor normalize_frames(const at::Tensor& frames, at::IntArrayRef size,
                             c10::string_view resize_mode, std::optional<int64_t> shortest_edge,
                             at::ArrayRef<double> mean, at::ArrayRef<double> std,

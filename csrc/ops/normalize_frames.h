@@ -74,4 +74,21 @@ void check_normalize_frames_out(const at::Tensor& out, const at::Tensor& frames,
 // A new (T, 3, h, w) result for the problem, on the frames' device.
 at::Tensor empty_normalize_frames_out(const at::Tensor& frames, const NormalizeProblem& problem);
 
+// A backend's kernel launcher: writes the problem's pixels into `out`.
+using NormalizeRun = void (*)(const at::Tensor& frames, const NormalizeProblem& problem,
+                              const at::Tensor& out);
+
+// The backends' entry points, given their launcher: checks, allocation, run.
+at::Tensor normalize_frames_with(NormalizeRun run, const at::Tensor& frames, at::IntArrayRef size,
+                                 c10::string_view resize_mode,
+                                 std::optional<int64_t> shortest_edge, at::ArrayRef<double> mean,
+                                 at::ArrayRef<double> std, double rescale_factor,
+                                 c10::string_view pass_order, at::ScalarType dtype);
+void normalize_frames_out_with(NormalizeRun run, const at::Tensor& frames, at::IntArrayRef size,
+                               c10::string_view resize_mode,
+                               std::optional<int64_t> shortest_edge, at::ArrayRef<double> mean,
+                               at::ArrayRef<double> std, double rescale_factor,
+                               c10::string_view pass_order, at::ScalarType dtype,
+                               const at::Tensor& out);
+
 }  // namespace sfllava

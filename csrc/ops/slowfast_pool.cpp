@@ -148,6 +148,26 @@ void check_slowfast_grad(const at::Tensor& grad, const at::Tensor& features,
                       "grad is on ", grad.device(), " but features is on ", features.device());
 }
 
+at::Tensor slowfast_pool_with(SlowFastRun run, const at::Tensor& features, int64_t slow_frames,
+                              c10::string_view slow_pool, at::IntArrayRef fast_size,
+                              at::IntArrayRef grid) {
+  const SlowFastProblem problem =
+      prepare_slowfast(features, slow_frames, slow_pool, fast_size, grid);
+  at::Tensor out = at::empty({problem.geometry.num_tokens, problem.geometry.D},
+                             features.options().memory_format(at::MemoryFormat::Contiguous));
+  run(features, problem, out);
+  return out;
+}
+
+void slowfast_pool_out_with(SlowFastRun run, const at::Tensor& features, int64_t slow_frames,
+                            c10::string_view slow_pool, at::IntArrayRef fast_size,
+                            at::IntArrayRef grid, const at::Tensor& out) {
+  const SlowFastProblem problem =
+      prepare_slowfast(features, slow_frames, slow_pool, fast_size, grid);
+  check_slowfast_out(out, features, problem);
+  run(features, problem, out);
+}
+
 at::Tensor slowfast_pool(const at::Tensor& features, int64_t slow_frames,
                          c10::string_view slow_pool, at::IntArrayRef fast_size,
                          at::IntArrayRef grid) {

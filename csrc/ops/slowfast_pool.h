@@ -56,6 +56,18 @@ SlowFastProblem prepare_slowfast(const at::Tensor& features, int64_t slow_frames
 void check_slowfast_out(const at::Tensor& out, const at::Tensor& features,
                         const SlowFastProblem& problem);
 
+// A backend's kernel launcher: writes the problem's tokens into `out`.
+using SlowFastRun = void (*)(const at::Tensor& features, const SlowFastProblem& problem,
+                             const at::Tensor& out);
+
+// The backends' entry points, given their launcher: checks, allocation, run.
+at::Tensor slowfast_pool_with(SlowFastRun run, const at::Tensor& features, int64_t slow_frames,
+                              c10::string_view slow_pool, at::IntArrayRef fast_size,
+                              at::IntArrayRef grid);
+void slowfast_pool_out_with(SlowFastRun run, const at::Tensor& features, int64_t slow_frames,
+                            c10::string_view slow_pool, at::IntArrayRef fast_size,
+                            at::IntArrayRef grid, const at::Tensor& out);
+
 // Checks the incoming gradient of the backward op.
 void check_slowfast_grad(const at::Tensor& grad, const at::Tensor& features,
                          const SlowFastProblem& problem);
