@@ -82,10 +82,21 @@ def project_frames(
     """Runs frames [0, num_frames) through tower and projector in micro-batches
     and writes ``out`` (T, N, D). ``pixels_of(start, stop)`` returns the
     normalised pixels of those frames (so they are made per micro-batch too)."""
+    from tqdm.auto import tqdm
+
     from .timing import null_timer
 
     timer = timer or null_timer()
-    for start in range(0, num_frames, micro_batch):
+    starts = range(0, num_frames, micro_batch)
+    # A progress bar for long clips, on terminals only (disable=None).
+    bar = tqdm(
+        starts,
+        desc="vision tower",
+        unit="batch",
+        leave=False,
+        disable=True if len(starts) < 8 else None,
+    )
+    for start in bar:
         stop = min(num_frames, start + micro_batch)
         with timer("normalise"):
             pixels = pixels_of(start, stop)
