@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from videos import make_frame, read_frame_counter, write_test_images, write_test_video
 
+import sfllava_ext
 from sfllava_ext.video import (
     VideoClip,
     VideoDecodeError,
@@ -29,7 +30,9 @@ from sfllava_ext.video import (
     sample_frame_indices,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where the imported sfllava_ext lives (site-packages when installed, else the
+# checkout), so that child interpreters import the very package under test.
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(sfllava_ext.__file__)))
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
 try:
@@ -495,11 +498,11 @@ _CHILD = textwrap.dedent(
 def run_isolated(path: str, backend: str) -> dict:
     """load_video in a fresh interpreter: a crash or a hang is a failure, not a dead suite."""
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD.format(root=ROOT), path, backend],
+        [sys.executable, "-c", _CHILD.format(root=PACKAGE_ROOT), path, backend],
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=ROOT,
+        cwd=TESTS,
     )
     assert proc.returncode == 0, f"child crashed ({proc.returncode}): {proc.stderr[-2000:]}"
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -565,10 +568,12 @@ def test_truncated_data_frames_are_right(bad_files: dict[str, str]) -> None:
 
 def test_decord_is_imported_lazily() -> None:
     code = (
-        f"import sys; sys.path.insert(0, {ROOT!r}); import sfllava_ext, sfllava_ext.video; "
+        f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); import sfllava_ext, sfllava_ext.video; "
         "print('decord' in sys.modules)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=TESTS
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
 
