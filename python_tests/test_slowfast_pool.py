@@ -194,3 +194,26 @@ def test_cuda_equals_cpu(pool, dtype, gen):
         cpu = slowfast_pool(x, slow_frames=ns, slow_pool=pool, fast_size=fast, grid=grid_arg)
         gpu = slowfast_pool(x.cuda(), slow_frames=ns, slow_pool=pool, fast_size=fast, grid=grid_arg)
         assert torch.equal(gpu.cpu(), cpu)
+
+
+def _sweep_pairs() -> list[tuple[int, int]]:
+    """Every (T, Ns) in 1..200 x 1..64 where float32 linspace and exact arithmetic
+    pick different frames, plus a seeded sample of the rest."""
+    differ, same = [], []
+    for t in range(1, 201):
+        for ns in range(1, 65):
+            naive = [i * t // ns for i in range(ns)]
+            (differ if slow_frame_picks(t, ns) != naive else same).append((t, ns))
+    rng = torch.Generator().manual_seed(7)
+    sample = [same[i] for i in torch.randperm(len(same), generator=rng)[:150].tolist()]
+    return differ + sample
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_sweep_frames_and_picks(pool, device):
+    """Every pool over the (T, Ns) pairs where the picks are easy to get wrong."""
+    gen = torch.Generator().manual_seed(11)
+    for t, ns in _sweep_pairs():
+        x = torch.randn(t, 4, 6, 3, generator=gen).to(device)
+        ours = slowfast_pool(x, slow_frames=ns, slow_pool=pool, fast_size=(3, 4))
+        assert_matches_reference(ours, x, ns, pool, (3, 4), None)
