@@ -42,8 +42,13 @@ from typing import Any
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "python_tests"))
+sys.path.insert(0, os.path.join(ROOT, "python_tests"))  # videos.py: the test-video writer
+try:
+    import sfllava_ext  # noqa: F401  (the installed package)
+except ImportError:  # an in-place build of this checkout
+    sys.path.insert(0, ROOT)
+
+from _common import warm_memory  # noqa: E402
 
 RESOLUTIONS = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 GOPS = {"long GOP (keyint 250, x264 default)": None, "1 s GOP (keyint 30)": 30}
@@ -279,6 +284,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     args = parse_args()
+    warm_memory()
     set_threads(args.threads)
     result: dict[str, Any] = {
         "benchmark": "decode 50 frames at the published indices, H.264 300 frames 30 fps",

@@ -150,7 +150,8 @@ def main() -> None:
         },
     }
     print("same answer:", result["same_answer"], "| targets:", result["targets"])
-    out = args.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "pipeline_cpu.json")
+    results = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    out = args.json or os.path.join(results, "pipeline_cpu.json")
     write_json(out, result)
     print("wrote", out)
 
