@@ -27,7 +27,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_info, write_json  # noqa: E402
+from _common import machine_info, warm_memory, write_json  # noqa: E402
 from bench_normalize_frames import clip_processor, published_path  # noqa: E402
 from bench_slowfast_pool import published as published_pooling  # noqa: E402
 
@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    warm_memory()
 
     tokenizer = demo_tokenizer()
     model = demo_model(tokenizer, dtype=torch.bfloat16)
