@@ -316,19 +316,7 @@ class SlowFastLlava:
                 frames = frames.pin_memory().to(self.device, non_blocking=True)
             else:
                 frames = frames.to(self.device)
-        t = frames.shape[0]
-        features = torch.empty(
-            (t, self.grid[0] * self.grid[1], self.hidden_size), dtype=self.dtype, device=self.device
-        )
-        return project_frames(
-            lambda a, b: self._normalize(frames[a:b]),
-            t,
-            self.tower,
-            self.projector,
-            features,
-            self.micro_batch,
-            timer,
-        )
+        return self._project(lambda a, b: self._normalize(frames[a:b]), frames.shape[0], timer)
 
     @torch.inference_mode()
     def _pixel_features(self, pixel_values: torch.Tensor, timer: StageTimer) -> torch.Tensor:
@@ -344,18 +332,17 @@ class SlowFastLlava:
         if not pixel_values.is_floating_point():
             raise TypeError(f"pixel_values must be floating point, got {pixel_values.dtype}")
         pixels = pixel_values.to(self.device, self.dtype)
-        t = pixels.shape[0]
+        return self._project(lambda a, b: pixels[a:b], pixels.shape[0], timer)
+
+    def _project(self, pixels_of, num_frames: int, timer: StageTimer) -> torch.Tensor:
+        """Features (T, N, D) of the pixels ``pixels_of(start, stop)`` returns."""
         features = torch.empty(
-            (t, self.grid[0] * self.grid[1], self.hidden_size), dtype=self.dtype, device=self.device
+            (num_frames, self.grid[0] * self.grid[1], self.hidden_size),
+            dtype=self.dtype,
+            device=self.device,
         )
         return project_frames(
-            lambda a, b: pixels[a:b],
-            t,
-            self.tower,
-            self.projector,
-            features,
-            self.micro_batch,
-            timer,
+            pixels_of, num_frames, self.tower, self.projector, features, self.micro_batch, timer
         )
 
     def _pool(self, features: torch.Tensor, timer: StageTimer, out: torch.Tensor | None = None):
