@@ -30,7 +30,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -48,7 +47,7 @@ try:
 except ImportError:  # an in-place build of this checkout
     sys.path.insert(0, ROOT)
 
-from _common import warm_memory  # noqa: E402
+from _common import machine_info, warm_memory, write_json  # noqa: E402
 
 RESOLUTIONS = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 GOPS = {"long GOP (keyint 250, x264 default)": None, "1 s GOP (keyint 30)": 30}
@@ -86,21 +85,8 @@ def set_threads(threads: int) -> None:
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    """The shared machine description, plus what decoding depends on."""
     import av
-    import torch
 
     try:
         import decord
@@ -108,13 +94,13 @@ def machine() -> dict[str, Any]:
         decord_version = decord.__version__
     except ImportError:
         decord_version = None
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
     return {
-        "cpu_model": model,
-        "logical_cpus": os.cpu_count(),
+        **machine_info(),
         "usable_cpus": usable,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
         "av": av.__version__,
         "ffmpeg_libavcodec_pyav": ".".join(map(str, av.library_versions["libavcodec"])),
         "decord": decord_version,
@@ -322,16 +308,12 @@ def main() -> None:
         list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     )
     if result["cases"] or args.memory:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         if args.skip_timing and os.path.exists(args.out):
             with open(args.out) as f:
                 previous = json.load(f)
             previous["memory"] = result.get("memory")
             result = previous
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        print(f"wrote {args.out}")
+        print(f"wrote {write_json(args.out, result)}")
     if any(not r["identical"] for r in result.get("cases", [])):
         raise SystemExit("frames differ between decord and load_video")
 
