@@ -14,6 +14,9 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
+
+from .timing import null_timer
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +85,6 @@ def project_frames(
     """Runs frames [0, num_frames) through tower and projector in micro-batches
     and writes ``out`` (T, N, D). ``pixels_of(start, stop)`` returns the
     normalised pixels of those frames (so they are made per micro-batch too)."""
-    from tqdm.auto import tqdm
-
-    from .timing import null_timer
-
     timer = timer or null_timer()
     starts = range(0, num_frames, micro_batch)
     # A progress bar for long clips, on terminals only (disable=None).
