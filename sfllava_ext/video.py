@@ -15,7 +15,9 @@ Two decoding backends return bit-identical frames for the same file and indices:
   of picture (GOP) that holds a wanted frame is decoded from its keyframe up to the last
   wanted frame only, GOPs are decoded in parallel (one container and decoder per worker
   thread), non-reference frames that are not wanted are never decoded
-  (``skip_frame="NONREF"`` packet by packet) and only wanted frames are converted to RGB.
+  (H.264 packets that hold only non-reference pictures are not even sent to the
+  decoder; other codecs use ``skip_frame="NONREF"`` packet by packet) and only wanted
+  frames are converted to RGB.
   The YUV -> RGB conversion is the same swscale call decord makes (same-size, bilinear
   flags, the frame's own colour matrix and range, unscaled fast path), so the pixels
   match decord's bit for bit; the test-suite checks it on many files.
@@ -36,7 +38,7 @@ import numbers
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -44,6 +46,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .yuv_to_rgb import frame_planes, native_coeffs, yuv420_to_rgb
 
 __all__ = [
     "BACKENDS",
@@ -64,6 +68,9 @@ _MAX_AUTO_THREADS = 16
 _BALANCE_SLACK = 1.25  # largest-first GOP split within 25% of even: no frame threads
 # Decoders whose AVDISCARD_NONREF drops only pictures no other picture references.
 _NONREF_SAFE_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video"})
+# Pixel formats the native YUV -> RGB converter takes (yuvj: full range).
+_NATIVE_FORMATS = frozenset({"yuv420p", "yuvj420p"})
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 
 
 class VideoDecodeError(ValueError):
@@ -509,6 +516,92 @@ def _plan_chunks(index: _PacketIndex, frame_pts: list[int], wanted: Sequence[int
     return sorted(chunks.values(), key=lambda c: c.start)
 
 
+# ------------------------------------------------------- non-reference H.264 packets
+
+# NAL unit types a droppable packet may hold besides its non-reference slices:
+# access unit delimiter and filler data. Anything else (SEI, parameter sets, ...)
+# keeps the packet, since it could matter to later pictures.
+_H264_SLICE = 1
+_H264_HARMLESS = frozenset({9, 12})
+
+
+def _h264_nal_headers_avcc(data: memoryview, length_size: int) -> list[int] | None:
+    """The NAL header bytes of a length-prefixed (MP4/MKV "avcC") packet; None when
+    the lengths do not add up."""
+    headers = []
+    pos, end = 0, len(data)
+    while pos < end:
+        if pos + length_size >= end:
+            return None
+        size = int.from_bytes(data[pos : pos + length_size], "big")
+        pos += length_size
+        if size == 0 or pos + size > end:
+            return None
+        headers.append(data[pos])
+        pos += size
+    return headers
+
+
+def _h264_nal_headers_annexb(data: memoryview) -> list[int] | None:
+    """The NAL header bytes of a start-code (Annex B: .h264, MPEG-TS) packet."""
+    raw = bytes(data)
+    headers = []
+    pos = raw.find(b"\x00\x00\x01")
+    while pos != -1 and pos + 3 < len(raw):
+        headers.append(raw[pos + 3])
+        pos = raw.find(b"\x00\x00\x01", pos + 3)
+    return headers or None
+
+
+def _h264_disposable(headers: list[int] | None) -> bool:
+    """Whether the NAL units are one non-reference picture (nal_ref_idc 0 on its
+    slices) and nothing that later pictures could need."""
+    if not headers:
+        return False
+    slices = 0
+    for header in headers:
+        kind = header & 0x1F
+        if kind == _H264_SLICE:
+            if header & 0x60:  # nal_ref_idc != 0: a reference picture
+                return False
+            slices += 1
+        elif kind not in _H264_HARMLESS:
+            return False
+    return slices > 0
+
+
+def _disposable_packet_test(
+    codec_name: str, extradata: bytes | None
+) -> Callable[[Any], bool] | None:
+    """For H.264: a test for packets whose picture no other picture references, so
+    that an unwanted one need not reach the decoder at all.
+
+    ``skip_frame="NONREF"`` drops the same pictures inside the decoder, but with
+    frame threads each dropped packet still takes a thread's turn, which halves the
+    threads' overlap on the long chain of reference pictures; leaving the packet out
+    keeps every turn for real work. The decoded pixels are the same either way: an
+    H.264 decoder never reads a non-reference picture (its frame_num and POC state
+    come from reference pictures only). None for other codecs.
+    """
+    if codec_name != "h264":
+        return None
+    if extradata and extradata[0] == 1 and len(extradata) >= 7:  # avcC
+        length_size = (extradata[4] & 3) + 1
+        return lambda packet: _h264_disposable(
+            _h264_nal_headers_avcc(memoryview(packet), length_size)
+        )
+    return lambda packet: _h264_disposable(_h264_nal_headers_annexb(memoryview(packet)))
+
+
+@dataclass(frozen=True)
+class _SkipRules:
+    """How unwanted pictures are avoided: ``nonref`` sets ``skip_frame="NONREF"``
+    on unwanted packets; ``disposable`` (H.264) tells which packets to leave out."""
+
+    nonref: bool
+    disposable: Callable[[Any], bool] | None = None
+
+
 class _FrameSink:
     """The output: one (H, W, 3) uint8 slot per distinct wanted frame, filled by the
     workers. Each worker converts with its own :class:`_Converter`; decoded frames are
@@ -519,6 +612,7 @@ class _FrameSink:
         self.height = height
         self.slots = {frame: slot for slot, frame in enumerate(sorted(set(wanted)))}
         self.array = np.empty((len(self.slots), height, width, 3), dtype=np.uint8)
+        self.tensor = torch.from_numpy(self.array)  # the same memory, for native writes
         self.filled: set[int] = set()
         self.rotation: int | None = None
         # set when decoded frames come out of order of their timestamps: the container's
@@ -528,7 +622,7 @@ class _FrameSink:
 
     def add(self, frame_index: int, frame: Any, converter: _Converter) -> None:
         slot = self.slots[frame_index]
-        self.array[slot] = converter.rgb(frame, self.width, self.height)
+        converter.convert_into(frame, self.array[slot], self.tensor[slot])
         with self.lock:
             if self.rotation is None:
                 self.rotation = int(getattr(frame, "rotation", 0) or 0)
@@ -546,12 +640,36 @@ class _Converter:
     """YUV -> RGB24 exactly as decord gets it: swscale, same size, bilinear flags (the
     default of FFmpeg's scale filter), colour matrix and range from the frame. One per
     worker thread: the swscale context is built once and reused, and runs on the
-    worker's thread (the workers already use the cores)."""
+    worker's thread (the workers already use the cores).
+
+    A YUV 4:2:0 frame of the stream's size and an even height (where swscale runs its
+    unscaled fixed-point converter) is converted natively instead, straight into the
+    output slot (:mod:`sfllava_ext.yuv_to_rgb`: same bytes, no intermediate frame and
+    no copy), when the native coefficients were checked against this swscale."""
 
     def __init__(self) -> None:
         from av.video.reformatter import VideoReformatter
 
         self.reformatter = VideoReformatter()
+
+    def convert_into(self, frame: Any, out: np.ndarray, out_tensor: torch.Tensor) -> None:
+        """Write the frame's RGB24 pixels into ``out`` (H, W, 3); ``out_tensor`` is
+        the same memory as a tensor."""
+        height, width = out.shape[0], out.shape[1]
+        coeffs = None
+        fmt = frame.format.name
+        if (
+            fmt in _NATIVE_FORMATS
+            and frame.width == width
+            and frame.height == height
+            and height % 2 == 0
+        ):
+            full = fmt == "yuvj420p" or int(frame.color_range) == _FULL_RANGE
+            coeffs = native_coeffs(int(frame.colorspace), _FULL_RANGE if full else 1)
+        if coeffs is not None:
+            yuv420_to_rgb(*frame_planes(frame), coeffs, out=out_tensor)
+        else:
+            out[...] = self.rgb(frame, width, height)
 
     def rgb(self, frame: Any, width: int, height: int) -> np.ndarray:
         """(height, width, 3) uint8 view of a converted frame (valid until the next call)."""
@@ -618,12 +736,13 @@ def _decode_chunk(
     order: dict[int, int],
     chunk: _Chunk,
     sink: _FrameSink,
-    skip_nonref: bool,
+    rules: _SkipRules,
 ) -> bool:
     """Decode packets ``chunk.start`` .. ``chunk.end`` and keep the wanted frames.
 
-    Wanted packets are decoded normally; the others with ``skip_frame="NONREF"``, which
-    drops a picture only when no other picture references it. The decoder is drained
+    Wanted packets are decoded normally; unwanted disposable ones (``rules``) are left
+    out, the others decoded with ``skip_frame="NONREF"``, which drops a picture only
+    when no other picture references it. The decoder is drained
     at the end instead of reading further packets. Returns False when the demuxer came
     out past ``chunk.start`` (a seek that overshot); nothing was decoded then.
     """
@@ -654,7 +773,10 @@ def _decode_chunk(
                 continue  # before our keyframe (or unknown): not needed
             if mode is None and position > chunk.start:
                 return False
-            want = "NONREF" if skip_nonref and packet.pts not in remaining else "DEFAULT"
+            unwanted = packet.pts not in remaining
+            if unwanted and rules.disposable is not None and rules.disposable(packet):
+                continue
+            want = "NONREF" if rules.nonref and unwanted else "DEFAULT"
             if want != mode:
                 codec.skip_frame = want
                 mode = want
@@ -686,19 +808,19 @@ def _decode_worker(
     chunks: Sequence[_Chunk],
     sink: _FrameSink,
     decoder_threads: int,
-    skip_nonref: bool,
+    rules: _SkipRules,
 ) -> None:
     """One worker: its own container and decoder for its chunks, in file order."""
     reader = _Reader(_import_av(), path, stream_index, decoder_threads)
     try:
         for chunk in sorted(chunks, key=lambda c: c.start):
             reader.go_to(index, chunk.start)
-            if not _decode_chunk(reader, index, order, chunk, sink, skip_nonref):
+            if not _decode_chunk(reader, index, order, chunk, sink, rules):
                 logger.debug(
                     "%s: seek passed packet %d; demuxing from the start", path, chunk.start
                 )
                 reader.reopen()
-                _decode_chunk(reader, index, order, chunk, sink, skip_nonref)
+                _decode_chunk(reader, index, order, chunk, sink, rules)
     finally:
         reader.close()
 
@@ -735,6 +857,7 @@ def _load_with_pyav(path: str, num_frames: int, fps: float | None) -> VideoClip:
         width = stream.codec_context.width
         height = stream.codec_context.height
         codec_name = stream.codec_context.name
+        extradata = stream.codec_context.extradata
         reorders = bool(stream.codec_context.has_b_frames)
         rate = stream.average_rate
         video_fps = float(rate) if rate else None
@@ -752,7 +875,11 @@ def _load_with_pyav(path: str, num_frames: int, fps: float | None) -> VideoClip:
         frame_pts = sorted(index.pts)  # presentation order, as decord sorts them
         order = {p: i for i, p in enumerate(index.pts)}
         chunks = _plan_chunks(index, frame_pts, indices)
-        _run_chunks(path, stream_index, index, order, chunks, sink, threads, codec_name)
+        rules = _SkipRules(
+            nonref=codec_name in _NONREF_SAFE_CODECS,
+            disposable=_disposable_packet_test(codec_name, extradata),
+        )
+        _run_chunks(path, stream_index, index, order, chunks, sink, threads, rules)
         if sink.timestamps_unreliable:
             logger.info("%s: timestamps out of presentation order; decoding in sequence", path)
             sink = _FrameSink(width, height, indices)
@@ -818,14 +945,13 @@ def _run_chunks(
     chunks: list[_Chunk],
     sink: _FrameSink,
     threads: int,
-    codec_name: str,
+    rules: _SkipRules,
 ) -> None:
     """Decode the chunks on worker threads (:func:`_assign_workers`)."""
-    skip_nonref = codec_name in _NONREF_SAFE_CODECS
     plan = _assign_workers(threads, chunks)
 
     def run(mine: list[_Chunk], decoder_threads: int) -> None:
-        _decode_worker(path, stream_index, index, order, mine, sink, decoder_threads, skip_nonref)
+        _decode_worker(path, stream_index, index, order, mine, sink, decoder_threads, rules)
 
     if len(plan) == 1:
         run(*plan[0])

@@ -39,4 +39,9 @@ TORCH_LIBRARY(sfllava, m) {
   m.def(
       "_normalize_frames_simt(Tensor frames, int[] size, str resize_mode, int? shortest_edge, "
       "float[] mean, float[] std, float rescale_factor, str pass_order, ScalarType dtype) -> Tensor");
+
+  // Video loading: decoded YUV 4:2:0 planes -> RGB24 bytes, bit-identical to
+  // swscale's unscaled converter, written into a caller's (H, W, 3) buffer.
+  m.def(
+      "yuv420_to_rgb(Tensor y, Tensor u, Tensor v, int[] coeffs, *, Tensor(a!) out) -> ()");
 }

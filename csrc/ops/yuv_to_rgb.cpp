@@ -1,0 +1,72 @@
+// Host-side checks for yuv420_to_rgb, and its C++ API.
+#include "yuv_to_rgb.h"
+
+#include <ATen/ATen.h>
+#include <ATen/MemoryOverlap.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include "../common/checks.h"
+
+namespace sfllava {
+
+namespace {
+
+constexpr const char* kOp = "yuv420_to_rgb";
+
+void check_plane(const at::Tensor& t, const char* name, int64_t rows, int64_t cols) {
+  SFLLAVA_CHECK_TYPE(kOp, t.scalar_type() == at::kByte, name, " must be uint8, got ",
+                     t.scalar_type());
+  SFLLAVA_CHECK_VALUE(kOp, t.device().is_cpu(), name, " must be on the CPU, got ", t.device());
+  SFLLAVA_CHECK_VALUE(kOp, t.dim() == 2, name, " must be 2-D (rows, columns), got shape ",
+                      t.sizes());
+  SFLLAVA_CHECK_VALUE(kOp, t.size(0) == rows && t.size(1) == cols, name, " must be (", rows,
+                      ", ", cols, ") for the luma plane's size, got ", t.sizes());
+  SFLLAVA_CHECK_VALUE(kOp, t.stride(1) == 1 || t.size(1) <= 1, name,
+                      " must have contiguous columns, got strides ", t.strides());
+}
+
+}  // namespace
+
+void check_yuv420_to_rgb(const at::Tensor& y, const at::Tensor& u, const at::Tensor& v,
+                         at::IntArrayRef coeffs, const at::Tensor& out) {
+  SFLLAVA_CHECK_VALUE(kOp, y.dim() == 2, "y must be 2-D (H, W), got shape ", y.sizes());
+  const int64_t h = y.size(0);
+  const int64_t w = y.size(1);
+  check_plane(y, "y", h, w);
+  check_plane(u, "u", (h + 1) / 2, (w + 1) / 2);
+  check_plane(v, "v", (h + 1) / 2, (w + 1) / 2);
+  SFLLAVA_CHECK_VALUE(kOp, coeffs.size() == 6,
+                      "coeffs must be 6 integers (cy, y_offset, cub, cug, cvg, cvr), got ",
+                      coeffs.size());
+  for (const int64_t c : coeffs) {
+    SFLLAVA_CHECK_VALUE(kOp, c >= -32768 && c <= 32767,
+                        "coeffs must be 16-bit signed integers, got ", coeffs);
+  }
+  SFLLAVA_CHECK_TYPE(kOp, out.scalar_type() == at::kByte, "out must be uint8, got ",
+                     out.scalar_type());
+  SFLLAVA_CHECK_VALUE(kOp, out.device().is_cpu(), "out must be on the CPU, got ", out.device());
+  SFLLAVA_CHECK_VALUE(kOp, out.dim() == 3 && out.size(0) == h && out.size(1) == w &&
+                               out.size(2) == 3,
+                      "out must be (", h, ", ", w, ", 3), got ", out.sizes());
+  SFLLAVA_CHECK_VALUE(kOp, (out.stride(2) == 1 && out.stride(1) == 3) || w <= 1,
+                      "out must hold each row's pixels contiguously (strides (*, 3, 1)), got ",
+                      out.strides());
+  for (const at::Tensor* plane : {&y, &u, &v}) {
+    const at::MemOverlapStatus overlap = at::get_overlap_status(out, *plane);
+    SFLLAVA_CHECK_VALUE(kOp,
+                        overlap != at::MemOverlapStatus::Full &&
+                            overlap != at::MemOverlapStatus::Partial,
+                        "out must not overlap the input planes");
+  }
+}
+
+void yuv420_to_rgb_out(const at::Tensor& y, const at::Tensor& u, const at::Tensor& v,
+                       at::IntArrayRef coeffs, const at::Tensor& out) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("sfllava::yuv420_to_rgb", "")
+                       .typed<void(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                   at::IntArrayRef, const at::Tensor&)>();
+  op.call(y, u, v, coeffs, out);
+}
+
+}  // namespace sfllava
