@@ -1,0 +1,157 @@
+"""Benchmark of the video loader's YUV 4:2:0 -> RGB24 conversion: 50 decoded frames
+(360p, 720p, 1080p) into one (50, H, W, 3) uint8 clip buffer, every path in one run,
+single-threaded (it runs on the decode workers).
+
+  swscale  what the loader did before and decord does: PyAV
+           ``VideoReformatter.reformat(frame, format="rgb24")`` into a new frame,
+           then a copy into the clip buffer;
+  torch    the same fixed-point arithmetic in plain torch ops (int32 tensors);
+  ours     ``sfllava::yuv420_to_rgb`` straight into the clip buffer;
+  floor    (planes read + RGB written) / copy bandwidth (1 thread, read + write).
+Every path is checked to give swscale's bytes first.
+
+    python benchmarks/bench_yuv_to_rgb.py
+
+Prints a table and writes benchmarks/results/yuv_to_rgb_cpu.json.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from functools import partial
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from _common import copy_bandwidth, machine_info, time_median, warm_memory, write_json
+from av.video.reformatter import VideoReformatter
+
+ROOT = Path(__file__).resolve().parent.parent
+try:
+    import sfllava_ext
+except ImportError:  # an in-place build of this checkout
+    sys.path.insert(0, str(ROOT))
+    import sfllava_ext
+
+from sfllava_ext.yuv_to_rgb import frame_planes, native_coeffs, yuv420_to_rgb  # noqa: E402
+
+RESOLUTIONS = {"360p": (360, 640), "720p": (720, 1280), "1080p": (1080, 1920)}
+FRAMES = 50
+
+
+def make_frames(h: int, w: int) -> list:
+    """Decoder-like yuv420p frames (padded line sizes) of random bytes."""
+    rng = np.random.default_rng(h)
+    frames = []
+    for _ in range(FRAMES):
+        frame = av.VideoFrame(w, h, "yuv420p")
+        for plane in frame.planes:
+            plane.update(rng.integers(0, 256, plane.buffer_size, dtype=np.uint8).tobytes())
+        frames.append(frame)
+    return frames
+
+
+def torch_reference(frame, coeffs, out: torch.Tensor) -> None:
+    """The arithmetic of csrc/common/yuv_to_rgb.h in plain torch ops."""
+    cy, y_offset, cub, cug, cvg, cvr = coeffs
+    y, u, v = (p.to(torch.int32) for p in frame_planes(frame))
+    h, w = y.shape
+    u = u.repeat_interleave(2, 0).repeat_interleave(2, 1)[:h, :w]
+    v = v.repeat_interleave(2, 0).repeat_interleave(2, 1)[:h, :w]
+    luma = torch.div((y * 8 - y_offset) * cy, 65536, rounding_mode="floor")
+    uu, vv = u * 8 - 1024, v * 8 - 1024
+    red = luma + torch.div(vv * cvr, 65536, rounding_mode="floor")
+    green = (
+        luma
+        + torch.div(uu * cug, 65536, rounding_mode="floor")
+        + torch.div(vv * cvg, 65536, rounding_mode="floor")
+    )
+    blue = luma + torch.div(uu * cub, 65536, rounding_mode="floor")
+    out.copy_(torch.stack([red, green, blue], -1).clamp_(0, 255))
+
+
+def run_swscale(reformatter, frames, clip: np.ndarray) -> None:
+    for i, f in enumerate(frames):
+        clip[i] = reformatter.reformat(
+            f, width=f.width, height=f.height, format="rgb24", threads=1
+        ).to_ndarray()
+
+
+def run_torch(coeffs, frames, clip: torch.Tensor) -> None:
+    for i, f in enumerate(frames):
+        torch_reference(f, coeffs, clip[i])
+
+
+def run_ours(coeffs, frames, clip: torch.Tensor) -> None:
+    for i, f in enumerate(frames):
+        yuv420_to_rgb(*frame_planes(f), coeffs, out=clip[i])
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    warm_memory()
+    bandwidth = copy_bandwidth(threads=1, nbytes=256 << 20)
+    coeffs = native_coeffs(2, 1)
+    if coeffs is None:
+        raise SystemExit("the native converter does not match this swscale: nothing to measure")
+    reformatter = VideoReformatter()
+    results = {}
+    print(f"copy bandwidth (1 thread, read + write): {bandwidth['gb_per_s']:.1f} GB/s")
+    header = f"{'input':>6} {'swscale':>9} {'torch':>9} {'ours':>8} {'floor':>8} "
+    print(header + f"{'vs swscale':>11} {'vs torch':>9} {'ours/floor':>11}")
+    for name, (h, w) in RESOLUTIONS.items():
+        frames = make_frames(h, w)
+        clip = torch.empty((FRAMES, h, w, 3), dtype=torch.uint8)
+        clip_np = clip.numpy()
+
+        swscale = partial(run_swscale, reformatter, frames, clip_np)
+        torch_path = partial(run_torch, coeffs, frames, clip)
+        ours = partial(run_ours, coeffs, frames, clip)
+        swscale()
+        expected = clip_np.copy()
+        for path in (torch_path, ours):
+            clip.zero_()
+            path()
+            assert np.array_equal(clip_np, expected), f"{path.func.__name__} differs from swscale"
+        timings = {
+            "swscale": time_median(swscale, repeats=7),
+            "torch": time_median(torch_path, repeats=3),
+            "ours": time_median(ours, repeats=7),
+        }
+        moved = FRAMES * (h * w * 3 // 2 + h * w * 3)
+        floor_ms = moved / bandwidth["bytes_per_s"] * 1e3
+        med = {k: t["median_ms"] for k, t in timings.items()}
+        results[name] = {
+            "frames": FRAMES,
+            "height": h,
+            "width": w,
+            "timings": timings,
+            "floor_ms": floor_ms,
+            "speedup_vs_swscale": med["swscale"] / med["ours"],
+            "speedup_vs_torch": med["torch"] / med["ours"],
+            "ours_over_floor": med["ours"] / floor_ms,
+            "identical": True,
+        }
+        r = results[name]
+        print(
+            f"{name:>6} {med['swscale']:>7.1f}ms {med['torch']:>7.1f}ms {med['ours']:>6.1f}ms "
+            f"{floor_ms:>6.1f}ms {r['speedup_vs_swscale']:>10.2f}x {r['speedup_vs_torch']:>8.1f}x "
+            f"{r['ours_over_floor']:>10.2f}x"
+        )
+    out = write_json(
+        ROOT / "benchmarks" / "results" / "yuv_to_rgb_cpu.json",
+        {
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine_info(),
+            "extension": sfllava_ext.build_info(),
+            "copy_bandwidth": bandwidth,
+            "results": results,
+        },
+    )
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
