@@ -219,9 +219,10 @@ def test_malformed_h264_packets_are_kept() -> None:
 
 @pytest.mark.parametrize("ext", [".mp4", ".ts"])
 def test_real_b_frames_are_disposable_exactly_when_unreferenced(tmp_path, ext: str) -> None:
-    """On libx264 output (3 B-frames, B-pyramid) the test marks exactly the packets
-    whose pictures the decoder reports as non-reference... and the loader's frames stay
-    the reference decode's (python_tests/test_video.py checks many more files)."""
+    """On libx264 output (3 B-frames, B-pyramid) the test marks as many packets as the
+    decoder itself drops as non-reference, and fewer than half of them (the B-frames
+    in the middle of each group are references). That the loader's frames stay the
+    reference decode's is checked on many files in python_tests/test_video.py."""
     path = write_test_video(tmp_path / f"clip{ext}", 96, 64, num_frames=60)
     with av.open(path) as container:
         stream = container.streams.video[0]
