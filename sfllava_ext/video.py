@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .yuv_to_rgb import frame_planes, native_coeffs, yuv420_to_rgb
+from .yuv_to_rgb import FULL_RANGE, frame_planes, native_coeffs, yuv420_to_rgb
 
 __all__ = [
     "BACKENDS",
@@ -70,7 +70,6 @@ _BALANCE_SLACK = 1.25  # largest-first GOP split within 25% of even: no frame th
 _NONREF_SAFE_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video"})
 # Pixel formats the native YUV -> RGB converter takes (yuvj: full range).
 _NATIVE_FORMATS = frozenset({"yuv420p", "yuvj420p"})
-_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 
 
 class VideoDecodeError(ValueError):
@@ -612,7 +611,6 @@ class _FrameSink:
         self.height = height
         self.slots = {frame: slot for slot, frame in enumerate(sorted(set(wanted)))}
         self.array = np.empty((len(self.slots), height, width, 3), dtype=np.uint8)
-        self.tensor = torch.from_numpy(self.array)  # the same memory, for native writes
         self.filled: set[int] = set()
         self.rotation: int | None = None
         # set when decoded frames come out of order of their timestamps: the container's
@@ -622,7 +620,7 @@ class _FrameSink:
 
     def add(self, frame_index: int, frame: Any, converter: _Converter) -> None:
         slot = self.slots[frame_index]
-        converter.convert_into(frame, self.array[slot], self.tensor[slot])
+        converter.convert_into(frame, self.array[slot])
         with self.lock:
             if self.rotation is None:
                 self.rotation = int(getattr(frame, "rotation", 0) or 0)
@@ -652,9 +650,8 @@ class _Converter:
 
         self.reformatter = VideoReformatter()
 
-    def convert_into(self, frame: Any, out: np.ndarray, out_tensor: torch.Tensor) -> None:
-        """Write the frame's RGB24 pixels into ``out`` (H, W, 3); ``out_tensor`` is
-        the same memory as a tensor."""
+    def convert_into(self, frame: Any, out: np.ndarray) -> None:
+        """Write the frame's RGB24 pixels into ``out`` (H, W, 3)."""
         height, width = out.shape[0], out.shape[1]
         coeffs = None
         fmt = frame.format.name
@@ -664,10 +661,10 @@ class _Converter:
             and frame.height == height
             and height % 2 == 0
         ):
-            full = fmt == "yuvj420p" or int(frame.color_range) == _FULL_RANGE
-            coeffs = native_coeffs(int(frame.colorspace), _FULL_RANGE if full else 1)
+            full = fmt == "yuvj420p" or int(frame.color_range) == FULL_RANGE
+            coeffs = native_coeffs(int(frame.colorspace), FULL_RANGE if full else 1)
         if coeffs is not None:
-            yuv420_to_rgb(*frame_planes(frame), coeffs, out=out_tensor)
+            yuv420_to_rgb(*frame_planes(frame), coeffs, out=torch.from_numpy(out))
         else:
             out[...] = self.rgb(frame, width, height)
 

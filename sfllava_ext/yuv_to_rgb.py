@@ -24,7 +24,7 @@ import torch
 
 from ._extension import _C  # noqa: F401  (loads the kernels, registers the ops)
 
-__all__ = ["native_coeffs", "swscale_coeffs", "yuv420_to_rgb"]
+__all__ = ["FULL_RANGE", "frame_planes", "native_coeffs", "swscale_coeffs", "yuv420_to_rgb"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ _MATRICES = {
     9: (110013, 140363, 12277, 42626),  # BT.2020 non-constant luminance
     10: (110013, 140363, 12277, 42626),  # BT.2020 constant luminance
 }
-_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 
 
 def _round_to_int16(value: int) -> int:
@@ -57,7 +57,7 @@ def swscale_coeffs(colorspace: int, color_range: int) -> tuple[int, ...] | None:
         return None
     crv, cbu, cgu, cgv = matrix[0], matrix[1], -matrix[2], -matrix[3]
     cy, oy = 1 << 16, 0
-    if int(color_range) == _FULL_RANGE:
+    if int(color_range) == FULL_RANGE:
         crv, cbu, cgu, cgv = (int(c * 224 / 255) for c in (crv, cbu, cgu, cgv))
     else:
         cy, oy = (cy * 255) // 219, 16 << 16
