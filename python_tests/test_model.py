@@ -3,13 +3,16 @@ reference of the published method (SPEC steps 3-8), batching, RoPE, loading."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import sentencepiece as spm
 import torch
 from reference import slowfast_reference
 from tokenizers_for_tests import hf_llama_tokenizer, train_llama_sentencepiece
+from videos import write_test_video
 
-from sfllava_ext import SlowFastConfig, SlowFastLlava
+from sfllava_ext import SlowFastConfig, SlowFastLlava, load_video
 from sfllava_ext.model import NotLlavaNextError
 from sfllava_ext.ops import normalize_frames
 from sfllava_ext.prompts import PROMPTS, PromptError
@@ -171,6 +174,42 @@ def test_batch_matches_single(llava, tokenizers):
     answers = sf.answer(videos, questions, max_new_tokens=5)
     assert isinstance(answers, list) and len(answers) == 2
     assert answers[0] == sf.answer(videos[0], questions[0], max_new_tokens=5)
+
+
+def test_paths_decode_into_reused_buffers(llava, tokenizers, tmp_path):
+    """A path is decoded into the model's frame buffers; the tokens equal those of
+    the clip loaded on its own, from one thread or several, alone or in a batch."""
+    _, tok = tokenizers
+    paths = [
+        write_test_video(tmp_path / "a.mp4", 96, 64, 40, gop=10),
+        write_test_video(tmp_path / "b.mp4", 96, 64, 40, pattern="noise"),
+    ]
+    sf = SlowFastLlava(llava, tok, num_frames=8, micro_batch=4)
+    expected = [sf.encode(load_video(p, 8)) for p in paths]
+    assert sf.frame_buffers.idle_bytes == 0  # clips given by the caller: no pool
+    for path, want in zip(paths * 2, expected * 2, strict=True):
+        torch.testing.assert_close(sf.encode(path), want, rtol=0, atol=0)
+        assert sf.frame_buffers.idle_bytes == 8 * 64 * 96 * 3  # one buffer, reused
+
+    results: dict[int, list[torch.Tensor]] = {0: [], 1: []}
+    workers = [
+        threading.Thread(target=lambda k=k: results[k % 2].append(sf.encode(paths[k % 2])))
+        for k in range(4)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for k in (0, 1):
+        assert len(results[k]) == 2
+        for tokens in results[k]:
+            torch.testing.assert_close(tokens, expected[k], rtol=0, atol=0)
+
+    texts = [PROMPTS["image_seq_v3"][0].replace("{question}", "What moves?")] * 2
+    from_paths = sf.build_inputs(paths, texts)
+    from_clips = sf.build_inputs([load_video(p, 8) for p in paths], texts)
+    for ours, ref in zip(from_paths, from_clips, strict=True):
+        torch.testing.assert_close(ours, ref, rtol=0, atol=0)
 
 
 def test_choose_parses_a_letter(llava, tokenizers):

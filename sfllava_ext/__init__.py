@@ -25,7 +25,7 @@ from .slowfast import (
     num_visual_tokens,
     parse_aggregation,
 )
-from .video import VideoClip, VideoDecodeError, load_video, sample_frame_indices
+from .video import FrameBuffers, VideoClip, VideoDecodeError, load_video, sample_frame_indices
 
 __version__ = "0.1.0"
 
@@ -34,6 +34,7 @@ __all__ = [
     "CLIP_STD",
     "DEFAULT_SLOWFAST",
     "ExtensionBuildError",
+    "FrameBuffers",
     "FrameNormalizer",
     "NotLlavaNextError",
     "PromptError",

@@ -39,7 +39,7 @@ from .slowfast import (
     parse_aggregation,
 )
 from .timing import StageTimer
-from .video import VideoClip, load_video
+from .video import FrameBuffers, VideoClip, load_video
 from .vision import TruncatedVisionTower, project_frames
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class _Item:
     """One (video, prompt) of a batch, tokenized."""
 
     frames: torch.Tensor
+    clip: VideoClip | None  # loaded here from a path: its buffer goes back to the pool
     before: list[int]
     after: list[int]
     num_visual: int
@@ -138,6 +139,10 @@ class SlowFastLlava:
         device: where to run; must be where the model is (default: the model's device).
         micro_batch: frames per vision-tower forward (bounds memory on long clips).
         profile: record per-stage latencies in ``last_timings`` (synchronises CUDA).
+
+    Videos given as paths are decoded into memory reused from call to call
+    (``frame_buffers``, a :class:`~sfllava_ext.video.FrameBuffers` that keeps at most
+    1 GiB while idle; ``frame_buffers.clear()`` frees it).
     """
 
     def __init__(
@@ -185,6 +190,7 @@ class SlowFastLlava:
         self.image_processor = image_processor
         self.profile = profile
         self.last_timings = StageTimer(self.device, enabled=False)
+        self.frame_buffers = FrameBuffers()
 
         inner = model.model
         vc = self.config.vision_config
@@ -285,13 +291,20 @@ class SlowFastLlava:
 
     # ----------------------------------------------------------------- encoding
 
-    def _frames(self, video: VideoInput, timer: StageTimer) -> torch.Tensor:
-        """uint8 (T, H, W, 3) frames of a path, a VideoClip or given frames."""
+    def _frames(
+        self, video: VideoInput, timer: StageTimer
+    ) -> tuple[torch.Tensor, VideoClip | None]:
+        """uint8 (T, H, W, 3) frames of a path, a VideoClip or given frames; and, for a
+        path, the clip loaded, whose buffer goes back to ``frame_buffers`` once the
+        frames are normalised."""
         if isinstance(video, (str, os.PathLike)):
             with timer("decode"):
-                video = load_video(video, self.num_frames, backend=self.backend)
+                clip = load_video(
+                    video, self.num_frames, backend=self.backend, buffers=self.frame_buffers
+                )
+            return clip.frames, clip
         if isinstance(video, VideoClip):
-            return video.frames
+            return video.frames, None
         if isinstance(video, np.ndarray):
             video = torch.from_numpy(video)
         if not isinstance(video, torch.Tensor):
@@ -305,7 +318,15 @@ class SlowFastLlava:
             raise ValueError(
                 f"video frames must be (T, H, W, 3) with T >= 1, got {list(video.shape)}"
             )
-        return video
+        return video, None
+
+    def _features_of(self, video: VideoInput, timer: StageTimer) -> torch.Tensor:
+        """Projected features (T, N, D) of any video input."""
+        frames, clip = self._frames(video, timer)
+        try:
+            return self._features(frames, timer)
+        finally:
+            self.frame_buffers.release(clip)
 
     @torch.inference_mode()
     def _features(self, frames: torch.Tensor, timer: StageTimer) -> torch.Tensor:
@@ -362,8 +383,7 @@ class SlowFastLlava:
         frames (T, H, W, 3) used as given.
         """
         timer = self._timer()
-        frames = self._frames(video, timer)
-        return self._pool(self._features(frames, timer), timer)
+        return self._pool(self._features_of(video, timer), timer)
 
     @torch.inference_mode()
     def encode_pixels(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -388,8 +408,8 @@ class SlowFastLlava:
 
     def _item(self, video: VideoInput, text: str, timer: StageTimer) -> _Item:
         ids = tokenize_around_image(self._require_tokenizer(), text)
-        frames = self._frames(video, timer)
-        return _Item(frames, ids.before, ids.after, self.num_visual_tokens(frames.shape[0]))
+        frames, clip = self._frames(video, timer)
+        return _Item(frames, clip, ids.before, ids.after, self.num_visual_tokens(frames.shape[0]))
 
     @torch.inference_mode()
     def build_inputs(
@@ -413,11 +433,11 @@ class SlowFastLlava:
             vis = start + len(item.before)
             self._embed_text(embed, item.before, embeds[b, start:vis])
             self._embed_text(embed, item.after, embeds[b, vis + item.num_visual :])
-            self._pool(
-                self._features(item.frames, timer),
-                timer,
-                out=embeds[b, vis : vis + item.num_visual],
-            )
+            try:
+                features = self._features(item.frames, timer)
+            finally:
+                self.frame_buffers.release(item.clip)
+            self._pool(features, timer, out=embeds[b, vis : vis + item.num_visual])
         return embeds, mask
 
     def _embed_text(self, embed: nn.Module, ids: list[int], out: torch.Tensor) -> None:

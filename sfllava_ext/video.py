@@ -23,9 +23,10 @@ Two decoding backends return bit-identical frames for the same file and indices:
   match decord's bit for bit; the test-suite checks it on many files.
 
 ``auto`` picks ``pyav``: it returns the same frames and is faster (see docs/video.md and
-benchmarks/bench_decode.py). A folder of images is read with Pillow (backend
-``"images"``). No torch op runs here; the final array is only wrapped with
-``torch.from_numpy``.
+benchmarks/bench_decode.py). Repeated loads can decode into reused memory
+(:class:`FrameBuffers`, ``load_video(..., buffers=pool)``). A folder of images is read
+with Pillow (backend ``"images"``). No torch op runs here; the final array is only
+wrapped with ``torch.from_numpy``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from .yuv_to_rgb import FULL_RANGE, frame_planes, native_coeffs, yuv420_to_rgb
 
 __all__ = [
     "BACKENDS",
+    "FrameBuffers",
     "VideoClip",
     "VideoDecodeError",
     "decode_threads",
@@ -105,9 +107,83 @@ class VideoClip:
     duration: float | None
     backend: str
     path: str = field(default="")
+    # the pooled buffer that ``frames`` lives in (load_video(..., buffers=...)), until
+    # FrameBuffers.release gives it back
+    _buffer: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+class FrameBuffers:
+    """Reusable memory for the decoded frames of repeated loads.
+
+    A freshly allocated frame buffer (138 MB for 50 frames of 720p) costs the kernel a
+    page fault and a zeroed page per 4 KiB as the decoder first writes it: about 15 ms
+    per 720p load on a 2-core machine (benchmarks/bench_pipeline.py). A buffer that an
+    earlier load used costs nothing.
+
+    ``load_video(..., buffers=pool)`` (the ``pyav`` backend) decodes into a buffer taken
+    from the pool; ``pool.release(clip)`` gives it back once nothing reads
+    ``clip.frames`` any more: the next load overwrites them. A clip that is never
+    released simply keeps its buffer (nothing leaks). :class:`SlowFastLlava` keeps one
+    pool per model and releases each clip as soon as its frames are normalised.
+    Thread-safe.
+
+    Args:
+        max_idle_bytes: most bytes kept while not lent out (default 1 GiB); buffers
+            beyond it are freed, oldest first.
+    """
+
+    def __init__(self, max_idle_bytes: int = 1 << 30) -> None:
+        if isinstance(max_idle_bytes, bool) or not isinstance(max_idle_bytes, int):
+            raise TypeError(
+                f"FrameBuffers: max_idle_bytes must be an int, got {type(max_idle_bytes).__name__}"
+            )
+        if max_idle_bytes < 0:
+            raise ValueError(f"FrameBuffers: max_idle_bytes must be >= 0, got {max_idle_bytes}")
+        self.max_idle_bytes = max_idle_bytes
+        self._idle: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    @property
+    def idle_bytes(self) -> int:
+        """Bytes held by buffers that are not lent out."""
+        with self._lock:
+            return sum(b.nbytes for b in self._idle)
+
+    def take(self, nbytes: int) -> np.ndarray:
+        """A 1-D uint8 buffer of at least ``nbytes``: the smallest idle one that is
+        large enough, else a new one of exactly ``nbytes``."""
+        with self._lock:
+            fits = [b for b in self._idle if b.nbytes >= nbytes]
+            if fits:
+                buffer = min(fits, key=lambda b: b.nbytes)
+                self._idle = [b for b in self._idle if b is not buffer]
+                return buffer
+        return np.empty(nbytes, dtype=np.uint8)
+
+    def give(self, buffer: np.ndarray) -> None:
+        """Return a buffer from :meth:`take` (nothing may use it afterwards)."""
+        with self._lock:
+            self._idle.append(buffer)
+            while self._idle and sum(b.nbytes for b in self._idle) > self.max_idle_bytes:
+                self._idle.pop(0)
+
+    def release(self, clip: VideoClip | None) -> None:
+        """Give back the buffer of a clip loaded with ``buffers=`` this pool; its
+        ``frames`` must not be read afterwards. No-op for any other clip, for
+        ``None`` and for a clip already released."""
+        buffer = getattr(clip, "_buffer", None)
+        if buffer is None:
+            return
+        clip._buffer = None  # type: ignore[union-attr]
+        self.give(buffer)
+
+    def clear(self) -> None:
+        """Free the idle buffers."""
+        with self._lock:
+            self._idle = []
 
 
 # --------------------------------------------------------------------------- sampling
@@ -220,6 +296,7 @@ def load_video(
     *,
     backend: str = "auto",
     fps: float | None = None,
+    buffers: FrameBuffers | None = None,
 ) -> VideoClip:
     """Decode the sampled frames of a video file or a folder of images.
 
@@ -230,6 +307,8 @@ def load_video(
         backend: ``"auto"`` (``"pyav"``), ``"pyav"`` or ``"decord"``; both return
             identical frames. Ignored for a folder of images.
         fps: if given, one frame every ``1 / fps`` seconds instead (:func:`fps_frame_indices`).
+        buffers: a :class:`FrameBuffers` pool to decode into (``pyav``); give the memory
+            back with ``buffers.release(clip)`` when done with the frames.
 
     Returns:
         A :class:`VideoClip`; ``frames`` is a uint8 tensor (T, H, W, 3), RGB, contiguous.
@@ -257,6 +336,10 @@ def load_video(
         or fps <= 0
     ):
         raise ValueError(f"load_video: fps must be a finite number > 0 or None, got {fps!r}")
+    if buffers is not None and not isinstance(buffers, FrameBuffers):
+        raise TypeError(
+            f"load_video: buffers must be a FrameBuffers or None, got {type(buffers).__name__}"
+        )
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "video not found", path)
     if os.path.isdir(path):
@@ -268,7 +351,7 @@ def load_video(
     chosen = AUTO_BACKEND if backend == "auto" else backend
     if chosen == "decord":
         return _load_with_decord(path, num_frames, fps)
-    return _load_with_pyav(path, num_frames, fps)
+    return _load_with_pyav(path, num_frames, fps, buffers)
 
 
 def _make_clip(
@@ -469,7 +552,7 @@ def _index_packets(av: Any, container: Any, stream: Any, path: str) -> _PacketIn
             f"{path}: the container announces {max(claimed, len(pts))} frames but only "
             f"{len(pts)} can be read (truncated or damaged file); the clip ends early",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     return _PacketIndex(pts, dts, keyframe, truncated)
 
@@ -606,11 +689,17 @@ class _FrameSink:
     workers. Each worker converts with its own :class:`_Converter`; decoded frames are
     dropped as soon as their pixels are in the slot."""
 
-    def __init__(self, width: int, height: int, wanted: Sequence[int]) -> None:
+    def __init__(
+        self, width: int, height: int, wanted: Sequence[int], buffer: np.ndarray | None = None
+    ) -> None:
         self.width = width
         self.height = height
         self.slots = {frame: slot for slot, frame in enumerate(sorted(set(wanted)))}
-        self.array = np.empty((len(self.slots), height, width, 3), dtype=np.uint8)
+        shape = (len(self.slots), height, width, 3)
+        if buffer is None:
+            self.array = np.empty(shape, dtype=np.uint8)
+        else:  # a pooled buffer of at least nbytes(shape)
+            self.array = buffer[: math.prod(shape)].reshape(shape)
         self.filled: set[int] = set()
         self.rotation: int | None = None
         # set when decoded frames come out of order of their timestamps: the container's
@@ -729,7 +818,6 @@ class _Reader:
 
 def _decode_chunk(
     reader: _Reader,
-    index: _PacketIndex,
     order: dict[int, int],
     chunk: _Chunk,
     sink: _FrameSink,
@@ -798,26 +886,19 @@ def _decode_chunk(
 
 
 def _decode_worker(
-    path: str,
-    stream_index: int,
-    index: _PacketIndex,
-    order: dict[int, int],
-    chunks: Sequence[_Chunk],
-    sink: _FrameSink,
-    decoder_threads: int,
-    rules: _SkipRules,
+    plan: _DecodePlan, chunks: Sequence[_Chunk], sink: _FrameSink, decoder_threads: int
 ) -> None:
     """One worker: its own container and decoder for its chunks, in file order."""
-    reader = _Reader(_import_av(), path, stream_index, decoder_threads)
+    reader = _Reader(_import_av(), plan.path, plan.stream_index, decoder_threads)
     try:
         for chunk in sorted(chunks, key=lambda c: c.start):
-            reader.go_to(index, chunk.start)
-            if not _decode_chunk(reader, index, order, chunk, sink, rules):
+            reader.go_to(plan.index, chunk.start)
+            if not _decode_chunk(reader, plan.order, chunk, sink, plan.rules):
                 logger.debug(
-                    "%s: seek passed packet %d; demuxing from the start", path, chunk.start
+                    "%s: seek passed packet %d; demuxing from the start", plan.path, chunk.start
                 )
                 reader.reopen()
-                _decode_chunk(reader, index, order, chunk, sink, rules)
+                _decode_chunk(reader, plan.order, chunk, sink, plan.rules)
     finally:
         reader.close()
 
@@ -845,8 +926,28 @@ def _decode_sequential(
             logger.warning("%s: decoding stopped: %s", path, exc)
 
 
-def _load_with_pyav(path: str, num_frames: int, fps: float | None) -> VideoClip:
-    av = _import_av()
+@dataclass
+class _DecodePlan:
+    """What the ``pyav`` backend will decode for one call: the stream, the wanted frame
+    indices and, when the container's timestamps give the presentation order, the
+    chunks (``order`` maps pts to decode position) and the skip rules; otherwise
+    ``chunks`` is empty and the file is decoded in sequence."""
+
+    path: str
+    stream_index: int
+    width: int
+    height: int
+    total_frames: int
+    fps: float | None
+    indices: list[int]
+    index: _PacketIndex
+    order: dict[int, int] = field(default_factory=dict)
+    chunks: list[_Chunk] = field(default_factory=list)
+    rules: _SkipRules = field(default_factory=lambda: _SkipRules(nonref=False))
+
+
+def _plan_decode(av: Any, path: str, num_frames: int, fps: float | None) -> _DecodePlan:
+    """Open and index the file (demux only), pick the frames and plan their decoding."""
     container = _open_container(av, path)
     with container:
         stream = _video_stream(av, container, path)
@@ -865,24 +966,54 @@ def _load_with_pyav(path: str, num_frames: int, fps: float | None) -> VideoClip:
         raise VideoDecodeError(path, f"the video stream has no frame size ({width}x{height})")
     total_frames = len(index)
     indices = _pick_indices(path, total_frames, video_fps, num_frames, fps)
-    threads = decode_threads()
-    sink = _FrameSink(width, height, indices)
-
+    plan = _DecodePlan(path, stream_index, width, height, total_frames, video_fps, indices, index)
     if _timestamps_give_order(index, reorders):
         frame_pts = sorted(index.pts)  # presentation order, as decord sorts them
-        order = {p: i for i, p in enumerate(index.pts)}
-        chunks = _plan_chunks(index, frame_pts, indices)
-        rules = _SkipRules(
+        plan.order = {p: i for i, p in enumerate(index.pts)}
+        plan.chunks = _plan_chunks(index, frame_pts, indices)
+        plan.rules = _SkipRules(
             nonref=codec_name in _NONREF_SAFE_CODECS,
             disposable=_disposable_packet_test(codec_name, extradata),
         )
-        _run_chunks(path, stream_index, index, order, chunks, sink, threads, rules)
+    return plan
+
+
+def _load_with_pyav(
+    path: str, num_frames: int, fps: float | None, buffers: FrameBuffers | None = None
+) -> VideoClip:
+    av = _import_av()
+    plan = _plan_decode(av, path, num_frames, fps)
+    indices = plan.indices
+    threads = decode_threads()
+    buffer = None
+    if buffers is not None:
+        buffer = buffers.take(len(set(indices)) * plan.height * plan.width * 3)
+    try:
+        clip = _decode_into(av, plan, threads, buffer)
+    except BaseException:
+        if buffer is not None:
+            buffers.give(buffer)  # type: ignore[union-attr]
+        raise
+    if buffer is not None:
+        if np.may_share_memory(clip.frames.numpy(), buffer):
+            clip._buffer = buffer
+        else:  # the frames were copied out (repeated or rotated frames)
+            buffers.give(buffer)  # type: ignore[union-attr]
+    return clip
+
+
+def _decode_into(av: Any, plan: _DecodePlan, threads: int, buffer: np.ndarray | None) -> VideoClip:
+    """Run the plan (into ``buffer`` when given) and make the clip."""
+    path, indices = plan.path, plan.indices
+    sink = _FrameSink(plan.width, plan.height, indices, buffer)
+    if plan.chunks:
+        _run_chunks(plan, sink, threads)
         if sink.timestamps_unreliable:
             logger.info("%s: timestamps out of presentation order; decoding in sequence", path)
-            sink = _FrameSink(width, height, indices)
-            _decode_sequential(av, path, stream_index, indices, sink, threads)
+            sink = _FrameSink(plan.width, plan.height, indices, buffer)
+            _decode_sequential(av, path, plan.stream_index, indices, sink, threads)
     else:
-        _decode_sequential(av, path, stream_index, indices, sink, threads)
+        _decode_sequential(av, path, plan.stream_index, indices, sink, threads)
 
     delivered = [i for i in indices if i in sink.filled]
     if not delivered:
@@ -895,7 +1026,7 @@ def _load_with_pyav(path: str, num_frames: int, fps: float | None) -> VideoClip:
             f"{path}: {len(missing)} of the wanted frames could not be decoded "
             f"(first: {missing[:5]}); the clip holds {len(delivered)} frames",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     array = sink.gather(delivered)
     rotation = sink.rotation or 0
@@ -904,7 +1035,7 @@ def _load_with_pyav(path: str, num_frames: int, fps: float | None) -> VideoClip:
         # decord applies the display matrix with FFmpeg's transpose filter; a lossless
         # quarter turn of the RGB frames gives the same pixels.
         array = np.rot90(array, turns, axes=(1, 2))
-    return _make_clip(array, delivered, total_frames, video_fps, "pyav", path)
+    return _make_clip(array, delivered, plan.total_frames, plan.fps, "pyav", path)
 
 
 def _assign_workers(threads: int, chunks: list[_Chunk]) -> list[tuple[list[_Chunk], int]]:
@@ -934,26 +1065,17 @@ def _assign_workers(threads: int, chunks: list[_Chunk]) -> list[tuple[list[_Chun
     ]
 
 
-def _run_chunks(
-    path: str,
-    stream_index: int,
-    index: _PacketIndex,
-    order: dict[int, int],
-    chunks: list[_Chunk],
-    sink: _FrameSink,
-    threads: int,
-    rules: _SkipRules,
-) -> None:
-    """Decode the chunks on worker threads (:func:`_assign_workers`)."""
-    plan = _assign_workers(threads, chunks)
+def _run_chunks(plan: _DecodePlan, sink: _FrameSink, threads: int) -> None:
+    """Decode the plan's chunks on worker threads (:func:`_assign_workers`)."""
+    workers = _assign_workers(threads, plan.chunks)
 
     def run(mine: list[_Chunk], decoder_threads: int) -> None:
-        _decode_worker(path, stream_index, index, order, mine, sink, decoder_threads, rules)
+        _decode_worker(plan, mine, sink, decoder_threads)
 
-    if len(plan) == 1:
-        run(*plan[0])
+    if len(workers) == 1:
+        run(*workers[0])
         return
-    with ThreadPoolExecutor(max_workers=len(plan), thread_name_prefix="sfllava-decode") as pool:
-        futures = [pool.submit(run, mine, decoder_threads) for mine, decoder_threads in plan]
+    with ThreadPoolExecutor(max_workers=len(workers), thread_name_prefix="sfllava-decode") as pool:
+        futures = [pool.submit(run, mine, decoder_threads) for mine, decoder_threads in workers]
         for future in futures:
             future.result()

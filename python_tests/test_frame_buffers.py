@@ -1,0 +1,137 @@
+"""FrameBuffers: decoding into reused memory gives the same frames as a plain load,
+reuses the memory once released, never lends one buffer twice, and keeps at most
+``max_idle_bytes`` while idle."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from videos import write_test_video
+
+import sfllava_ext.video as video_module
+from sfllava_ext import FrameBuffers, VideoDecodeError, load_video
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    d = tmp_path_factory.mktemp("pooled")
+    return {
+        "moving": write_test_video(d / "moving.mp4", 96, 64, 60, gop=12),
+        "noise": write_test_video(d / "noise.mp4", 96, 64, 60, pattern="noise"),
+        "small": write_test_video(d / "small.mp4", 48, 32, 30),
+        "short": write_test_video(d / "short.mp4", 32, 24, 7),
+        "rotated": write_test_video(d / "rotated.mp4", 64, 36, 20, rotation=90),
+    }
+
+
+def test_pooled_loads_match_plain_loads_and_reuse_the_memory(clips) -> None:
+    pool = FrameBuffers()
+    first = load_video(clips["moving"], 16, buffers=pool)
+    assert torch.equal(first.frames, load_video(clips["moving"], 16).frames)
+    address = first.frames.data_ptr()
+    pool.release(first)
+    assert pool.idle_bytes == first.frames.numel()
+    # another video of the same size lands in the same memory, with its own pixels
+    second = load_video(clips["noise"], 16, buffers=pool)
+    assert second.frames.data_ptr() == address
+    assert pool.idle_bytes == 0
+    assert torch.equal(second.frames, load_video(clips["noise"], 16).frames)
+    # a smaller load fits in the same buffer too
+    pool.release(second)
+    third = load_video(clips["small"], 8, buffers=pool)
+    assert third.frames.data_ptr() == address
+    assert torch.equal(third.frames, load_video(clips["small"], 8).frames)
+
+
+def test_a_buffer_is_never_lent_twice(clips) -> None:
+    pool = FrameBuffers()
+    a = load_video(clips["moving"], 16, buffers=pool)
+    b = load_video(clips["noise"], 16, buffers=pool)  # a is not released: new memory
+    assert a.frames.data_ptr() != b.frames.data_ptr()
+    assert torch.equal(a.frames, load_video(clips["moving"], 16).frames)
+
+
+def test_concurrent_pooled_loads_get_their_own_frames(clips) -> None:
+    pool = FrameBuffers()
+    expected = {name: load_video(clips[name], 16).frames for name in ("moving", "noise")}
+    failures: list[str] = []
+
+    def work(name: str) -> None:
+        for _ in range(4):
+            clip = load_video(clips[name], 16, buffers=pool)
+            if not torch.equal(clip.frames, expected[name]):
+                failures.append(name)
+            pool.release(clip)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in ("moving", "noise") * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+@pytest.mark.parametrize("name", ["short", "rotated"])
+def test_copied_frames_give_the_buffer_back_at_once(clips, name: str) -> None:
+    # repeated frames (7 frames, 50 wanted) and rotated ones are copied out of the buffer
+    pool = FrameBuffers()
+    clip = load_video(clips[name], 50, buffers=pool)
+    assert torch.equal(clip.frames, load_video(clips[name], 50).frames)
+    assert pool.idle_bytes > 0
+    assert not np.may_share_memory(clip.frames.numpy(), pool.take(1))
+    pool.release(clip)  # nothing to give back: a no-op
+
+
+def test_release_is_idempotent_and_ignores_other_clips(clips) -> None:
+    pool = FrameBuffers()
+    pool.release(None)
+    pool.release(load_video(clips["small"], 4))  # not from a pool
+    assert pool.idle_bytes == 0
+    clip = load_video(clips["small"], 4, buffers=pool)
+    pool.release(clip)
+    pool.release(clip)
+    assert pool.idle_bytes == clip.frames.numel()
+    decoded = load_video(clips["moving"], 4, backend="decord", buffers=pool)  # not pooled
+    assert decoded._buffer is None and pool.idle_bytes == clip.frames.numel()
+
+
+def test_failed_decode_gives_the_buffer_back(clips, monkeypatch) -> None:
+    pool = FrameBuffers()
+
+    def fail(*args, **kwargs):
+        raise VideoDecodeError(clips["moving"], "injected failure")
+
+    monkeypatch.setattr(video_module, "_decode_into", fail)
+    with pytest.raises(VideoDecodeError, match="injected failure"):
+        load_video(clips["moving"], 16, buffers=pool)
+    assert pool.idle_bytes == 16 * 64 * 96 * 3
+
+
+def test_take_picks_the_smallest_fit_and_idle_memory_is_capped() -> None:
+    pool = FrameBuffers(max_idle_bytes=1000)
+    small, large = np.empty(300, np.uint8), np.empty(600, np.uint8)
+    pool.give(large)
+    pool.give(small)
+    assert pool.take(200) is small
+    assert pool.take(200).nbytes == 600  # the large one: it still fits
+    assert pool.take(200).nbytes == 200  # nothing idle: a new buffer of the size asked
+    for _ in range(4):
+        pool.give(np.empty(400, np.uint8))
+    assert pool.idle_bytes == 800  # oldest dropped beyond 1000 bytes
+    pool.clear()
+    assert pool.idle_bytes == 0
+    keep_nothing = FrameBuffers(max_idle_bytes=0)
+    keep_nothing.give(np.empty(10, np.uint8))
+    assert keep_nothing.idle_bytes == 0
+
+
+def test_bad_arguments(clips) -> None:
+    with pytest.raises(TypeError, match="buffers"):
+        load_video(clips["small"], 4, buffers="pool")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_idle_bytes"):
+        FrameBuffers(-1)
+    with pytest.raises(TypeError, match="max_idle_bytes"):
+        FrameBuffers(1.5)  # type: ignore[arg-type]
