@@ -1,7 +1,7 @@
 """The whole pipeline, file to answer, against the published reference pipeline
 in the same run, on the demo model (fixed sizes; random weights).
 
-    python benchmarks/bench_pipeline.py [--repeats 3] [--max-new-tokens 16]
+    python benchmarks/bench_pipeline.py [--repeats 5] [--max-new-tokens 16]
 
 Reference, as published: decord ``get_batch`` at the published indices, PIL
 resize + CLIP processor per frame, the vision tower with every hidden state
@@ -13,6 +13,10 @@ Clip: 720p, 10 s, 30 fps H.264 (libx264 defaults). 2 threads. Prints a
 per-stage table (medians) and writes benchmarks/results/pipeline_cpu.json.
 Targets (2-core CPU): everything except the model's forward passes (decode,
 preprocessing, pooling, input assembly) >= 5x faster; end to end >= 1.5x.
+
+The same run then measures the floor of that work on this machine (:func:`floors`):
+our stages on one thread (the work itself, no parallel overhead) and the clip's
+longest GOP decoded alone, which is one chain of dependent pictures.
 """
 
 from __future__ import annotations
@@ -31,15 +35,17 @@ from _common import machine_info, warm_memory, write_json  # noqa: E402
 from bench_normalize_frames import clip_processor, published_path  # noqa: E402
 from bench_slowfast_pool import published as published_pooling  # noqa: E402
 
-from sfllava_ext import SlowFastLlava, sample_frame_indices  # noqa: E402
+from sfllava_ext import FrameBuffers, SlowFastLlava, sample_frame_indices  # noqa: E402
 from sfllava_ext.demo import demo_model, demo_tokenizer, write_synthetic_video  # noqa: E402
 from sfllava_ext.model import _FirstTokenClock  # noqa: E402
 from sfllava_ext.prompts import PROMPTS, build_prompt  # noqa: E402
 from sfllava_ext.timing import StageTimer  # noqa: E402
+from sfllava_ext.video import _decode_worker, _FrameSink, _import_av, _plan_decode  # noqa: E402
 
 QUESTION = "What is moving across the screen?"
 NON_MODEL = ("decode", "normalise", "pooling", "assembly")
 MODEL = ("vision tower", "projector", "prefill", "generation")
+DECODE_THREADS_ENV = "SFLLAVA_DECODE_THREADS"
 
 
 def reference_answer(path, model, tokenizer, processor, max_new_tokens, timer: StageTimer) -> str:
@@ -80,8 +86,84 @@ def reference_answer(path, model, tokenizer, processor, max_new_tokens, timer: S
     return tokenizer.decode(ids[0], skip_special_tokens=True).strip()
 
 
+def our_run(model: SlowFastLlava, path: str, max_new_tokens: int) -> tuple[str, dict[str, float]]:
+    """``answer`` once: the answer and seconds per stage; "assembly" is what the
+    stages leave over (tokenization, input assembly, Python)."""
+    start = time.perf_counter()
+    answer = model.answer(path, QUESTION, max_new_tokens=max_new_tokens)
+    timings = model.last_timings
+    timings.add("end to end", time.perf_counter() - start)
+    staged = sum(v for k, v in timings.seconds.items() if k != "end to end")
+    timings.add("assembly", max(0.0, timings.seconds["end to end"] - staged))
+    return answer, dict(timings.seconds)
+
+
 def medians(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r.get(k, 0.0) for r in runs) * 1e3 for k in runs[0]}
+
+
+def one_thread_stages(model: SlowFastLlava, path: str, max_new_tokens: int, repeats: int):
+    """Median ms per stage of ``answer`` with one decoder thread and one torch thread:
+    the work of each stage with no parallel overhead."""
+    saved_threads, saved_env = torch.get_num_threads(), os.environ.get(DECODE_THREADS_ENV)
+    torch.set_num_threads(1)
+    os.environ[DECODE_THREADS_ENV] = "1"
+    try:
+        runs = [our_run(model, path, max_new_tokens)[1] for _ in range(repeats + 1)]
+    finally:
+        torch.set_num_threads(saved_threads)
+        if saved_env is None:
+            os.environ.pop(DECODE_THREADS_ENV, None)
+        else:
+            os.environ[DECODE_THREADS_ENV] = saved_env
+    return medians(runs[1:])
+
+
+def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[str, float]:
+    """The chunk of load_video's decode plan with the most packets, decoded alone the
+    way load_video decodes it (its reference pictures and wanted frames, RGB for the
+    wanted ones): median wall and CPU ms on one thread and on ``threads`` FFmpeg
+    frame threads. Into one reused buffer, as ``SlowFastLlava`` decodes."""
+    plan = _plan_decode(_import_av(), path, num_frames, None)
+    chunk = max(plan.chunks, key=lambda c: c.cost)
+    buffers = FrameBuffers()
+    nbytes = len(set(plan.indices)) * plan.height * plan.width * 3
+    result: dict[str, float] = {"packets": chunk.cost, "wanted": len(chunk.wanted)}
+    for n in (1, threads):
+        walls, cpus = [], []
+        for i in range(repeats + 1):
+            buffer = buffers.take(nbytes)
+            sink = _FrameSink(plan.width, plan.height, plan.indices, buffer)
+            cpu, wall = time.process_time(), time.perf_counter()
+            _decode_worker(plan, [chunk], sink, n)
+            buffers.give(buffer)
+            if i:  # the first round warms up
+                walls.append((time.perf_counter() - wall) * 1e3)
+                cpus.append((time.process_time() - cpu) * 1e3)
+        result[f"wall_ms_{n}_threads"] = statistics.median(walls)
+        result[f"cpu_ms_{n}_threads"] = statistics.median(cpus)
+    return result
+
+
+def floors(one_thread: dict[str, float], gop: dict[str, float], threads: int) -> dict[str, float]:
+    """Two lower bounds (ms) on the wall time of the work outside the model.
+
+    * ``perfect_split``: the one-thread work spread evenly over ``threads`` cores.
+    * ``frame_threaded_gop``: the longest GOP is one chain of dependent pictures;
+      only FFmpeg's frame threads split it, which takes ``wall`` ms at ``cpu`` ms of
+      CPU. Everything else (the one-thread work less that GOP's) may run in the
+      cores' idle time meanwhile (``threads * wall - cpu``) and, for the rest, spread
+      evenly before or after.
+    """
+    work = sum(one_thread.get(k, 0.0) for k in NON_MODEL)
+    wall, cpu = gop[f"wall_ms_{threads}_threads"], gop[f"cpu_ms_{threads}_threads"]
+    rest = work - gop["cpu_ms_1_threads"]
+    idle = max(0.0, threads * wall - cpu)
+    return {
+        "one_thread_work": work,
+        "perfect_split": work / threads,
+        "frame_threaded_gop": wall + max(0.0, rest - idle) / threads,
+    }
 
 
 def main() -> None:
@@ -89,7 +171,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -112,15 +194,12 @@ def main() -> None:
                 path, model, tokenizer, processor, args.max_new_tokens, timer
             )
             timer.add("end to end", time.perf_counter() - start)
-            start = time.perf_counter()
-            answers["ours"] = ours_model.answer(path, QUESTION, max_new_tokens=args.max_new_tokens)
-            ours = ours_model.last_timings
-            ours.add("end to end", time.perf_counter() - start)
-            staged = sum(v for k, v in ours.seconds.items() if k != "end to end")
-            ours.add("assembly", max(0.0, ours.seconds["end to end"] - staged))
+            answers["ours"], ours = our_run(ours_model, path, args.max_new_tokens)
             if i:
                 ref_runs.append(dict(timer.seconds))
-                our_runs.append(dict(ours.seconds))
+                our_runs.append(ours)
+        one_thread = one_thread_stages(ours_model, path, args.max_new_tokens, args.repeats)
+        gop = longest_gop(path, ours_model.num_frames, args.threads, args.repeats)
 
     ref, ours = medians(ref_runs), medians(our_runs)
     for side in (ref, ours):
@@ -151,6 +230,45 @@ def main() -> None:
         },
     }
     print("same answer:", result["same_answer"], "| targets:", result["targets"])
+    # the reference's decode (decord) swings between runs: show every round
+    per_round = {
+        side: [round(sum(r.get(k, 0.0) for k in NON_MODEL) * 1e3, 1) for r in runs]
+        for side, runs in (("reference", ref_runs), ("ours", our_runs))
+    }
+    ratios = [a / b for a, b in zip(per_round["reference"], per_round["ours"], strict=True)]
+    print(
+        "everything but the model, per round (ms): reference "
+        f"{per_round['reference']}, ours {per_round['ours']}; "
+        f"speed-up {min(ratios):.1f}x to {max(ratios):.1f}x"
+    )
+    result["non_model_ms_per_round"] = per_round
+
+    bound = floors(one_thread, gop, args.threads)
+    non_model = ref["everything but the model"]
+    print(f"\nfloor of the work outside the model on {args.threads} cores (ms)")
+    print(
+        "  our stages on one thread: "
+        + ", ".join(f"{k} {one_thread.get(k, 0.0):.1f}" for k in NON_MODEL)
+        + f" = {bound['one_thread_work']:.1f}"
+    )
+    print(
+        f"  longest GOP ({gop['packets']:.0f} packets, {gop['wanted']:.0f} wanted frames) "
+        f"alone: 1 thread {gop['wall_ms_1_threads']:.1f} wall / "
+        f"{gop['cpu_ms_1_threads']:.1f} CPU; {args.threads} frame threads "
+        f"{gop[f'wall_ms_{args.threads}_threads']:.1f} wall / "
+        f"{gop[f'cpu_ms_{args.threads}_threads']:.1f} CPU"
+    )
+    for name, label in (
+        ("perfect_split", "one-thread work split evenly over the cores"),
+        ("frame_threaded_gop", "that GOP on frame threads, the rest in its idle time and after"),
+    ):
+        print(
+            f"  {label}: {bound[name]:.1f} -> at most {non_model / bound[name]:.2f}x "
+            f"(5x needs <= {non_model / 5:.1f})"
+        )
+    result["one_thread_ms"] = one_thread
+    result["longest_gop"] = gop
+    result["floor_ms"] = bound
     results = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     out = args.json or os.path.join(results, "pipeline_cpu.json")
     write_json(out, result)
