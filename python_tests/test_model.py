@@ -187,9 +187,18 @@ def test_paths_decode_into_reused_buffers(llava, tokenizers, tmp_path):
     sf = SlowFastLlava(llava, tok, num_frames=8, micro_batch=4)
     expected = [sf.encode(load_video(p, 8)) for p in paths]
     assert sf.frame_buffers.idle_bytes == 0  # clips given by the caller: no pool
+
+    def idle_address() -> int:
+        buffer = sf.frame_buffers.take(8 * 64 * 96 * 3)
+        sf.frame_buffers.give(buffer)
+        return buffer.ctypes.data
+
+    addresses = set()
     for path, want in zip(paths * 2, expected * 2, strict=True):
         torch.testing.assert_close(sf.encode(path), want, rtol=0, atol=0)
-        assert sf.frame_buffers.idle_bytes == 8 * 64 * 96 * 3  # one buffer, reused
+        assert sf.frame_buffers.idle_bytes == 8 * 64 * 96 * 3  # released after use
+        addresses.add(idle_address())
+    assert len(addresses) == 1  # one buffer, reused by every call
 
     results: dict[int, list[torch.Tensor]] = {0: [], 1: []}
     workers = [
@@ -206,10 +215,17 @@ def test_paths_decode_into_reused_buffers(llava, tokenizers, tmp_path):
             torch.testing.assert_close(tokens, expected[k], rtol=0, atol=0)
 
     texts = [PROMPTS["image_seq_v3"][0].replace("{question}", "What moves?")] * 2
+    sf.frame_buffers.clear()
     from_paths = sf.build_inputs(paths, texts)
+    assert sf.frame_buffers.idle_bytes == 2 * 8 * 64 * 96 * 3  # both released
     from_clips = sf.build_inputs([load_video(p, 8) for p in paths], texts)
     for ours, ref in zip(from_paths, from_clips, strict=True):
         torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    # a batch that fails part-way gives back the buffers of the videos it loaded
+    sf.frame_buffers.clear()
+    with pytest.raises(FileNotFoundError):
+        sf.build_inputs([paths[0], str(tmp_path / "missing.mp4")], texts)
+    assert sf.frame_buffers.idle_bytes == 8 * 64 * 96 * 3
 
 
 def test_choose_parses_a_letter(llava, tokenizers):

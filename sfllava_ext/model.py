@@ -420,7 +420,17 @@ class SlowFastLlava:
         visual tokens written into theirs by the pooling kernel; and the
         attention mask (B, L)."""
         timer = self.last_timings
-        items = [self._item(v, t, timer) for v, t in zip(videos, texts, strict=True)]
+        items: list[_Item] = []
+        try:
+            for video, text in zip(videos, texts, strict=True):
+                items.append(self._item(video, text, timer))
+            return self._assemble(items, timer)
+        finally:
+            for item in items:  # on every path; a no-op for clips already released
+                self.frame_buffers.release(item.clip)
+
+    def _assemble(self, items: list[_Item], timer: StageTimer) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings and mask of tokenized items (see :meth:`build_inputs`)."""
         length = max(item.length for item in items)
         embed = self.language_model.get_input_embeddings()
         embeds = torch.zeros(
@@ -433,10 +443,8 @@ class SlowFastLlava:
             vis = start + len(item.before)
             self._embed_text(embed, item.before, embeds[b, start:vis])
             self._embed_text(embed, item.after, embeds[b, vis + item.num_visual :])
-            try:
-                features = self._features(item.frames, timer)
-            finally:
-                self.frame_buffers.release(item.clip)
+            features = self._features(item.frames, timer)
+            self.frame_buffers.release(item.clip)  # its frames are normalised
             self._pool(features, timer, out=embeds[b, vis : vis + item.num_visual])
         return embeds, mask
 

@@ -114,21 +114,27 @@ class VideoClip:
     def __len__(self) -> int:
         return len(self.indices)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # pickles and copies hold their own frames, never the pool's buffer
+        return {**self.__dict__, "_buffer": None}
+
 
 class FrameBuffers:
     """Reusable memory for the decoded frames of repeated loads.
 
     A freshly allocated frame buffer (138 MB for 50 frames of 720p) costs the kernel a
-    page fault and a zeroed page per 4 KiB as the decoder first writes it: about 15 ms
-    per 720p load on a 2-core machine (benchmarks/bench_pipeline.py). A buffer that an
-    earlier load used costs nothing.
+    page fault and a zeroed page per 4 KiB as the decoder first writes it; a buffer
+    that an earlier load used costs nothing (``python benchmarks/bench_decode.py``
+    measures both).
 
     ``load_video(..., buffers=pool)`` (the ``pyav`` backend) decodes into a buffer taken
     from the pool; ``pool.release(clip)`` gives it back once nothing reads
     ``clip.frames`` any more: the next load overwrites them. A clip that is never
-    released simply keeps its buffer (nothing leaks). :class:`SlowFastLlava` keeps one
-    pool per model and releases each clip as soon as its frames are normalised.
-    Thread-safe.
+    released keeps its buffer until the clip itself is freed: nothing leaks, the memory
+    is just not reused. An idle buffer is reused only for frames that fill at least
+    half of it, so a clip never pins much more memory than its frames.
+    :class:`SlowFastLlava` keeps one pool per model and releases each clip as soon as
+    its frames are normalised. Thread-safe.
 
     Args:
         max_idle_bytes: most bytes kept while not lent out (default 1 GiB); buffers
@@ -154,9 +160,9 @@ class FrameBuffers:
 
     def take(self, nbytes: int) -> np.ndarray:
         """A 1-D uint8 buffer of at least ``nbytes``: the smallest idle one that is
-        large enough, else a new one of exactly ``nbytes``."""
+        large enough and at most twice that, else a new one of exactly ``nbytes``."""
         with self._lock:
-            fits = [b for b in self._idle if b.nbytes >= nbytes]
+            fits = [b for b in self._idle if nbytes <= b.nbytes <= 2 * max(nbytes, 1)]
             if fits:
                 buffer = min(fits, key=lambda b: b.nbytes)
                 self._idle = [b for b in self._idle if b is not buffer]
@@ -165,7 +171,14 @@ class FrameBuffers:
 
     def give(self, buffer: np.ndarray) -> None:
         """Return a buffer from :meth:`take` (nothing may use it afterwards)."""
+        if not isinstance(buffer, np.ndarray) or buffer.dtype != np.uint8 or buffer.ndim != 1:
+            raise TypeError(
+                "FrameBuffers.give: buffer must be a 1-D uint8 numpy array from take(), got "
+                f"{type(buffer).__name__} {getattr(buffer, 'dtype', '')}"
+            )
         with self._lock:
+            if any(b is buffer for b in self._idle):
+                return
             self._idle.append(buffer)
             while self._idle and sum(b.nbytes for b in self._idle) > self.max_idle_bytes:
                 self._idle.pop(0)
@@ -174,10 +187,11 @@ class FrameBuffers:
         """Give back the buffer of a clip loaded with ``buffers=`` this pool; its
         ``frames`` must not be read afterwards. No-op for any other clip, for
         ``None`` and for a clip already released."""
-        buffer = getattr(clip, "_buffer", None)
-        if buffer is None:
-            return
-        clip._buffer = None  # type: ignore[union-attr]
+        with self._lock:
+            buffer = getattr(clip, "_buffer", None)
+            if buffer is None:
+                return
+            clip._buffer = None  # type: ignore[union-attr]
         self.give(buffer)
 
     def clear(self) -> None:
