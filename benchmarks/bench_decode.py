@@ -7,9 +7,11 @@ at the published indices (SPEC step 1):
 * ``decord``: ``decord.VideoReader(path).get_batch(indices)`` with the reader's
   defaults (its automatic decoder threads), then ``.asnumpy()``;
 * ``load_video``: ``sfllava_ext.load_video(path, 50)`` (backend ``auto``), with
-  ``SFLLAVA_DECODE_THREADS`` = ``--threads``.
+  ``SFLLAVA_DECODE_THREADS`` = ``--threads``;
+* ``pooled``: the same into reused memory, ``load_video(path, 50, buffers=pool)`` then
+  ``pool.release(clip)`` (what ``SlowFastLlava`` does for paths).
 
-The two run alternately, ``--repeats`` times each; the table gives medians (ms), the
+The three run alternately, ``--repeats`` times each; the table gives medians (ms), the
 speed-up of the medians and of the best runs, the CPU time per load (user + system, all
 threads; unlike wall time it does not depend on what else the machine runs), whether
 the frames are bit-identical (asserted) and the peak resident memory one load adds
@@ -170,6 +172,15 @@ def load_ours(path: str) -> tuple[np.ndarray, list[int]]:
     return clip.frames.numpy(), clip.indices
 
 
+def load_ours_pooled(path: str, pool: Any) -> tuple[np.ndarray, list[int]]:
+    """Into the pool's memory; the frames are valid until the next pooled load."""
+    from sfllava_ext.video import load_video
+
+    clip = load_video(path, WANTED, buffers=pool)
+    pool.release(clip)
+    return clip.frames.numpy(), clip.indices
+
+
 def cpu_seconds() -> float:
     """User + system CPU time of this process, all threads."""
     t = os.times()
@@ -186,14 +197,17 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 
 
 def bench_case(path: str, repeats: int) -> dict[str, Any]:
-    from sfllava_ext.video import sample_frame_indices
+    from sfllava_ext.video import FrameBuffers, sample_frame_indices
 
     indices = sample_frame_indices(NUM_FRAMES, WANTED)
     reference = load_decord(path, indices)  # warm-up and the frames to compare with
     ours, our_indices = load_ours(path)
     identical = our_indices == indices and np.array_equal(ours, reference)
-    del ours
-    decord_ms, ours_ms, decord_cpu, ours_cpu = [], [], [], []
+    pool = FrameBuffers()
+    pooled, _ = load_ours_pooled(path, pool)
+    identical = identical and np.array_equal(pooled, reference)
+    del ours, pooled
+    decord_ms, ours_ms, pooled_ms, decord_cpu, ours_cpu = [], [], [], [], []
     for _ in range(repeats):
         wall, cpu, _ = timed(lambda: load_decord(path, indices))
         decord_ms.append(wall)
@@ -201,6 +215,7 @@ def bench_case(path: str, repeats: int) -> dict[str, Any]:
         wall, cpu, _ = timed(lambda: load_ours(path))
         ours_ms.append(wall)
         ours_cpu.append(cpu)
+        pooled_ms.append(timed(lambda: load_ours_pooled(path, pool))[0])
     with PeakRss() as rss_decord:
         load_decord(path, indices)
     with PeakRss() as rss_ours:
@@ -213,6 +228,8 @@ def bench_case(path: str, repeats: int) -> dict[str, Any]:
         "decord_min_ms": min(decord_ms),
         "load_video_min_ms": min(ours_ms),
         "speedup_of_minimums": min(decord_ms) / min(ours_ms),
+        "load_video_pooled_ms": med(pooled_ms),
+        "speedup_pooled": med(decord_ms) / med(pooled_ms),
         "decord_cpu_ms": med(decord_cpu),
         "load_video_cpu_ms": med(ours_cpu),
         "identical": bool(identical),
@@ -220,6 +237,7 @@ def bench_case(path: str, repeats: int) -> dict[str, Any]:
         "peak_rss_added_mb_load_video": round(rss_ours.added_mb, 1),
         "decord_runs_ms": [round(x, 1) for x in decord_ms],
         "load_video_runs_ms": [round(x, 1) for x in ours_ms],
+        "load_video_pooled_runs_ms": [round(x, 1) for x in pooled_ms],
     }
 
 
@@ -252,7 +270,8 @@ def memory_run(path: str, loads: int) -> dict[str, Any]:
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
         f"{'video':<6} {'GOP':<9} {'decord ms':>9} {'ours ms':>8} {'speed-up':>8} "
-        f"{'(of mins)':>9} {'CPU ms decord/ours':>19} {'identical':>9} "
+        f"{'(of mins)':>9} {'pooled ms':>9} {'speed-up':>8} {'CPU ms decord/ours':>19} "
+        f"{'identical':>9} "
         f"{'peak RSS MB decord/ours':>24}"
     )
     print(header)
@@ -263,7 +282,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         gop = "long" if r["gop"].startswith("long") else "1 s"
         print(
             f"{r['resolution']:<6} {gop:<9} {r['decord_ms']:>9.0f} {r['load_video_ms']:>8.0f} "
-            f"{r['speedup']:>7.2f}x {r['speedup_of_minimums']:>8.2f}x {cpu:>19} "
+            f"{r['speedup']:>7.2f}x {r['speedup_of_minimums']:>8.2f}x "
+            f"{r['load_video_pooled_ms']:>9.0f} {r['speedup_pooled']:>7.2f}x {cpu:>19} "
             f"{'yes' if r['identical'] else 'NO':>9} {rss:>24}"
         )
 
