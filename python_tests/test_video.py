@@ -21,6 +21,7 @@ from PIL import Image
 from videos import make_frame, read_frame_counter, write_test_images, write_test_video
 
 import sfllava_ext
+import sfllava_ext.video as video_module
 from sfllava_ext.video import (
     VideoClip,
     VideoDecodeError,
@@ -303,6 +304,57 @@ def test_decode_thread_counts_do_not_change_frames(
     for num_frames in (50, 5):
         clip = load_video(path, num_frames, backend="pyav")
         assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
+
+
+@pytest.fixture(scope="module")
+def sliced_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[int, str]:
+    """One long GOP (libx264's default) with 1 and with 4 slices per picture."""
+    d = tmp_path_factory.mktemp("sliced")
+    params = {1: {"sliced-threads": "0", "threads": "1"}, 4: {"slices": "4"}}
+    return {
+        n: write_test_video(d / f"slices{n}.mp4", 128, 96, 90, x264_params=p)
+        for n, p in params.items()
+    }
+
+
+@pytest.mark.parametrize("threads", ["2", "3", "4", "8"])
+@pytest.mark.parametrize("slices", [1, 4])
+def test_slice_or_frame_threads_give_the_same_frames(
+    sliced_videos: dict[int, str], slices: int, threads: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decoder of a long GOP takes slice threads when every picture has a slice
+    per thread, frame threads otherwise; both give the reference decode's bits."""
+    monkeypatch.setenv("SFLLAVA_DECODE_THREADS", threads)
+    chosen: list[tuple[int, str]] = []
+    reopen = video_module._Reader.reopen
+
+    def spy(self) -> None:
+        reopen(self)
+        chosen.append((self.decoder_threads, str(self.stream.thread_type)))
+
+    monkeypatch.setattr(video_module._Reader, "reopen", spy)
+    path = sliced_videos[slices]
+    clip = load_video(path, 30, backend="pyav")
+    assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
+    kind = "SLICE" if slices >= int(threads) else "FRAME"
+    assert chosen and all(n == int(threads) and kind in t for n, t in chosen), chosen
+
+
+def test_slice_counts_and_thread_types() -> None:
+    # NAL header bytes: IDR slice 0x65, non-IDR reference slice 0x41, non-reference
+    # slice 0x01, SEI 0x06, SPS 0x67, PPS 0x68
+    assert video_module._h264_slice_count([0x65, 0x65]) == 2
+    assert video_module._h264_slice_count([0x06, 0x41, 0x01]) == 2
+    assert video_module._h264_slice_count([0x67, 0x68]) == 0
+    assert video_module._h264_slice_count(None) == 0
+    pick = video_module._decoder_thread_type
+    assert [pick(1, 0), pick(2, 0), pick(2, 2), pick(4, 2), pick(2, 4)] == [
+        "SLICE",  # one thread: no threading
+        "FRAME",  # slices unknown
+        "SLICE",
+        "FRAME",  # fewer slices than threads
+        "SLICE",
+    ]
 
 
 def test_decode_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
