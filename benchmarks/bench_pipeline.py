@@ -106,8 +106,9 @@ def our_run(model: SlowFastLlava, path: str, max_new_tokens: int) -> tuple[str, 
     return answer, dict(timings.seconds)
 
 
-def medians(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {k: statistics.median(r.get(k, 0.0) for r in runs) * 1e3 for k in runs[0]}
+def per_stage(runs: list[dict[str, float]], pick=statistics.median) -> dict[str, float]:
+    """ms per stage: ``pick`` (the median, or e.g. ``min``) of the runs' seconds."""
+    return {k: pick(r.get(k, 0.0) for r in runs) * 1e3 for k in runs[0]}
 
 
 def one_thread_stages(model: SlowFastLlava, path: str, max_new_tokens: int, repeats: int):
@@ -125,7 +126,7 @@ def one_thread_stages(model: SlowFastLlava, path: str, max_new_tokens: int, repe
             os.environ.pop(DECODE_THREADS_ENV, None)
         else:
             os.environ[DECODE_THREADS_ENV] = saved_env
-    return {k: min(r.get(k, 0.0) for r in runs[1:]) * 1e3 for k in runs[1]}
+    return per_stage(runs[1:], min)
 
 
 class _DecodeOnlySink(_FrameSink):
@@ -230,7 +231,7 @@ def main() -> None:
         one_thread = one_thread_stages(ours_model, path, args.max_new_tokens, args.repeats)
         gop = longest_gop(path, ours_model.num_frames, args.threads, args.repeats)
 
-    ref, ours = medians(ref_runs), medians(our_runs)
+    ref, ours = per_stage(ref_runs), per_stage(our_runs)
     for side in (ref, ours):
         side["everything but the model"] = sum(side.get(k, 0.0) for k in NON_MODEL)
         side["time to first token"] = side["end to end"] - side.get("generation", 0.0)

@@ -18,7 +18,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from videos import make_frame, read_frame_counter, write_test_images, write_test_video
+from videos import (
+    make_frame,
+    read_frame_counter,
+    silent_audio_frame,
+    write_test_images,
+    write_test_video,
+)
 
 import sfllava_ext
 import sfllava_ext.video as video_module
@@ -158,12 +164,7 @@ def _write_audio_only(path: str) -> None:
     with av.open(path, "w") as container:
         stream = container.add_stream("aac", rate=44100)
         for k in range(20):
-            frame = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
-            )
-            frame.sample_rate = 44100
-            frame.pts = k * 1024
-            for packet in stream.encode(frame):
+            for packet in stream.encode(silent_audio_frame(1024, 44100, k * 1024)):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -380,12 +381,7 @@ def test_video_with_audio_track(tmp_path, backend: str) -> None:
             frame = av.VideoFrame.from_ndarray(make_frame(64, 48, t), format="rgb24")
             for packet in video.encode(frame):
                 container.mux(packet)
-            samples = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1600), np.float32), format="fltp", layout="mono"
-            )
-            samples.sample_rate = 48000
-            samples.pts = t * 1600
-            for packet in audio.encode(samples):
+            for packet in audio.encode(silent_audio_frame(1600, 48000, t * 1600)):
                 container.mux(packet)
         for stream in (video, audio):
             for packet in stream.encode():

@@ -102,6 +102,16 @@ def make_frame(width: int, height: int, t: int, pattern: str = "moving") -> np.n
     return np.ascontiguousarray(img)
 
 
+def silent_audio_frame(samples: int, rate: int, pts: int) -> av.AudioFrame:
+    """A mono float-planar audio frame of ``samples`` zeros at ``rate`` Hz, stamped ``pts``."""
+    frame = av.AudioFrame.from_ndarray(
+        np.zeros((1, samples), np.float32), format="fltp", layout="mono"
+    )
+    frame.sample_rate = rate
+    frame.pts = pts
+    return frame
+
+
 def iter_test_frames(
     width: int, height: int, num_frames: int, pattern: str = "moving"
 ) -> Iterator[np.ndarray]:

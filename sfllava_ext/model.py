@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .ops import CLIP_MEAN, CLIP_STD, normalize_frames
 from .prompts import (
     PromptError,
     build_prompt,
@@ -272,22 +271,12 @@ class SlowFastLlava:
         )
 
     def _make_normalizer(self, image_processor, default_size):
-        from .preprocess import frame_normalizer
+        from .preprocess import FrameNormalizer, frame_normalizer
 
         if image_processor is not None:
             return frame_normalizer(image_processor, resize_mode=self.resize_mode, dtype=self.dtype)
-
-        def normalize(frames: torch.Tensor) -> torch.Tensor:
-            return normalize_frames(
-                frames,
-                default_size,
-                resize_mode=self.resize_mode,
-                mean=CLIP_MEAN,
-                std=CLIP_STD,
-                dtype=self.dtype,
-            )
-
-        return normalize
+        # CLIP's mean and std are FrameNormalizer's defaults
+        return FrameNormalizer(default_size, resize_mode=self.resize_mode, dtype=self.dtype)
 
     # ----------------------------------------------------------------- encoding
 

@@ -991,13 +991,17 @@ class _DecodePlan:
     stream_index: int
     width: int
     height: int
-    total_frames: int
     fps: float | None
     indices: list[int]
     index: _PacketIndex
     order: dict[int, int] = field(default_factory=dict)
     chunks: list[_Chunk] = field(default_factory=list)
     rules: _SkipRules = field(default_factory=lambda: _SkipRules(nonref=False))
+
+    @property
+    def total_frames(self) -> int:
+        """Frames in the video: its packets, as decord counts them."""
+        return len(self.index)
 
 
 def _plan_decode(av: Any, path: str, num_frames: int, fps: float | None) -> _DecodePlan:
@@ -1022,7 +1026,7 @@ def _plan_decode(av: Any, path: str, num_frames: int, fps: float | None) -> _Dec
         raise VideoDecodeError(path, f"the video stream has no frame size ({width}x{height})")
     total_frames = len(index)
     indices = _pick_indices(path, total_frames, video_fps, num_frames, fps)
-    plan = _DecodePlan(path, stream_index, width, height, total_frames, video_fps, indices, index)
+    plan = _DecodePlan(path, stream_index, width, height, video_fps, indices, index)
     if _timestamps_give_order(index, reorders):
         frame_pts = sorted(index.pts)  # presentation order, as decord sorts them
         plan.order = {p: i for i, p in enumerate(index.pts)}
