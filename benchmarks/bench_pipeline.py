@@ -145,6 +145,7 @@ def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[
     when its pictures have that many slices, slice threads. ``split`` names the
     faster of the two; ``load_video_picks`` what load_video uses."""
     plan = _plan_decode(_import_av(), path, num_frames, None)
+    plan.close()  # every run below opens the file the way a decode worker does
     chunk = max(plan.chunks, key=lambda c: c.cost)
     result: dict[str, Any] = {
         "packets": chunk.cost,

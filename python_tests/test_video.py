@@ -327,18 +327,85 @@ def test_slice_or_frame_threads_give_the_same_frames(
     per thread, frame threads otherwise; both give the reference decode's bits."""
     monkeypatch.setenv("SFLLAVA_DECODE_THREADS", threads)
     chosen: list[tuple[int, str]] = []
-    reopen = video_module._Reader.reopen
+    use = video_module._Reader._use  # every reader's container passes here, opened or taken over
 
-    def spy(self) -> None:
-        reopen(self)
+    def spy(self, container, fresh: bool) -> None:
+        use(self, container, fresh)
         chosen.append((self.decoder_threads, str(self.stream.thread_type)))
 
-    monkeypatch.setattr(video_module._Reader, "reopen", spy)
+    monkeypatch.setattr(video_module._Reader, "_use", spy)
     path = sliced_videos[slices]
     clip = load_video(path, 30, backend="pyav")
     assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
     kind = "SLICE" if slices >= int(threads) else "FRAME"
     assert chosen and all(n == int(threads) and kind in t for n, t in chosen), chosen
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("name", ["66x50_default_gop", "64x48_gop10", "96x64_open_gop"])
+def test_first_worker_takes_over_the_indexing_container(
+    videos: dict[str, str], name: str, threads: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is opened once to index it and once per further worker: the first
+    worker decodes from the indexing container (seeking back to its chunk). Every
+    container is closed at the end, and the frames are the reference decode's."""
+    monkeypatch.setenv("SFLLAVA_DECODE_THREADS", threads)
+    opened: list[av.container.InputContainer] = []
+    real_open = av.open
+
+    def counting_open(*args, **kwargs):
+        container = real_open(*args, **kwargs)
+        opened.append(container)
+        return container
+
+    monkeypatch.setattr(av, "open", counting_open)
+    path = videos[name]
+    plan = video_module._plan_decode(av, path, 16, None)
+    plan.close()
+    workers = len(video_module._assign_workers(int(threads), plan.chunks))
+    opened.clear()
+    clip = load_video(path, 16, backend="pyav")
+    assert len(opened) == workers, (len(opened), workers)
+    for container in opened:  # every one closed
+        with pytest.raises(AssertionError, match="not open"):
+            next(container.demux())
+    assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
+
+
+def test_a_seek_past_the_chunk_start_falls_back_to_a_reopened_file(
+    videos: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the taken-over container's seek lands after the first chunk's keyframe,
+    the worker opens the file again and still delivers the reference frames."""
+    monkeypatch.setenv("SFLLAVA_DECODE_THREADS", "1")
+    path = videos["64x48_gop10"]
+    seeks: list[int] = []
+    go_to = video_module._Reader.go_to
+
+    def overshooting_go_to(self, index, start) -> None:
+        if not self.fresh and start == 0 and not seeks:
+            # land on the second keyframe instead of the first
+            second = [i for i, k in enumerate(index.keyframe) if k][1]
+            seeks.append(second)
+            self.container.seek(index.pts[second], stream=self.stream)
+            self.fresh = False
+            return
+        go_to(self, index, start)
+
+    reopens: list[bool] = []
+    reopen = video_module._Reader.reopen
+
+    def counting_reopen(self) -> None:
+        reopens.append(True)
+        reopen(self)
+
+    monkeypatch.setattr(video_module._Reader, "go_to", overshooting_go_to)
+    monkeypatch.setattr(video_module._Reader, "reopen", counting_reopen)
+    clip = load_video(path, 20, backend="pyav")
+    assert seeks, "the first worker did not take over the indexing container"
+    assert reopens == [True], "the overshooting seek was not caught"
+    assert clip.indices[0] < seeks[0]  # a frame of the skipped GOP is wanted
+    assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
 
 
 def test_slice_counts_and_thread_types() -> None:

@@ -579,7 +579,7 @@ def _index_packets(
             f"{path}: the container announces {max(claimed, len(pts))} frames but only "
             f"{len(pts)} can be read (truncated or damaged file); the clip ends early",
             RuntimeWarning,
-            stacklevel=5,
+            stacklevel=6,
         )
     return _PacketIndex(pts, dts, keyframe, truncated, min(slice_counts, default=0))
 
@@ -820,10 +820,20 @@ def _decoder_thread_type(threads: int, slices: int) -> str:
 
 
 class _Reader:
-    """One worker's container and decoder; ``fresh`` while nothing has been demuxed."""
+    """One worker's container and decoder; ``fresh`` while nothing has been demuxed.
+
+    Given ``container`` (the one the plan indexed, demuxed but never decoded from), the
+    reader takes it over instead of opening the file again: every chunk, the first
+    included, is then reached by a seek."""
 
     def __init__(
-        self, av: Any, path: str, stream_index: int, decoder_threads: int, slices: int = 0
+        self,
+        av: Any,
+        path: str,
+        stream_index: int,
+        decoder_threads: int,
+        slices: int = 0,
+        container: Any = None,
     ) -> None:
         self.av = av
         self.path = path
@@ -833,19 +843,26 @@ class _Reader:
         self.container: Any = None
         self.stream: Any = None
         self.fresh = False
+        if container is None:
+            self.reopen()
+        else:
+            self._use(container, fresh=False)
         self.converter = _Converter()
-        self.reopen()
 
     def reopen(self) -> None:
         self.close()
         try:
-            self.container = self.av.open(self.path, mode="r", metadata_errors="ignore")
+            container = self.av.open(self.path, mode="r", metadata_errors="ignore")
         except self.av.FFmpegError as exc:  # e.g. the file changed since it was indexed
             raise VideoDecodeError(self.path, f"cannot reopen: {_av_reason(exc)}") from exc
-        self.stream = self.container.streams.video[self.stream_index]
+        self._use(container, fresh=True)
+
+    def _use(self, container: Any, fresh: bool) -> None:
+        self.container = container
+        self.stream = container.streams.video[self.stream_index]
         self.stream.thread_type = self.thread_type
         self.stream.thread_count = self.decoder_threads
-        self.fresh = True
+        self.fresh = fresh
 
     def close(self) -> None:
         if self.container is not None:
@@ -854,12 +871,10 @@ class _Reader:
             self.stream = None
 
     def go_to(self, index: _PacketIndex, start: int) -> None:
-        """Position the demuxer at or before packet ``start`` (a keyframe)."""
-        if self.fresh:
-            if start == 0:
-                return
-        elif start == 0:
-            self.reopen()
+        """Position the demuxer at or before packet ``start`` (a keyframe). A seek
+        that lands past it is caught by :func:`_decode_chunk`, which then decodes
+        nothing, and the worker demuxes from a reopened file instead."""
+        if self.fresh and start == 0:
             return
         stamps = [t for t in (index.dts[start], index.pts[start]) if t is not None]
         try:
@@ -940,10 +955,23 @@ def _decode_chunk(
 
 
 def _decode_worker(
-    plan: _DecodePlan, chunks: Sequence[_Chunk], sink: _FrameSink, decoder_threads: int
+    plan: _DecodePlan,
+    chunks: Sequence[_Chunk],
+    sink: _FrameSink,
+    decoder_threads: int,
+    container: Any = None,
 ) -> None:
-    """One worker: its own container and decoder for its chunks, in file order."""
-    reader = _Reader(_import_av(), plan.path, plan.stream_index, decoder_threads, plan.index.slices)
+    """One worker: its own container (``container``, taken over, or the file opened
+    again) and decoder for its chunks, in file order; the container is closed at the
+    end."""
+    reader = _Reader(
+        _import_av(),
+        plan.path,
+        plan.stream_index,
+        decoder_threads,
+        plan.index.slices,
+        container,
+    )
     try:
         for chunk in sorted(chunks, key=lambda c: c.start):
             reader.go_to(plan.index, chunk.start)
@@ -997,29 +1025,56 @@ class _DecodePlan:
     order: dict[int, int] = field(default_factory=dict)
     chunks: list[_Chunk] = field(default_factory=list)
     rules: _SkipRules = field(default_factory=lambda: _SkipRules(nonref=False))
+    # the container the file was indexed with, kept open for one decode worker to take
+    # over (one open of the file less); None once taken or closed
+    container: Any = field(default=None, repr=False, compare=False)
 
     @property
     def total_frames(self) -> int:
         """Frames in the video: its packets, as decord counts them."""
         return len(self.index)
 
+    def take_container(self) -> Any:
+        """The indexing container, handed over once (None afterwards)."""
+        container, self.container = self.container, None
+        return container
+
+    def close(self) -> None:
+        """Close the indexing container if no worker took it."""
+        container = self.take_container()
+        if container is not None:
+            container.close()
+
 
 def _plan_decode(av: Any, path: str, num_frames: int, fps: float | None) -> _DecodePlan:
-    """Open and index the file (demux only), pick the frames and plan their decoding."""
+    """Open and index the file (demux only), pick the frames and plan their decoding.
+
+    The plan keeps the container open for a decode worker to take over; the caller
+    closes it with :meth:`_DecodePlan.close` (a no-op once a worker took it)."""
     container = _open_container(av, path)
-    with container:
-        stream = _video_stream(av, container, path)
-        stream_index = list(container.streams.video).index(stream)
-        width = stream.codec_context.width
-        height = stream.codec_context.height
-        codec_name = stream.codec_context.name
-        extradata = stream.codec_context.extradata
-        reorders = bool(stream.codec_context.has_b_frames)
-        rate = stream.average_rate
-        video_fps = float(rate) if rate else None
-        index = _index_packets(
-            av, container, stream, path, _h264_header_reader(codec_name, extradata)
-        )
+    try:
+        plan = _index_and_plan(av, container, path, num_frames, fps)
+    except BaseException:
+        container.close()
+        raise
+    plan.container = container
+    return plan
+
+
+def _index_and_plan(
+    av: Any, container: Any, path: str, num_frames: int, fps: float | None
+) -> _DecodePlan:
+    """:func:`_plan_decode` on an open container."""
+    stream = _video_stream(av, container, path)
+    stream_index = list(container.streams.video).index(stream)
+    width = stream.codec_context.width
+    height = stream.codec_context.height
+    codec_name = stream.codec_context.name
+    extradata = stream.codec_context.extradata
+    reorders = bool(stream.codec_context.has_b_frames)
+    rate = stream.average_rate
+    video_fps = float(rate) if rate else None
+    index = _index_packets(av, container, stream, path, _h264_header_reader(codec_name, extradata))
     if len(index) == 0:
         raise VideoDecodeError(path, "the video stream holds no frames")
     if width <= 0 or height <= 0:
@@ -1043,17 +1098,17 @@ def _load_with_pyav(
 ) -> VideoClip:
     av = _import_av()
     plan = _plan_decode(av, path, num_frames, fps)
-    indices = plan.indices
-    threads = decode_threads()
     buffer = None
-    if buffers is not None:
-        buffer = buffers.take(len(set(indices)) * plan.height * plan.width * 3)
     try:
-        clip = _decode_into(av, plan, threads, buffer)
+        if buffers is not None:
+            buffer = buffers.take(len(set(plan.indices)) * plan.height * plan.width * 3)
+        clip = _decode_into(av, plan, decode_threads(), buffer)
     except BaseException:
         if buffer is not None:
             buffers.give(buffer)  # type: ignore[union-attr]
         raise
+    finally:
+        plan.close()
     if buffer is not None:
         if np.may_share_memory(clip.frames.numpy(), buffer):
             clip._buffer = buffer
@@ -1073,6 +1128,7 @@ def _decode_into(av: Any, plan: _DecodePlan, threads: int, buffer: np.ndarray | 
             sink = _FrameSink(plan.width, plan.height, indices, buffer)
             _decode_sequential(av, path, plan.stream_index, indices, sink, threads)
     else:
+        plan.close()
         _decode_sequential(av, path, plan.stream_index, indices, sink, threads)
 
     delivered = [i for i in indices if i in sink.filled]
@@ -1127,16 +1183,21 @@ def _assign_workers(threads: int, chunks: list[_Chunk]) -> list[tuple[list[_Chun
 
 
 def _run_chunks(plan: _DecodePlan, sink: _FrameSink, threads: int) -> None:
-    """Decode the plan's chunks on worker threads (:func:`_assign_workers`)."""
+    """Decode the plan's chunks on worker threads (:func:`_assign_workers`). The first
+    worker (the most packets) takes over the plan's indexing container."""
     workers = _assign_workers(threads, plan.chunks)
+    containers = [plan.take_container()] + [None] * (len(workers) - 1)
 
-    def run(mine: list[_Chunk], decoder_threads: int) -> None:
-        _decode_worker(plan, mine, sink, decoder_threads)
+    def run(mine: list[_Chunk], decoder_threads: int, container: Any) -> None:
+        _decode_worker(plan, mine, sink, decoder_threads, container)
 
     if len(workers) == 1:
-        run(*workers[0])
+        run(*workers[0], containers[0])
         return
     with ThreadPoolExecutor(max_workers=len(workers), thread_name_prefix="sfllava-decode") as pool:
-        futures = [pool.submit(run, mine, decoder_threads) for mine, decoder_threads in workers]
+        futures = [
+            pool.submit(run, mine, decoder_threads, container)
+            for (mine, decoder_threads), container in zip(workers, containers, strict=True)
+        ]
         for future in futures:
             future.result()
