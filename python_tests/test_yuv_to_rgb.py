@@ -90,9 +90,25 @@ def test_native_path_is_enabled_for_common_matrices(colorspace: int, color_range
     assert native_coeffs(colorspace, color_range) == swscale_coeffs(colorspace, color_range)
 
 
+# Each row-primitive version, capped with SFLLAVA_CPU_ISA ("avx512" without VBMI
+# takes the AVX2 rows; unset, this CPU's best: the AVX-512 VBMI row pairs).
+ISA_CAPS = ["scalar", "avx2", None]
+
+
+@pytest.fixture(params=ISA_CAPS, ids=lambda isa: isa or "best")
+def isa(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    if request.param is None:
+        monkeypatch.delenv("SFLLAVA_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("SFLLAVA_CPU_ISA", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("colorspace,color_range", MATRICES)
 @pytest.mark.parametrize("size", [(2, 2), (18, 6), (33, 10), (1, 4), (47, 2), (1280, 720)])
-def test_equals_swscale_on_random_frames(size, colorspace: int, color_range: int) -> None:
+def test_equals_swscale_on_random_frames(
+    size, colorspace: int, color_range: int, isa: str | None
+) -> None:
     coeffs = native_coeffs(colorspace, color_range)
     if coeffs is None:
         pytest.skip("this swscale runs another converter")
@@ -113,10 +129,14 @@ def test_unknown_matrix_has_no_native_coefficients() -> None:
 # --------------------------------------------------------------------------- vs emulation
 
 
-@pytest.mark.parametrize("width", list(range(1, 41)) + [63, 64, 65, 1281])
-def test_equals_instruction_emulation_every_width(width: int) -> None:
-    """Every width 1..40 (the 16-pixel SIMD steps and the scalar tail) with random
-    planes and random 16-bit coefficients, saturation included."""
+@pytest.mark.parametrize(
+    "width", list(range(1, 41)) + [47, 48, 49, 63, 64, 65, 79, 80, 81, 95, 96, 97, 1281]
+)
+def test_equals_instruction_emulation_every_width(width: int, isa: str | None) -> None:
+    """Every width 1..40 and more around the 32-pixel steps (the AVX-512 row pairs,
+    the 16-pixel AVX2 steps and the scalar tail) with random planes and random
+    16-bit coefficients, saturation included; heights 1, 2 and 5 (a row without its
+    pair at the bottom)."""
     rng = np.random.default_rng(width)
     for height in (1, 2, 5):
         y, u, v = planes(width, height, seed=width * 10 + height)

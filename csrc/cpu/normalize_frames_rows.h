@@ -13,12 +13,11 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 #include <vector>
 
 #include "../common/bicubic.h"
+#include "cpu_features.h"
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define SFLLAVA_X86_SIMD 1
@@ -36,34 +35,6 @@
 
 namespace sfllava {
 namespace cpu_rows {
-
-// ---- CPU features ----
-
-struct CpuFeatures {
-  bool avx2 = false, avx512 = false, vbmi_vnni = false;
-};
-
-// What this CPU supports, capped by the environment variable SFLLAVA_CPU_ISA
-// (scalar | avx2 | avx512; unset = everything) so that tests can run every
-// version on one machine and compare their bytes.
-inline CpuFeatures cpu_features() {
-  CpuFeatures f;
-#if SFLLAVA_X86_SIMD
-  f.avx2 = __builtin_cpu_supports("avx2");
-  f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl");
-  f.vbmi_vnni = f.avx512 && __builtin_cpu_supports("avx512vbmi") &&
-                __builtin_cpu_supports("avx512vnni");
-#endif
-  const char* cap = std::getenv("SFLLAVA_CPU_ISA");
-  if (cap != nullptr) {
-    const std::string isa(cap);
-    if (isa == "scalar") f = CpuFeatures{};
-    if (isa == "avx2") f.avx512 = f.vbmi_vnni = false;
-    if (isa == "avx512") f.vbmi_vnni = false;
-  }
-  return f;
-}
 
 // ---- de-interleaving ----
 

@@ -1,6 +1,8 @@
 // CPU kernel of yuv420_to_rgb: swscale's fixed-point YUV -> RGB24 (the math is in
-// csrc/common/yuv_to_rgb.h), one row at a time on the calling thread: AVX2 on
-// 16-pixel steps where the CPU has it, the scalar reference for the rest.
+// csrc/common/yuv_to_rgb.h) on the calling thread: with AVX-512 VBMI, the two
+// rows that share a chroma row together, 32 pixels per step; AVX2 on 16-pixel
+// steps of one row; the scalar reference for the rest (and SFLLAVA_CPU_ISA caps
+// the choice, as for the other CPU kernels).
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -8,10 +10,14 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own
+// _mm512_undefined_* placeholders; the warning says nothing about this code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 #include "../common/yuv_to_rgb.h"
 #include "../ops/yuv_to_rgb.h"
+#include "cpu_features.h"
 
 namespace sfllava {
 
@@ -108,19 +114,118 @@ __attribute__((target("avx2"))) int64_t convert_row_avx2(const uint8_t* y, const
   return done;
 }
 
-bool have_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
-  return yes;
+// Byte permutations that interleave 32 R, 32 G (one zmm: R in bytes 0..31, G in
+// 32..63) and 32 B bytes (another zmm) into 96 RGB bytes: output byte j is
+// channel j % 3 of pixel j / 3; index p picks R, 32 + p G, 64 + p B.
+struct InterleaveIndex {
+  alignas(64) uint8_t bytes[2][64];  // output bytes 0..63 and 64..127 (96..127 unused)
+};
+
+const InterleaveIndex& interleave_index() {
+  static const InterleaveIndex index = [] {
+    InterleaveIndex ix{};
+    for (int j = 0; j < 128; ++j) {
+      const int pixel = (j % 96) / 3;
+      ix.bytes[j / 64][j % 64] = static_cast<uint8_t>(32 * (j % 3) + pixel);
+    }
+    return ix;
+  }();
+  return index;
+}
+
+#define SFLLAVA_YUV_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
+
+// One row's R, G and B int16 lanes -> 96 interleaved bytes at o. The clamp to
+// [0, 255] is packuswb's: negatives to 0 (max), then unsigned saturation.
+SFLLAVA_YUV_AVX512 inline void store_rgb32(__m512i red, __m512i green, __m512i blue,
+                                           const __m512i (&index)[2], uint8_t* o) {
+  const __m512i zero = _mm512_setzero_si512();
+  const __m256i r8 = _mm512_cvtusepi16_epi8(_mm512_max_epi16(red, zero));
+  const __m256i g8 = _mm512_cvtusepi16_epi8(_mm512_max_epi16(green, zero));
+  const __m256i b8 = _mm512_cvtusepi16_epi8(_mm512_max_epi16(blue, zero));
+  const __m512i rg = _mm512_inserti64x4(_mm512_castsi256_si512(r8), g8, 1);
+  const __m512i bb = _mm512_castsi256_si512(b8);
+  _mm512_storeu_si512(o, _mm512_permutex2var_epi8(rg, index[0], bb));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64),
+                      _mm512_castsi512_si256(_mm512_permutex2var_epi8(rg, index[1], bb)));
+}
+
+// 16 chroma samples, each twice (for its two pixels): 8 * c - 1024, saturated.
+SFLLAVA_YUV_AVX512 inline __m512i chroma32(const uint8_t* c, __m512i dup, __m512i uv_offset) {
+  const __m256i c16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
+  const __m512i twice = _mm512_permutexvar_epi16(dup, _mm512_castsi256_si512(c16));
+  return _mm512_subs_epi16(_mm512_slli_epi16(twice, 3), uv_offset);
+}
+
+// 32 luma samples: mulhi(8 * y - y_offset, cy).
+SFLLAVA_YUV_AVX512 inline __m512i luma32(const uint8_t* y, __m512i y_offset, __m512i cy) {
+  const __m512i y16 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y)));
+  return _mm512_mulhi_epi16(_mm512_sub_epi16(_mm512_slli_epi16(y16, 3), y_offset), cy);
+}
+
+// Rows 2r and 2r + 1, which share chroma row r: the chroma terms (the same
+// instructions as convert_row_avx2, on the same values) are computed once per
+// 32 pixels for both rows. Returns the pixels done in each row (a multiple of 32).
+SFLLAVA_YUV_AVX512 int64_t convert_row_pair_avx512(const uint8_t* y0, const uint8_t* y1,
+                                                   const uint8_t* u, const uint8_t* v,
+                                                   uint8_t* rgb0, uint8_t* rgb1, int64_t width,
+                                                   const YuvCoeffs& k) {
+  const __m512i cy = _mm512_set1_epi16(static_cast<int16_t>(k.cy));
+  const __m512i y_offset = _mm512_set1_epi16(static_cast<int16_t>(k.y_offset));
+  const __m512i uv_offset = _mm512_set1_epi16(1024);
+  const __m512i cub = _mm512_set1_epi16(static_cast<int16_t>(k.cub));
+  const __m512i cug = _mm512_set1_epi16(static_cast<int16_t>(k.cug));
+  const __m512i cvg = _mm512_set1_epi16(static_cast<int16_t>(k.cvg));
+  const __m512i cvr = _mm512_set1_epi16(static_cast<int16_t>(k.cvr));
+  // lane i takes chroma sample i / 2: each sample for its two pixels
+  alignas(64) int16_t pairs[32];
+  for (int i = 0; i < 32; ++i) pairs[i] = static_cast<int16_t>(i / 2);
+  const __m512i dup = _mm512_load_si512(pairs);
+  const InterleaveIndex& ix = interleave_index();
+  const __m512i index[2] = {_mm512_load_si512(ix.bytes[0]), _mm512_load_si512(ix.bytes[1])};
+
+  const int64_t done = width / 32 * 32;
+  for (int64_t x = 0; x < done; x += 32) {
+    const __m512i uu = chroma32(u + x / 2, dup, uv_offset);
+    const __m512i vv = chroma32(v + x / 2, dup, uv_offset);
+    const __m512i red = _mm512_mulhi_epi16(vv, cvr);
+    const __m512i green =
+        _mm512_adds_epi16(_mm512_mulhi_epi16(uu, cug), _mm512_mulhi_epi16(vv, cvg));
+    const __m512i blue = _mm512_mulhi_epi16(uu, cub);
+    const __m512i l0 = luma32(y0 + x, y_offset, cy);
+    store_rgb32(_mm512_adds_epi16(l0, red), _mm512_adds_epi16(l0, green),
+                _mm512_adds_epi16(l0, blue), index, rgb0 + 3 * x);
+    const __m512i l1 = luma32(y1 + x, y_offset, cy);
+    store_rgb32(_mm512_adds_epi16(l1, red), _mm512_adds_epi16(l1, green),
+                _mm512_adds_epi16(l1, blue), index, rgb1 + 3 * x);
+  }
+  return done;
 }
 #endif
 
-void convert_row(const uint8_t* y, const uint8_t* u, const uint8_t* v, uint8_t* rgb,
-                 int64_t width, const YuvCoeffs& k) {
+// Pixels [0, width) of one row: AVX2 steps, then scalar.
+void convert_row(const cpu_rows::CpuFeatures& f, const uint8_t* y, const uint8_t* u,
+                 const uint8_t* v, uint8_t* rgb, int64_t width, const YuvCoeffs& k) {
   int64_t done = 0;
 #ifdef SFLLAVA_YUV_AVX2
-  if (have_avx2()) done = convert_row_avx2(y, u, v, rgb, width, k);
+  if (f.avx2) done = convert_row_avx2(y, u, v, rgb, width, k);
 #endif
+  (void)f;
   convert_row_scalar(y, u, v, rgb, done, width, k);
+}
+
+// Rows r (and r + 1 when `pair`, which shares r's chroma row), from pixel 0.
+void convert_rows(const cpu_rows::CpuFeatures& f, const uint8_t* y0, const uint8_t* y1,
+                  const uint8_t* u, const uint8_t* v, uint8_t* rgb0, uint8_t* rgb1, bool pair,
+                  int64_t width, const YuvCoeffs& k) {
+  int64_t done = 0;
+#ifdef SFLLAVA_YUV_AVX2
+  if (pair && f.vbmi) done = convert_row_pair_avx512(y0, y1, u, v, rgb0, rgb1, width, k);
+#endif
+  // the rest of each row; done is even, so the chroma samples stay aligned
+  const int64_t c = done / 2;
+  convert_row(f, y0 + done, u + c, v + c, rgb0 + 3 * done, width - done, k);
+  if (pair) convert_row(f, y1 + done, u + c, v + c, rgb1 + 3 * done, width - done, k);
 }
 
 void yuv420_to_rgb_cpu(const at::Tensor& y, const at::Tensor& u, const at::Tensor& v,
@@ -135,9 +240,13 @@ void yuv420_to_rgb_cpu(const at::Tensor& y, const at::Tensor& u, const at::Tenso
   const uint8_t* pu = u.const_data_ptr<uint8_t>();
   const uint8_t* pv = v.const_data_ptr<uint8_t>();
   uint8_t* po = out.mutable_data_ptr<uint8_t>();
-  for (int64_t r = 0; r < h; ++r) {
-    convert_row(py + r * y.stride(0), pu + (r / 2) * u.stride(0), pv + (r / 2) * v.stride(0),
-                po + r * out.stride(0), w, k);
+  const cpu_rows::CpuFeatures features = cpu_rows::cpu_features();
+  for (int64_t r = 0; r < h; r += 2) {
+    const bool pair = r + 1 < h;
+    const int64_t r1 = pair ? r + 1 : r;
+    convert_rows(features, py + r * y.stride(0), py + r1 * y.stride(0),
+                 pu + (r / 2) * u.stride(0), pv + (r / 2) * v.stride(0), po + r * out.stride(0),
+                 po + r1 * out.stride(0), pair, w, k);
   }
 }
 
