@@ -12,6 +12,7 @@ import textwrap
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -134,7 +135,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     d = tmp_path_factory.mktemp("bad")
     good = write_test_video(d / "good.mp4", 64, 48, 60, gop=10)
-    data = open(good, "rb").read()
+    data = Path(good).read_bytes()
     files = {}
     files["missing"] = str(d / "does_not_exist.mp4")
     files["empty"] = str(d / "empty.mp4")
@@ -153,7 +154,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     faststart = write_test_video(
         d / "faststart.mp4", 64, 48, 60, gop=10, container_options={"movflags": "faststart"}
     )
-    fs_data = open(faststart, "rb").read()
+    fs_data = Path(faststart).read_bytes()
     files["truncated_faststart"] = str(d / "truncated_faststart.mp4")  # index intact, data cut
     with open(files["truncated_faststart"], "wb") as f:
         f.write(fs_data[: int(len(fs_data) * 0.6)])
@@ -339,6 +340,30 @@ def test_slice_or_frame_threads_give_the_same_frames(
     assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
     kind = "SLICE" if slices >= int(threads) else "FRAME"
     assert chosen and all(n == int(threads) and kind in t for n, t in chosen), chosen
+
+
+@pytest.mark.parametrize("threads", ["2", "8"])
+@pytest.mark.parametrize("slices", [1, 4])
+def test_sequential_fallback_picks_thread_types_the_same_way(
+    sliced_videos: dict[int, str], slices: int, threads: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback for files whose timestamps do not give the order decodes from the
+    start with the same choice of slice or frame threads, and the same bits."""
+    monkeypatch.setenv("SFLLAVA_DECODE_THREADS", threads)
+    monkeypatch.setattr(video_module, "_timestamps_give_order", lambda index, reorders: False)
+    thread_type = video_module._decoder_thread_type
+    chosen: list[tuple[int, str]] = []
+
+    def spy(n: int, counted: int) -> str:
+        chosen.append((n, thread_type(n, counted)))
+        return chosen[-1][1]
+
+    monkeypatch.setattr(video_module, "_decoder_thread_type", spy)
+    monkeypatch.setattr(video_module, "_run_chunks", None)  # no chunked decoding at all
+    path = sliced_videos[slices]
+    clip = load_video(path, 30, backend="pyav")
+    assert chosen == [(int(threads), "SLICE" if slices >= int(threads) else "FRAME")]
+    assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
 
 
 @pytest.mark.parametrize("threads", ["1", "2", "3"])

@@ -985,17 +985,15 @@ def _decode_worker(
         reader.close()
 
 
-def _decode_sequential(
-    av: Any, path: str, stream_index: int, wanted: Sequence[int], sink: _FrameSink, threads: int
-) -> None:
+def _decode_sequential(av: Any, plan: _DecodePlan, sink: _FrameSink, threads: int) -> None:
     """Fallback when timestamps do not give the order: decode from the start and count
     the frames the decoder outputs (they come out in presentation order)."""
-    remaining = set(wanted)
+    remaining = set(plan.indices)
     last = max(remaining)
     converter = _Converter()
-    with av.open(path, mode="r", metadata_errors="ignore") as container:
-        stream = container.streams.video[stream_index]
-        stream.thread_type = "FRAME" if threads > 1 else "SLICE"
+    with av.open(plan.path, mode="r", metadata_errors="ignore") as container:
+        stream = container.streams.video[plan.stream_index]
+        stream.thread_type = _decoder_thread_type(threads, plan.index.slices)
         stream.thread_count = threads
         try:
             for position, frame in enumerate(container.decode(stream)):
@@ -1005,7 +1003,7 @@ def _decode_sequential(
                 if position >= last:
                     break
         except av.FFmpegError as exc:
-            logger.warning("%s: decoding stopped: %s", path, exc)
+            logger.warning("%s: decoding stopped: %s", plan.path, exc)
 
 
 @dataclass
@@ -1126,10 +1124,10 @@ def _decode_into(av: Any, plan: _DecodePlan, threads: int, buffer: np.ndarray | 
         if sink.timestamps_unreliable:
             logger.info("%s: timestamps out of presentation order; decoding in sequence", path)
             sink = _FrameSink(plan.width, plan.height, indices, buffer)
-            _decode_sequential(av, path, plan.stream_index, indices, sink, threads)
+            _decode_sequential(av, plan, sink, threads)
     else:
         plan.close()
-        _decode_sequential(av, path, plan.stream_index, indices, sink, threads)
+        _decode_sequential(av, plan, sink, threads)
 
     delivered = [i for i in indices if i in sink.filled]
     if not delivered:
