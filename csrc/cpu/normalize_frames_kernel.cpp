@@ -45,6 +45,19 @@ SFLLAVA_CPU_CLONES void store_level_row(scalar_t* __restrict dst, const uint8_t*
   for (int64_t k = 0; k < n; ++k) dst[k] = table[level[k]];
 }
 
+// The same for a whole row, with the word-permutation lookup for 16-bit outputs
+// where the CPU has it (the loop above for the rest).
+template <typename scalar_t>
+void store_levels(const CpuFeatures& f, scalar_t* dst, const uint8_t* level, int64_t n,
+                  const scalar_t* table) {
+  int64_t done = 0;
+  if constexpr (sizeof(scalar_t) == 2) {
+    done = cpu_rows::lookup_u16(f, reinterpret_cast<uint16_t*>(dst), level, n,
+                                reinterpret_cast<const uint16_t*>(table));
+  }
+  store_level_row(dst + done, level + done, n - done, table);
+}
+
 // ---- the problem as the CPU kernel sees it ----
 
 struct CpuPlan {
@@ -159,8 +172,9 @@ CpuPlan make_plan(const at::Tensor& frames, const NormalizeProblem& problem) {
 // Output columns [j0, j1) come from resized columns [col0, col0 + cols); the
 // rest of a row is Hugging Face's zero padding (level 0).
 template <typename scalar_t>
-void store_output_row(const NormalizeGeometry& g, const scalar_t* table, const uint8_t* levels,
+void store_output_row(const CpuPlan& plan, const scalar_t* table, const uint8_t* levels,
                       int64_t level_stride, scalar_t* out_row) {
+  const NormalizeGeometry& g = *plan.g;
   const int64_t out_plane = g.out_h * g.out_w;
   const int64_t j0 = g.col0 - g.crop_left;
   const int64_t j1 = j0 + g.cols;
@@ -169,7 +183,7 @@ void store_output_row(const NormalizeGeometry& g, const scalar_t* table, const u
     scalar_t* dst = out_row + c * out_plane;
     std::fill(dst, dst + j0, tc[0]);
     std::fill(dst + j1, dst + g.out_w, tc[0]);
-    store_level_row(dst + j0, levels + c * level_stride, g.cols, tc);
+    store_levels(plan.features, dst + j0, levels + c * level_stride, g.cols, tc);
   }
 }
 
@@ -227,7 +241,7 @@ void vpass_rows(const CpuPlan& plan, const scalar_t* table, int64_t i0, int64_t 
       continue;
     }
     if (!g.need_v) {  // height kept: the intermediate row is the level row
-      store_output_row(g, table, inter + (ri - g.src_row0) * g.inter_w, plane, out_row);
+      store_output_row(plan, table, inter + (ri - g.src_row0) * g.inter_w, plane, out_row);
       continue;
     }
     const int32_t* e = plan.coeffs + g.v_off + (ri - g.row0) * g.v_stride();
@@ -238,7 +252,7 @@ void vpass_rows(const CpuPlan& plan, const scalar_t* table, int64_t i0, int64_t 
       cpu_rows::vertical_pass_row(plan.features, s.taps.data(), e + 2, e[1], g.cols,
                                   s.levels.data() + c * g.cols);
     }
-    store_output_row(g, table, s.levels.data(), g.cols, out_row);
+    store_output_row(plan, table, s.levels.data(), g.cols, out_row);
   }
 }
 
@@ -284,7 +298,7 @@ void vfirst_rows(const CpuPlan& plan, const scalar_t* table, int64_t t, int64_t 
     cpu_rows::vertical_pass_row(plan.features, s.taps.data(), e + 2, e[1], 3 * g.src_cols,
                                 s.vrow.data());
     plan.hpass.run(s.vrow.data(), s.planes.data(), lv, lv + g.cols, lv + 2 * g.cols);
-    store_output_row(g, table, lv, g.cols, out_row);
+    store_output_row(plan, table, lv, g.cols, out_row);
   }
 }
 

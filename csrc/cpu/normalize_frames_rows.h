@@ -250,20 +250,27 @@ SFLLAVA_AVX512_VNNI inline void hpass_gather_vnni(const uint8_t* const* planes,
     const GatherGroup& grp = groups[gi];
     const GatherPair* pairs = data + grp.data;
     const auto store_mask = static_cast<__mmask16>((1u << grp.cols) - 1u);
+    // The three channels side by side: each pair's indices and weights are loaded
+    // once, and six independent accumulator chains hide the multiply-add latency.
+    __m512i lo[3], hi[3], acc_h[3], acc_l[3];
     for (int c = 0; c < 3; ++c) {
-      const uint8_t* win = planes[c] + grp.base;
-      const __m512i lo = _mm512_loadu_si512(win);
-      const __m512i hi = _mm512_loadu_si512(win + 64);
-      __m512i acc_h = zero;
-      __m512i acc_l = zero;
-      for (int64_t p = 0; p < grp.pairs; ++p) {
-        const __m512i px =
-            _mm512_maskz_permutex2var_epi8(kEvenBytes, lo, _mm512_loadu_si512(pairs[p].idx), hi);
-        acc_h = _mm512_dpwssd_epi32(acc_h, px, _mm512_loadu_si512(pairs[p].wh));
-        acc_l = _mm512_dpwssd_epi32(acc_l, px, _mm512_loadu_si512(pairs[p].wl));
+      lo[c] = _mm512_loadu_si512(planes[c] + grp.base);
+      hi[c] = _mm512_loadu_si512(planes[c] + grp.base + 64);
+      acc_h[c] = acc_l[c] = zero;
+    }
+    for (int64_t p = 0; p < grp.pairs; ++p) {
+      const __m512i idx = _mm512_loadu_si512(pairs[p].idx);
+      const __m512i wh = _mm512_loadu_si512(pairs[p].wh);
+      const __m512i wl = _mm512_loadu_si512(pairs[p].wl);
+      for (int c = 0; c < 3; ++c) {
+        const __m512i px = _mm512_maskz_permutex2var_epi8(kEvenBytes, lo[c], idx, hi[c]);
+        acc_h[c] = _mm512_dpwssd_epi32(acc_h[c], px, wh);
+        acc_l[c] = _mm512_dpwssd_epi32(acc_l[c], px, wl);
       }
+    }
+    for (int c = 0; c < 3; ++c) {
       const __m512i sum =
-          _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(acc_h, 11), acc_l), bias);
+          _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(acc_h[c], 11), acc_l[c]), bias);
       const __m512i v = _mm512_max_epi32(_mm512_srai_epi32(sum, kPilPrecisionBits), zero);
       _mm_mask_storeu_epi8(out[c] + grp.first, store_mask, _mm512_cvtusepi32_epi8(v));
     }
@@ -486,6 +493,47 @@ SFLLAVA_AVX2 inline void vpass_row_avx2(const uint8_t* const* __restrict rows,
   vpass_row_scalar(rows, w, count, q, n, out);
 }
 #endif  // SFLLAVA_X86_SIMD
+
+// ---- the level table ----
+
+#if SFLLAVA_X86_SIMD
+// dst[k] = table[level[k]] for a 256-entry table of 16-bit values (fp16 / bf16
+// bit patterns), 32 outputs per step: four two-register word permutations
+// cover table entries 0..63, 64..127, 128..191 and 192..255, and bits 6 and 7
+// of each level pick among them. Returns the outputs done (a multiple of 32).
+SFLLAVA_AVX512 inline int64_t lookup_u16_avx512(uint16_t* __restrict dst,
+                                                const uint8_t* __restrict level, int64_t n,
+                                                const uint16_t* __restrict table) {
+  __m512i t[8];
+  for (int i = 0; i < 8; ++i) t[i] = _mm512_loadu_si512(table + 32 * i);
+  const __m512i bit6 = _mm512_set1_epi16(64);
+  const __m512i bit7 = _mm512_set1_epi16(128);
+  int64_t k = 0;
+  for (; k + 32 <= n; k += 32) {
+    const __m512i lv =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(level + k)));
+    const __m512i q0 = _mm512_permutex2var_epi16(t[0], lv, t[1]);
+    const __m512i q1 = _mm512_permutex2var_epi16(t[2], lv, t[3]);
+    const __m512i q2 = _mm512_permutex2var_epi16(t[4], lv, t[5]);
+    const __m512i q3 = _mm512_permutex2var_epi16(t[6], lv, t[7]);
+    const __mmask32 m6 = _mm512_test_epi16_mask(lv, bit6);
+    const __mmask32 m7 = _mm512_test_epi16_mask(lv, bit7);
+    const __m512i low = _mm512_mask_blend_epi16(m6, q0, q1);
+    const __m512i high = _mm512_mask_blend_epi16(m6, q2, q3);
+    _mm512_storeu_si512(dst + k, _mm512_mask_blend_epi16(m7, low, high));
+  }
+  return k;
+}
+#endif
+
+inline int64_t lookup_u16(const CpuFeatures& f, uint16_t* dst, const uint8_t* level, int64_t n,
+                          const uint16_t* table) {
+#if SFLLAVA_X86_SIMD
+  if (f.avx512) return lookup_u16_avx512(dst, level, n, table);
+#endif
+  (void)f, (void)dst, (void)level, (void)n, (void)table;
+  return 0;
+}
 
 inline void vertical_pass_row(const CpuFeatures& f, const uint8_t* const* rows, const int32_t* w,
                               int64_t count, int64_t n, uint8_t* out) {
