@@ -16,7 +16,10 @@ preprocessing, pooling, input assembly) >= 5x faster; end to end >= 1.5x.
 
 The same run then measures the floor of that work on this machine (:func:`floors`):
 our stages on one thread (the work itself, no parallel overhead) and the clip's
-longest GOP decoded alone, which is one chain of dependent pictures.
+longest GOP decoded alone, which is one chain of dependent pictures. Each round also
+decodes the clip the way ``load_video`` does but drops the wanted frames instead of
+converting them (:func:`decode_without_rgb`): the non-model time if RGB conversion
+and normalisation cost nothing, and with both run after decoding.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from sfllava_ext.video import (  # noqa: E402
     _FrameSink,
     _import_av,
     _plan_decode,
+    _run_chunks,
 )
 
 QUESTION = "What is moving across the screen?"
@@ -143,9 +147,12 @@ def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[
     conversion, which need not run on the decoding thread): the best wall and CPU ms
     over ``repeats`` runs, on one thread and on ``threads`` FFmpeg frame threads and,
     when its pictures have that many slices, slice threads. ``split`` names the
-    faster of the two; ``load_video_picks`` what load_video uses."""
-    plan = _plan_decode(_import_av(), path, num_frames, None)
-    plan.close()  # every run below opens the file the way a decode worker does
+    faster of the two; ``load_video_picks`` what load_video uses. Each run decodes
+    from an already open container, as load_video's first worker (which gets this
+    chunk) does with the container the plan indexed with."""
+    av = _import_av()
+    plan = _plan_decode(av, path, num_frames, None)
+    plan.close()
     chunk = max(plan.chunks, key=lambda c: c.cost)
     result: dict[str, Any] = {
         "packets": chunk.cost,
@@ -162,8 +169,9 @@ def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[
         walls, cpus = [], []
         for i in range(repeats + 1):
             sink = _DecodeOnlySink(1, 1, plan.indices)
+            container = av.open(path, mode="r", metadata_errors="ignore")
             cpu, wall = time.process_time(), time.perf_counter()
-            _decode_worker(variant, [chunk], sink, n)
+            _decode_worker(variant, [chunk], sink, n, container)
             if i:  # the first round warms up
                 walls.append((time.perf_counter() - wall) * 1e3)
                 cpus.append((time.process_time() - cpu) * 1e3)
@@ -172,6 +180,24 @@ def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[
     split = [k for k in ("slice threads", "frame threads") if k in result]
     result["split"] = min(split, key=lambda k: result[k]["wall_ms"])
     return result
+
+
+def decode_without_rgb(path: str, num_frames: int, threads: int) -> float:
+    """ms of ``load_video``'s decoding with every picture it decodes, but the wanted
+    frames dropped instead of converted to RGB: what decoding would cost if the
+    conversion (and the normalisation after it) cost nothing. For files whose
+    timestamps give the frame order (load_video's chunked decode), as the clip here."""
+    start = time.perf_counter()
+    plan = _plan_decode(_import_av(), path, num_frames, None)
+    assert plan.chunks, "decode_without_rgb measures the chunked decode only"
+    try:
+        sink = _DecodeOnlySink(1, 1, plan.indices)
+        _run_chunks(plan, sink, threads)
+    finally:
+        plan.close()
+    elapsed = (time.perf_counter() - start) * 1e3
+    assert sink.filled == set(plan.indices), "the decode lost wanted frames"
+    return elapsed
 
 
 def floors(one_thread: dict[str, float], gop: dict[str, Any], threads: int) -> dict[str, float]:
@@ -214,6 +240,7 @@ def main() -> None:
     processor = clip_processor()
     ours_model = SlowFastLlava(model, tokenizer, profile=True)
     ref_runs, our_runs, answers = [], [], {}
+    bare_decodes: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         path = write_synthetic_video(
             os.path.join(tmp, "720p.mp4"), width=1280, height=720, seconds=10, fps=30
@@ -226,10 +253,15 @@ def main() -> None:
             )
             timer.add("end to end", time.perf_counter() - start)
             answers["ours"], ours = our_run(ours_model, path, args.max_new_tokens)
+            bare = decode_without_rgb(path, ours_model.num_frames, args.threads)
             if i:
                 ref_runs.append(dict(timer.seconds))
                 our_runs.append(ours)
+                bare_decodes.append(bare)
         one_thread = one_thread_stages(ours_model, path, args.max_new_tokens, args.repeats)
+        bare_one_thread = min(
+            decode_without_rgb(path, ours_model.num_frames, 1) for _ in range(args.repeats + 1)
+        )
         gop = longest_gop(path, ours_model.num_frames, args.threads, args.repeats)
 
     ref, ours = per_stage(ref_runs), per_stage(our_runs)
@@ -301,9 +333,39 @@ def main() -> None:
             f"(5x needs <= {non_model / 5:.1f}; against the reference's fastest round, "
             f"<= {min(per_round['reference']) / 5:.1f})"
         )
+    # What is left once decoding is done: the decode without RGB conversion, measured
+    # in the rounds above, plus the rest of our stages.
+    bare = statistics.median(bare_decodes)
+    rest = ours["pooling"] + ours["assembly"]
+    # the decode stage on one thread less the same decode without RGB: the conversion
+    # and everything else the RGB frames cost (their writes, the clip around them)
+    convert = max(0.0, one_thread["decode"] - bare_one_thread)
+    after = {
+        "decode_without_rgb": bare,
+        "decode_without_rgb_one_thread": bare_one_thread,
+        "rgb_frames_one_thread": convert,
+        "if_conversion_and_normalisation_were_free": bare + rest,
+        "with_both_after_decoding": bare
+        + rest
+        + (convert + one_thread["normalise"]) / args.threads,
+    }
+    print(
+        f"\nthe same decode without RGB conversion: {bare:.1f} ms ({args.threads} threads, "
+        f"median), {bare_one_thread:.1f} ms on one thread (so the RGB frames cost "
+        f"{convert:.1f} ms of CPU, normalisation {one_thread['normalise']:.1f})"
+    )
+    for name, label in (
+        ("if_conversion_and_normalisation_were_free", "if conversion and normalising cost 0"),
+        ("with_both_after_decoding", "with both split evenly over the cores after decoding"),
+    ):
+        print(
+            f"  {label}: {after[name]:.1f} -> {non_model / after[name]:.2f}x "
+            f"(5x needs <= {non_model / 5:.1f})"
+        )
     result["one_thread_ms"] = one_thread
     result["longest_gop"] = gop
     result["floor_ms"] = bound
+    result["decode_bound_ms"] = after
     results = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     out = args.json or os.path.join(results, "pipeline_cpu.json")
     write_json(out, result)

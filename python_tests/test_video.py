@@ -397,22 +397,26 @@ def test_first_worker_takes_over_the_indexing_container(
     assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
 
 
-def test_a_seek_past_the_chunk_start_falls_back_to_a_reopened_file(
-    videos: dict[str, str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("landing", ["second keyframe", "end of file"])
+def test_a_seek_that_misses_the_chunk_start_falls_back_to_a_reopened_file(
+    videos: dict[str, str], landing: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When the taken-over container's seek lands after the first chunk's keyframe,
-    the worker opens the file again and still delivers the reference frames."""
+    """When the taken-over container's seek lands after the first chunk's keyframe, or
+    where the demuxer gives no packet of the index at all, the worker opens the file
+    again and still delivers the reference frames."""
     monkeypatch.setenv("SFLLAVA_DECODE_THREADS", "1")
     path = videos["64x48_gop10"]
     seeks: list[int] = []
     go_to = video_module._Reader.go_to
 
-    def overshooting_go_to(self, index, start) -> None:
+    def missing_go_to(self, index, start) -> None:
         if not self.fresh and start == 0 and not seeks:
-            # land on the second keyframe instead of the first
             second = [i for i, k in enumerate(index.keyframe) if k][1]
             seeks.append(second)
             self.container.seek(index.pts[second], stream=self.stream)
+            if landing == "end of file":
+                for _ in self.container.demux(self.stream):
+                    pass
             self.fresh = False
             return
         go_to(self, index, start)
@@ -424,7 +428,7 @@ def test_a_seek_past_the_chunk_start_falls_back_to_a_reopened_file(
         reopens.append(True)
         reopen(self)
 
-    monkeypatch.setattr(video_module._Reader, "go_to", overshooting_go_to)
+    monkeypatch.setattr(video_module._Reader, "go_to", missing_go_to)
     monkeypatch.setattr(video_module._Reader, "reopen", counting_reopen)
     clip = load_video(path, 20, backend="pyav")
     assert seeks, "the first worker did not take over the indexing container"
@@ -695,9 +699,14 @@ def test_truncated_data_ends_early_or_raises(bad_files: dict[str, str], backend:
 
 
 def test_truncated_data_frames_are_right(bad_files: dict[str, str]) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
         clip = load_video(bad_files["truncated_faststart"], 10)
+    # the warnings point at the caller's line, not into the library
+    ends_early = [w for w in caught if "ends early" in str(w.message)]
+    assert ends_early and all(w.filename == __file__ for w in ends_early), [
+        (w.filename, str(w.message)) for w in caught
+    ]
     good = [
         (i, f)
         for i, f in zip(clip.indices, clip.frames.numpy(), strict=True)

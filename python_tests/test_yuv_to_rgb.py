@@ -148,6 +148,16 @@ def test_equals_instruction_emulation_every_width(width: int, isa: str | None) -
         )
 
 
+def test_unknown_isa_cap_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A misspelt SFLLAVA_CPU_ISA fails loudly instead of silently running the best path."""
+    y, u, v = planes(8, 2, seed=1)
+    monkeypatch.setenv("SFLLAVA_CPU_ISA", "AVX2")
+    with pytest.raises(ValueError, match="SFLLAVA_CPU_ISA must be scalar, avx2 or avx512"):
+        yuv420_to_rgb(y, u, v, [9535, 2048, 16531, -3203, -6660, 13074])
+    monkeypatch.setenv("SFLLAVA_CPU_ISA", "")  # empty: as if unset
+    assert yuv420_to_rgb(y, u, v, [9535, 2048, 16531, -3203, -6660, 13074]).shape == (2, 8, 3)
+
+
 def test_strided_planes_and_output() -> None:
     """Planes with a line size wider than the picture, and an output that is a
     window of a larger buffer."""

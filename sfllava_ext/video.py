@@ -843,11 +843,11 @@ class _Reader:
         self.container: Any = None
         self.stream: Any = None
         self.fresh = False
+        self.converter = _Converter()
         if container is None:
             self.reopen()
         else:
             self._use(container, fresh=False)
-        self.converter = _Converter()
 
     def reopen(self) -> None:
         self.close()
@@ -897,8 +897,9 @@ def _decode_chunk(
     Wanted packets are decoded normally; unwanted disposable ones (``rules``) are left
     out, the others decoded with ``skip_frame="NONREF"``, which drops a picture only
     when no other picture references it. The decoder is drained
-    at the end instead of reading further packets. Returns False when the demuxer came
-    out past ``chunk.start`` (a seek that overshot); nothing was decoded then.
+    at the end instead of reading further packets. Returns False when the demuxer never
+    gave packet ``chunk.start`` (a seek that overshot, or one that landed where no
+    packet matches the index); nothing was decoded then.
     """
     av = reader.av
     codec = reader.stream.codec_context
@@ -937,6 +938,8 @@ def _decode_chunk(
             collect(codec.decode(packet))
             if position >= chunk.end or not remaining:
                 break
+        if mode is None:  # the demuxer never came to packet chunk.start: nothing decoded
+            return False
         if remaining:
             codec.skip_frame = "DEFAULT"
             collect(codec.decode(None))  # drain the frames the decoder still holds
@@ -964,14 +967,19 @@ def _decode_worker(
     """One worker: its own container (``container``, taken over, or the file opened
     again) and decoder for its chunks, in file order; the container is closed at the
     end."""
-    reader = _Reader(
-        _import_av(),
-        plan.path,
-        plan.stream_index,
-        decoder_threads,
-        plan.index.slices,
-        container,
-    )
+    try:
+        reader = _Reader(
+            _import_av(),
+            plan.path,
+            plan.stream_index,
+            decoder_threads,
+            plan.index.slices,
+            container,
+        )
+    except BaseException:
+        if container is not None:
+            container.close()
+        raise
     try:
         for chunk in sorted(chunks, key=lambda c: c.start):
             reader.go_to(plan.index, chunk.start)
@@ -1024,8 +1032,9 @@ class _DecodePlan:
     chunks: list[_Chunk] = field(default_factory=list)
     rules: _SkipRules = field(default_factory=lambda: _SkipRules(nonref=False))
     # the container the file was indexed with, kept open for one decode worker to take
-    # over (one open of the file less); None once taken or closed
-    container: Any = field(default=None, repr=False, compare=False)
+    # over (one open of the file less); None once taken or closed. Not an __init__
+    # field, so that dataclasses.replace() never copies it into a second plan.
+    container: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def total_frames(self) -> int:
@@ -1182,20 +1191,21 @@ def _assign_workers(threads: int, chunks: list[_Chunk]) -> list[tuple[list[_Chun
 
 def _run_chunks(plan: _DecodePlan, sink: _FrameSink, threads: int) -> None:
     """Decode the plan's chunks on worker threads (:func:`_assign_workers`). The first
-    worker (the most packets) takes over the plan's indexing container."""
+    worker (the one given the largest chunk) takes over the plan's indexing container;
+    if it never starts, the caller's :meth:`_DecodePlan.close` closes the container."""
     workers = _assign_workers(threads, plan.chunks)
-    containers = [plan.take_container()] + [None] * (len(workers) - 1)
 
-    def run(mine: list[_Chunk], decoder_threads: int, container: Any) -> None:
+    def run(mine: list[_Chunk], decoder_threads: int, first: bool) -> None:
+        container = plan.take_container() if first else None
         _decode_worker(plan, mine, sink, decoder_threads, container)
 
     if len(workers) == 1:
-        run(*workers[0], containers[0])
+        run(*workers[0], True)
         return
     with ThreadPoolExecutor(max_workers=len(workers), thread_name_prefix="sfllava-decode") as pool:
         futures = [
-            pool.submit(run, mine, decoder_threads, container)
-            for (mine, decoder_threads), container in zip(workers, containers, strict=True)
+            pool.submit(run, mine, decoder_threads, w == 0)
+            for w, (mine, decoder_threads) in enumerate(workers)
         ]
         for future in futures:
             future.result()

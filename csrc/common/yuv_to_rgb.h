@@ -1,5 +1,6 @@
 // YUV 4:2:0 -> RGB24 with swscale's fixed-point arithmetic, one pixel at a time:
-// the scalar math of csrc/cpu/yuv_to_rgb_kernel.cpp, which its AVX2 path repeats.
+// the scalar math of csrc/cpu/yuv_to_rgb_kernel.cpp, which its AVX2 and AVX-512
+// paths repeat instruction for instruction.
 //
 // swscale's unscaled converter (libswscale/x86/yuv_2_rgb.asm, used for a
 // same-size YUV420P -> RGB24 with an even height) works on 16-bit lanes:

@@ -31,7 +31,8 @@
 #include "normalize_frames_rows.h"
 #include "target_clones.h"
 
-// The table lookup is a plain loop that the compiler vectorises, per ISA.
+// The table lookup: word permutations for 16-bit outputs where the CPU has
+// AVX-512 (cpu_rows::lookup_u16), else a plain loop compiled per ISA.
 
 namespace sfllava {
 namespace {

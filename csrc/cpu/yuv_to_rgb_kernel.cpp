@@ -37,7 +37,7 @@ void convert_row_scalar(const uint8_t* y, const uint8_t* u, const uint8_t* v, ui
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define SFLLAVA_YUV_AVX2 1
+#define SFLLAVA_YUV_SIMD 1
 
 // Byte shuffles that interleave 16 R, 16 G and 16 B bytes into 48 RGB bytes:
 // output byte j of the block is channel j % 3 of pixel j / 3 (-1 writes zero).
@@ -119,6 +119,7 @@ __attribute__((target("avx2"))) int64_t convert_row_avx2(const uint8_t* y, const
 // channel j % 3 of pixel j / 3; index p picks R, 32 + p G, 64 + p B.
 struct InterleaveIndex {
   alignas(64) uint8_t bytes[2][64];  // output bytes 0..63 and 64..127 (96..127 unused)
+  alignas(64) int16_t chroma_pairs[32];  // word lane i takes chroma sample i / 2
 };
 
 const InterleaveIndex& interleave_index() {
@@ -128,6 +129,7 @@ const InterleaveIndex& interleave_index() {
       const int pixel = (j % 96) / 3;
       ix.bytes[j / 64][j % 64] = static_cast<uint8_t>(32 * (j % 3) + pixel);
     }
+    for (int i = 0; i < 32; ++i) ix.chroma_pairs[i] = static_cast<int16_t>(i / 2);
     return ix;
   }();
   return index;
@@ -177,11 +179,8 @@ SFLLAVA_YUV_AVX512 int64_t convert_row_pair_avx512(const uint8_t* y0, const uint
   const __m512i cug = _mm512_set1_epi16(static_cast<int16_t>(k.cug));
   const __m512i cvg = _mm512_set1_epi16(static_cast<int16_t>(k.cvg));
   const __m512i cvr = _mm512_set1_epi16(static_cast<int16_t>(k.cvr));
-  // lane i takes chroma sample i / 2: each sample for its two pixels
-  alignas(64) int16_t pairs[32];
-  for (int i = 0; i < 32; ++i) pairs[i] = static_cast<int16_t>(i / 2);
-  const __m512i dup = _mm512_load_si512(pairs);
   const InterleaveIndex& ix = interleave_index();
+  const __m512i dup = _mm512_load_si512(ix.chroma_pairs);
   const __m512i index[2] = {_mm512_load_si512(ix.bytes[0]), _mm512_load_si512(ix.bytes[1])};
 
   const int64_t done = width / 32 * 32;
@@ -207,7 +206,7 @@ SFLLAVA_YUV_AVX512 int64_t convert_row_pair_avx512(const uint8_t* y0, const uint
 void convert_row(const cpu_rows::CpuFeatures& f, const uint8_t* y, const uint8_t* u,
                  const uint8_t* v, uint8_t* rgb, int64_t width, const YuvCoeffs& k) {
   int64_t done = 0;
-#ifdef SFLLAVA_YUV_AVX2
+#ifdef SFLLAVA_YUV_SIMD
   if (f.avx2) done = convert_row_avx2(y, u, v, rgb, width, k);
 #endif
   (void)f;
@@ -219,7 +218,7 @@ void convert_rows(const cpu_rows::CpuFeatures& f, const uint8_t* y0, const uint8
                   const uint8_t* u, const uint8_t* v, uint8_t* rgb0, uint8_t* rgb1, bool pair,
                   int64_t width, const YuvCoeffs& k) {
   int64_t done = 0;
-#ifdef SFLLAVA_YUV_AVX2
+#ifdef SFLLAVA_YUV_SIMD
   if (pair && f.vbmi) done = convert_row_pair_avx512(y0, y1, u, v, rgb0, rgb1, width, k);
 #endif
   // the rest of each row; done is even, so the chroma samples stay aligned
