@@ -50,6 +50,7 @@ from sfllava_ext.video import (  # noqa: E402
     _decoder_thread_type,
     _FrameSink,
     _import_av,
+    _open_container,
     _plan_decode,
     _run_chunks,
 )
@@ -169,7 +170,7 @@ def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[
         walls, cpus = [], []
         for i in range(repeats + 1):
             sink = _DecodeOnlySink(1, 1, plan.indices)
-            container = av.open(path, mode="r", metadata_errors="ignore")
+            container = _open_container(av, path)
             cpu, wall = time.process_time(), time.perf_counter()
             _decode_worker(variant, [chunk], sink, n, container)
             if i:  # the first round warms up
