@@ -1,4 +1,4 @@
-"""Shared fixtures: devices (CUDA skipped cleanly without a GPU), seeded RNG."""
+"""Shared fixtures: devices (CUDA skipped cleanly without a GPU), seeded RNG, CPU ISA caps."""
 
 from __future__ import annotations
 
@@ -18,3 +18,17 @@ def device(request) -> str:
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+# Each CPU row-primitive version, capped with SFLLAVA_CPU_ISA ("avx2": the AVX2 rows;
+# unset: this CPU's best, e.g. the AVX-512 VBMI paths).
+ISA_CAPS = ["scalar", "avx2", None]
+
+
+@pytest.fixture(params=ISA_CAPS, ids=lambda isa: isa or "best")
+def isa(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    if request.param is None:
+        monkeypatch.delenv("SFLLAVA_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("SFLLAVA_CPU_ISA", request.param)
+    return request.param

@@ -53,6 +53,27 @@ def test_pooled_loads_match_plain_loads_and_reuse_the_memory(clips) -> None:
     assert torch.equal(small.frames, load_video(clips["small"], 8).frames)
 
 
+def test_pooled_yuv420_planes(clips) -> None:
+    """Planes decode into a pooled buffer of their own size (half of RGB's) and give it
+    back on release; frames that come out as RGB or copied (rotated, repeated) give
+    their buffer back at once."""
+    pool = FrameBuffers()
+    clip = load_video(clips["moving"], 16, buffers=pool, yuv420=True)
+    assert torch.equal(clip.frames.to_rgb(), load_video(clips["moving"], 16).frames)
+    address = clip.frames.y.data_ptr()
+    pool.release(clip)
+    assert pool.idle_bytes == 16 * (64 * 96 + 2 * 32 * 48)
+    again = load_video(clips["noise"], 16, buffers=pool, yuv420=True)
+    assert again.frames.y.data_ptr() == address
+    assert torch.equal(again.frames.to_rgb(), load_video(clips["noise"], 16).frames)
+    pool.release(again)
+    pool.clear()
+    for name in ("rotated", "short"):
+        clip = load_video(clips[name], 50, buffers=pool, yuv420=True)
+        assert clip._buffer is None and pool.idle_bytes > 0, name
+        pool.clear()
+
+
 def test_a_buffer_is_never_lent_twice(clips) -> None:
     pool = FrameBuffers()
     a = load_video(clips["moving"], 16, buffers=pool)

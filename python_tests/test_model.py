@@ -177,8 +177,9 @@ def test_batch_matches_single(llava, tokenizers):
 
 
 def test_paths_decode_into_reused_buffers(llava, tokenizers, tmp_path):
-    """A path is decoded into the model's frame buffers; the tokens equal those of
-    the clip loaded on its own, from one thread or several, alone or in a batch."""
+    """A path is decoded into the model's frame buffers, as YUV 4:2:0 planes on the
+    CPU; the tokens equal those of the RGB clip loaded on its own, from one thread
+    or several, alone or in a batch."""
     _, tok = tokenizers
     paths = [
         write_test_video(tmp_path / "a.mp4", 96, 64, 40, gop=10),
@@ -188,15 +189,17 @@ def test_paths_decode_into_reused_buffers(llava, tokenizers, tmp_path):
     expected = [sf.encode(load_video(p, 8)) for p in paths]
     assert sf.frame_buffers.idle_bytes == 0  # clips given by the caller: no pool
 
+    planes = 8 * (64 * 96 + 2 * 32 * 48)  # Y, U and V of 8 frames: no RGB frames
+
     def idle_address() -> int:
-        buffer = sf.frame_buffers.take(8 * 64 * 96 * 3)
+        buffer = sf.frame_buffers.take(planes)
         sf.frame_buffers.give(buffer)
         return buffer.ctypes.data
 
     addresses = set()
     for path, want in zip(paths * 2, expected * 2, strict=True):
         torch.testing.assert_close(sf.encode(path), want, rtol=0, atol=0)
-        assert sf.frame_buffers.idle_bytes == 8 * 64 * 96 * 3  # released after use
+        assert sf.frame_buffers.idle_bytes == planes  # released after use
         addresses.add(idle_address())
     assert len(addresses) == 1  # one buffer, reused by every call
 
@@ -217,7 +220,7 @@ def test_paths_decode_into_reused_buffers(llava, tokenizers, tmp_path):
     texts = [PROMPTS["image_seq_v3"][0].replace("{question}", "What moves?")] * 2
     sf.frame_buffers.clear()
     from_paths = sf.build_inputs(paths, texts)
-    assert sf.frame_buffers.idle_bytes == 2 * 8 * 64 * 96 * 3  # both released
+    assert sf.frame_buffers.idle_bytes == 2 * planes  # both released
     from_clips = sf.build_inputs([load_video(p, 8) for p in paths], texts)
     for ours, ref in zip(from_paths, from_clips, strict=True):
         torch.testing.assert_close(ours, ref, rtol=0, atol=0)
@@ -225,7 +228,7 @@ def test_paths_decode_into_reused_buffers(llava, tokenizers, tmp_path):
     sf.frame_buffers.clear()
     with pytest.raises(FileNotFoundError):
         sf.build_inputs([paths[0], str(tmp_path / "missing.mp4")], texts)
-    assert sf.frame_buffers.idle_bytes == 8 * 64 * 96 * 3
+    assert sf.frame_buffers.idle_bytes == planes
 
 
 def test_choose_parses_a_letter(llava, tokenizers):

@@ -37,6 +37,7 @@ from sfllava_ext.video import (
     load_video,
     sample_frame_indices,
 )
+from sfllava_ext.yuv_to_rgb import Yuv420Frames
 
 # Where the imported sfllava_ext lives (site-packages when installed, else the
 # checkout), so that child interpreters import the very package under test.
@@ -293,6 +294,57 @@ def test_pyav_equals_reference_and_decord(
         assert theirs.total_frames == clip.total_frames
         assert theirs.fps == pytest.approx(clip.fps)
         assert np.array_equal(theirs.frames.numpy(), frames)
+
+
+# 4:2:0 of an even height, no rotation: the planes are kept (MPEG-4 in AVI also goes
+# through the sequential fallback; the short video repeats a frame).
+PLANAR = {
+    "66x50_default_gop",
+    "64x48_gop10",
+    "320x240_gop30",
+    "98x58_no_bframes",
+    "64x48_long_gop12",
+    "96x64_open_gop",
+    "80x48_yuvj420p",
+    "96x64_mpeg4",
+    "32x24_short",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANAR) + ["65x49_yuv444p", "64x36_rot90"])
+def test_yuv420_planes_make_the_rgb_frames(videos: dict[str, str], name: str) -> None:
+    """load_video(yuv420=True) keeps 4:2:0 frames as decoded planes whose conversion
+    gives exactly the RGB frames; other frames (4:4:4, rotated) come as RGB frames."""
+    rgb = load_video(videos[name], 50)
+    clip = load_video(videos[name], 50, yuv420=True)
+    assert clip.indices == rgb.indices and clip.total_frames == rgb.total_frames
+    if name in PLANAR:
+        assert isinstance(clip.frames, Yuv420Frames)
+        assert clip.frames.shape == rgb.frames.shape
+        assert torch.equal(clip.frames.to_rgb(), rgb.frames)
+    else:
+        assert isinstance(clip.frames, torch.Tensor)
+        assert torch.equal(clip.frames, rgb.frames)
+
+
+def test_yuv420_planes_from_a_long_gop_with_threads(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The long GOP on decoder threads and the other GOP on its own worker fill one
+    buffer of planes; the decord backend ignores yuv420."""
+    path = write_test_video(tmp_path / "long.mp4", 128, 72, 300, preset="veryfast")
+    rgb = load_video(path, 50)
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("SFLLAVA_DECODE_THREADS", threads)
+        clip = load_video(path, 50, yuv420=True)
+        assert torch.equal(clip.frames.to_rgb(), rgb.frames), threads
+    if HAVE_DECORD:
+        assert isinstance(load_video(path, 8, backend="decord", yuv420=True).frames, torch.Tensor)
+
+
+def test_yuv420_must_be_a_bool(videos: dict[str, str]) -> None:
+    with pytest.raises(TypeError, match="yuv420 must be a bool"):
+        load_video(videos["64x48_gop10"], 4, yuv420="yes")
 
 
 @pytest.mark.parametrize("threads", ["1", "2", "3", "5"])
@@ -698,10 +750,14 @@ def test_truncated_data_ends_early_or_raises(bad_files: dict[str, str], backend:
         assert not out["ok"] and out["type"] == "VideoDecodeError", out
 
 
-def test_truncated_data_frames_are_right(bad_files: dict[str, str]) -> None:
+@pytest.mark.parametrize("yuv420", [False, True])
+def test_truncated_data_frames_are_right(bad_files: dict[str, str], yuv420: bool) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        clip = load_video(bad_files["truncated_faststart"], 10)
+        clip = load_video(bad_files["truncated_faststart"], 10, yuv420=yuv420)
+    if yuv420:
+        assert isinstance(clip.frames, Yuv420Frames)
+        clip.frames = clip.frames.to_rgb()
     # the warnings point at the caller's line, not into the library
     ends_early = [w for w in caught if "ends early" in str(w.message)]
     assert ends_early and all(w.filename == __file__ for w in ends_early), [

@@ -90,20 +90,6 @@ def test_native_path_is_enabled_for_common_matrices(colorspace: int, color_range
     assert native_coeffs(colorspace, color_range) == swscale_coeffs(colorspace, color_range)
 
 
-# Each row-primitive version, capped with SFLLAVA_CPU_ISA ("avx512" without VBMI
-# takes the AVX2 rows; unset, this CPU's best: the AVX-512 VBMI row pairs).
-ISA_CAPS = ["scalar", "avx2", None]
-
-
-@pytest.fixture(params=ISA_CAPS, ids=lambda isa: isa or "best")
-def isa(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
-    if request.param is None:
-        monkeypatch.delenv("SFLLAVA_CPU_ISA", raising=False)
-    else:
-        monkeypatch.setenv("SFLLAVA_CPU_ISA", request.param)
-    return request.param
-
-
 @pytest.mark.parametrize("colorspace,color_range", MATRICES)
 @pytest.mark.parametrize("size", [(2, 2), (18, 6), (33, 10), (1, 4), (47, 2), (1280, 720)])
 def test_equals_swscale_on_random_frames(

@@ -40,6 +40,7 @@ from .slowfast import (
 from .timing import StageTimer
 from .video import FrameBuffers, VideoClip, load_video
 from .vision import TruncatedVisionTower, project_frames
+from .yuv_to_rgb import Yuv420Frames
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def _as_llava_next(model: Any) -> nn.Module:
 class _Item:
     """One (video, prompt) of a batch, tokenized."""
 
-    frames: torch.Tensor
+    frames: torch.Tensor | Yuv420Frames
     clip: VideoClip | None  # loaded here from a path: its buffer goes back to the pool
     before: list[int]
     after: list[int]
@@ -282,14 +283,19 @@ class SlowFastLlava:
 
     def _frames(
         self, video: VideoInput, timer: StageTimer
-    ) -> tuple[torch.Tensor, VideoClip | None]:
+    ) -> tuple[torch.Tensor | Yuv420Frames, VideoClip | None]:
         """uint8 (T, H, W, 3) frames of a path, a VideoClip or given frames; and, for a
         path, the clip loaded, whose buffer goes back to ``frame_buffers`` once the
-        frames are normalised."""
+        frames are normalised. On the CPU a path's frames stay YUV 4:2:0 planes where
+        the video allows it (no RGB frames: normalisation converts rows in cache)."""
         if isinstance(video, (str, os.PathLike)):
             with timer("decode"):
                 clip = load_video(
-                    video, self.num_frames, backend=self.backend, buffers=self.frame_buffers
+                    video,
+                    self.num_frames,
+                    backend=self.backend,
+                    buffers=self.frame_buffers,
+                    yuv420=self.device.type == "cpu",
                 )
             return clip.frames, clip
         if isinstance(video, VideoClip):
@@ -318,9 +324,11 @@ class SlowFastLlava:
             self.frame_buffers.release(clip)
 
     @torch.inference_mode()
-    def _features(self, frames: torch.Tensor, timer: StageTimer) -> torch.Tensor:
+    def _features(self, frames: torch.Tensor | Yuv420Frames, timer: StageTimer) -> torch.Tensor:
         """uint8 frames -> projected features (T, N, D) on the model's device;
         frames cross to the GPU as uint8 (through pinned memory)."""
+        if isinstance(frames, Yuv420Frames) and self.device.type != "cpu":
+            frames = frames.to_rgb()  # YUV input is normalised on the CPU only
         if frames.device != self.device:
             if self.device.type == "cuda" and frames.device.type == "cpu":
                 frames = frames.pin_memory().to(self.device, non_blocking=True)

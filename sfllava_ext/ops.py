@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from ._extension import _C  # noqa: F401  (loads the kernels, registers the ops)
+from .yuv_to_rgb import Yuv420Frames
 
 __all__ = [
     "slowfast_pool",
@@ -385,7 +386,7 @@ def _nf_as_tensor(frames: object) -> torch.Tensor:
 
 
 def normalize_frames(
-    frames: torch.Tensor,
+    frames: torch.Tensor | Yuv420Frames,
     size: Sequence[int] = (336, 336),
     *,
     resize_mode: str = "squash",
@@ -407,7 +408,10 @@ def normalize_frames(
 
     Args:
         frames: uint8 ``(T, H, W, 3)`` RGB frames, a tensor (CPU or CUDA, any
-            strides) or a numpy array.
+            strides) or a numpy array; or CPU :class:`~sfllava_ext.yuv_to_rgb.Yuv420Frames`
+            (decoded planes), whose rows are converted to RGB in cache just before
+            the resize reads them: the bytes of ``normalize_frames(frames.to_rgb())``
+            (for another device, ``to_rgb()`` runs first and the RGB frames travel).
         size: ``(height, width)`` of the result.
         resize_mode: ``squash`` stretches every frame to ``size`` (the
             published default, SF-LLaVA's ``resize``; with ``shortest_edge``
@@ -445,8 +449,15 @@ def normalize_frames(
             shortest_edge, an unknown resize_mode or pass_order, mean/std not of
             3 values or a zero std, out of the wrong shape, device or layout.
     """
-    frames = _nf_as_tensor(frames)
-    _nf_check_frames_dtype(frames)
+    yuv = frames if isinstance(frames, Yuv420Frames) else None
+    if yuv is not None:
+        if yuv.device.type != "cpu":
+            raise ValueError(f"{_NF}: Yuv420Frames must be on the CPU, got {yuv.device}")
+        if device is not None and torch.device(device) != yuv.device:
+            frames, yuv = yuv.to_rgb(), None
+    else:
+        frames = _nf_as_tensor(frames)
+        _nf_check_frames_dtype(frames)
     if not isinstance(resize_mode, str):
         raise TypeError(f"{_NF}: resize_mode must be a str, got {type(resize_mode).__name__}")
     if not isinstance(pass_order, str):
@@ -461,6 +472,15 @@ def normalize_frames(
     edge = None if shortest_edge is None else int(shortest_edge)
     mean_ = _nf_floats("mean", mean)
     std_ = _nf_floats("std", std)
+    options = (size_, resize_mode, edge, mean_, std_, float(rescale_factor), pass_order, dtype)
+    if out is not None and not isinstance(out, torch.Tensor):
+        raise TypeError(f"{_NF}: out must be a torch.Tensor, got {type(out).__name__}")
+    if yuv is not None:
+        planes = (yuv.y, yuv.u, yuv.v, list(yuv.coeffs))
+        if out is None:
+            return torch.ops.sfllava.normalize_yuv420_frames(*planes, *options)
+        torch.ops.sfllava.normalize_yuv420_frames.out(*planes, *options, out=out)
+        return out
     if device is not None and torch.device(device) != frames.device:
         target = torch.device(device)
         if frames.device.type == "cpu" and target.type == "cuda":
@@ -468,12 +488,9 @@ def normalize_frames(
             frames = pinned.to(target, non_blocking=True)
         else:
             frames = frames.to(target)
-    args = (frames, size_, resize_mode, edge, mean_, std_, float(rescale_factor), pass_order, dtype)
     if out is None:
-        return torch.ops.sfllava.normalize_frames(*args)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"{_NF}: out must be a torch.Tensor, got {type(out).__name__}")
-    torch.ops.sfllava.normalize_frames.out(*args, out=out)
+        return torch.ops.sfllava.normalize_frames(frames, *options)
+    torch.ops.sfllava.normalize_frames.out(frames, *options, out=out)
     return out
 
 
@@ -512,6 +529,45 @@ def _normalize_frames_out_fake(
         raise ValueError(f"{_NF}: out must have shape ({t}, 3, {h}, {w}), got {list(out.shape)}")
     if not out.is_contiguous():
         raise ValueError(f"{_NF}: out must be contiguous (NCHW), got strides {list(out.stride())}")
+
+
+def _yuv_fake_checks(
+    y, u, v, coeffs, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype
+):
+    name = "normalize_yuv420_frames"
+    for plane, label in ((y, "y"), (u, "u"), (v, "v")):
+        if plane.dtype != torch.uint8:
+            raise TypeError(f"{name}: {label} must be uint8, got {plane.dtype}")
+        if plane.dim() != 3:
+            raise ValueError(f"{name}: {label} must be 3-D, got shape {list(plane.shape)}")
+    t, h, w = (int(d) for d in y.shape)
+    chroma = (t, (h + 1) // 2, (w + 1) // 2)
+    if tuple(u.shape) != chroma or tuple(v.shape) != chroma:
+        raise ValueError(f"{name}: u and v must be {chroma} for y of shape {list(y.shape)}")
+    if len(coeffs) != 6:
+        raise ValueError(f"{name}: coeffs must be 6 integers, got {len(coeffs)}")
+    shape = normalize_frames_shape((t, h, w, 3), size, resize_mode, shortest_edge)
+    _nf_check_values(mean, std, rescale_factor, pass_order)
+    _nf_check_dtype(dtype)
+    return shape
+
+
+@torch.library.register_fake("sfllava::normalize_yuv420_frames")
+def _normalize_yuv420_frames_fake(y, u, v, coeffs, *options):
+    t, h, w = _yuv_fake_checks(y, u, v, coeffs, *options)
+    return y.new_empty((t, 3, h, w), dtype=options[-1])
+
+
+@torch.library.register_fake("sfllava::normalize_yuv420_frames.out")
+def _normalize_yuv420_frames_out_fake(y, u, v, coeffs, *options, out):
+    t, h, w = _yuv_fake_checks(y, u, v, coeffs, *options)
+    if out.dtype != options[-1]:
+        raise TypeError(f"normalize_yuv420_frames: out has dtype {out.dtype}, not {options[-1]}")
+    if tuple(out.shape) != (t, 3, h, w) or not out.is_contiguous():
+        raise ValueError(
+            f"normalize_yuv420_frames: out must be contiguous ({t}, 3, {h}, {w}), "
+            f"got {list(out.shape)}"
+        )
 
 
 # the test-only SIMT op has the same schema and result as normalize_frames

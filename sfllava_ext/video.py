@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .yuv_to_rgb import FULL_RANGE, frame_planes, native_coeffs, yuv420_to_rgb
+from .yuv_to_rgb import FULL_RANGE, Yuv420Frames, frame_planes, native_coeffs, yuv420_to_rgb
 
 __all__ = [
     "BACKENDS",
@@ -90,7 +90,8 @@ class VideoClip:
     """Sampled frames of one video.
 
     Attributes:
-        frames: uint8 tensor (T, H, W, 3), RGB, contiguous, on the CPU.
+        frames: uint8 tensor (T, H, W, 3), RGB, contiguous, on the CPU; or, from
+            ``load_video(..., yuv420=True)``, the decoded planes (:class:`Yuv420Frames`).
         indices: the T frame indices (0-based, presentation order) that ``frames`` hold;
             may repeat for videos shorter than the requested count.
         total_frames: frames in the video (decord's count: the video packets).
@@ -100,7 +101,7 @@ class VideoClip:
         path: the file or folder.
     """
 
-    frames: torch.Tensor
+    frames: torch.Tensor | Yuv420Frames
     indices: list[int]
     total_frames: int
     fps: float | None
@@ -311,6 +312,7 @@ def load_video(
     backend: str = "auto",
     fps: float | None = None,
     buffers: FrameBuffers | None = None,
+    yuv420: bool = False,
 ) -> VideoClip:
     """Decode the sampled frames of a video file or a folder of images.
 
@@ -323,9 +325,15 @@ def load_video(
         fps: if given, one frame every ``1 / fps`` seconds instead (:func:`fps_frame_indices`).
         buffers: a :class:`FrameBuffers` pool to decode into (``pyav``); give the memory
             back with ``buffers.release(clip)`` when done with the frames.
+        yuv420: keep the frames as decoded, YUV 4:2:0 planes (:class:`Yuv420Frames`:
+            no RGB conversion, half the memory) where every sampled frame allows it
+            (``pyav``; 4:2:0 of the stream's size with an even height, no rotation, a
+            colour matrix converted natively); RGB otherwise. ``normalize_frames``
+            takes either, with the same result.
 
     Returns:
-        A :class:`VideoClip`; ``frames`` is a uint8 tensor (T, H, W, 3), RGB, contiguous.
+        A :class:`VideoClip`; ``frames`` is a uint8 tensor (T, H, W, 3), RGB, contiguous
+        (or :class:`Yuv420Frames`, see ``yuv420``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -350,6 +358,8 @@ def load_video(
         or fps <= 0
     ):
         raise ValueError(f"load_video: fps must be a finite number > 0 or None, got {fps!r}")
+    if not isinstance(yuv420, bool):
+        raise TypeError(f"load_video: yuv420 must be a bool, got {type(yuv420).__name__}")
     if buffers is not None and not isinstance(buffers, FrameBuffers):
         raise TypeError(
             f"load_video: buffers must be a FrameBuffers or None, got {type(buffers).__name__}"
@@ -365,21 +375,24 @@ def load_video(
     chosen = AUTO_BACKEND if backend == "auto" else backend
     if chosen == "decord":
         return _load_with_decord(path, num_frames, fps)
-    return _load_with_pyav(path, num_frames, fps, buffers)
+    return _load_with_pyav(path, num_frames, fps, buffers, yuv420)
 
 
 def _make_clip(
-    array: np.ndarray,
+    array: np.ndarray | Yuv420Frames,
     indices: list[int],
     total_frames: int,
     video_fps: float | None,
     backend: str,
     path: str,
 ) -> VideoClip:
-    array = np.ascontiguousarray(array, dtype=np.uint8)
+    if isinstance(array, Yuv420Frames):
+        frames: torch.Tensor | Yuv420Frames = array
+    else:
+        frames = torch.from_numpy(np.ascontiguousarray(array, dtype=np.uint8))
     duration = total_frames / video_fps if video_fps else None
     return VideoClip(
-        frames=torch.from_numpy(array),
+        frames=frames,
         indices=list(indices),
         total_frames=total_frames,
         fps=video_fps,
@@ -738,11 +751,7 @@ class _FrameSink:
         self.width = width
         self.height = height
         self.slots = {frame: slot for slot, frame in enumerate(sorted(set(wanted)))}
-        shape = (len(self.slots), height, width, 3)
-        if buffer is None:
-            self.array = np.empty(shape, dtype=np.uint8)
-        else:  # a pooled buffer of at least nbytes(shape)
-            self.array = buffer[: math.prod(shape)].reshape(shape)
+        self._allocate(buffer)
         self.filled: set[int] = set()
         self.rotation: int | None = None
         # set when decoded frames come out of order of their timestamps: the container's
@@ -750,12 +759,27 @@ class _FrameSink:
         self.timestamps_unreliable = False
         self.lock = threading.Lock()
 
+    @staticmethod
+    def nbytes(width: int, height: int, count: int) -> int:
+        """Bytes of the slots of ``count`` frames."""
+        return count * height * width * 3
+
+    def _allocate(self, buffer: np.ndarray | None) -> None:
+        shape = (len(self.slots), self.height, self.width, 3)
+        if buffer is None:
+            self.array = np.empty(shape, dtype=np.uint8)
+        else:  # a pooled buffer of at least nbytes(shape)
+            self.array = buffer[: math.prod(shape)].reshape(shape)
+
     def add(self, frame_index: int, frame: Any, converter: _Converter) -> None:
         slot = self.slots[frame_index]
         converter.convert_into(frame, self.array[slot])
+        self._filled(frame_index, int(getattr(frame, "rotation", 0) or 0))
+
+    def _filled(self, frame_index: int, rotation: int) -> None:
         with self.lock:
             if self.rotation is None:
-                self.rotation = int(getattr(frame, "rotation", 0) or 0)
+                self.rotation = rotation
             self.filled.add(frame_index)
 
     def gather(self, indices: Sequence[int]) -> np.ndarray:
@@ -764,6 +788,73 @@ class _FrameSink:
         if slots == list(range(len(self.slots))):
             return self.array
         return self.array[slots]
+
+
+class _NotPlanar(Exception):
+    """A wanted frame that :class:`Yuv420Frames` cannot hold as decoded (another pixel
+    format or size, an odd height, a rotation, a colour matrix not converted natively,
+    or one that differs from the other frames'): the clip is decoded to RGB instead."""
+
+
+class _Yuv420Sink(_FrameSink):
+    """The output as decoded: the wanted frames' Y, U and V planes copied into one
+    buffer, no RGB conversion (the conversion happens in cache inside
+    ``normalize_frames``). A frame that the planes cannot hold raises
+    :class:`_NotPlanar`, and so does every frame after it."""
+
+    @staticmethod
+    def nbytes(width: int, height: int, count: int) -> int:
+        return count * (height * width + 2 * ((height + 1) // 2) * ((width + 1) // 2))
+
+    def _allocate(self, buffer: np.ndarray | None) -> None:
+        n, h, w = len(self.slots), self.height, self.width
+        ch, cw = (h + 1) // 2, (w + 1) // 2
+        flat = np.empty(self.nbytes(w, h, n), np.uint8) if buffer is None else buffer
+        luma, chroma = n * h * w, n * ch * cw
+        self.y = flat[:luma].reshape(n, h, w)
+        self.u = flat[luma : luma + chroma].reshape(n, ch, cw)
+        self.v = flat[luma + chroma : luma + 2 * chroma].reshape(n, ch, cw)
+        self.coeffs: tuple[int, ...] | None = None
+        self.refused = False
+
+    def add(self, frame_index: int, frame: Any, converter: _Converter) -> None:
+        coeffs = _native_coeffs_of(frame, self.width, self.height)
+        with self.lock:
+            fits = coeffs is not None and self.coeffs in (None, coeffs)
+            if self.refused or not fits or int(getattr(frame, "rotation", 0) or 0):
+                self.refused = True
+                raise _NotPlanar
+            self.coeffs = coeffs
+        slot = self.slots[frame_index]
+        outs = (self.y[slot], self.u[slot], self.v[slot])
+        for plane, out in zip(frame.planes, outs, strict=True):
+            rows, cols = out.shape
+            data = np.frombuffer(plane, np.uint8)
+            np.copyto(out, data[: rows * plane.line_size].reshape(rows, -1)[:, :cols])
+        self._filled(frame_index, 0)
+
+    def gather(self, indices: Sequence[int]) -> Yuv420Frames:  # type: ignore[override]
+        """The planes of ``indices`` in order; no copy when nothing repeats."""
+        slots = [self.slots[i] for i in indices]
+        planes = (self.y, self.u, self.v)
+        if slots != list(range(len(self.slots))):
+            planes = tuple(p[slots] for p in planes)
+        y, u, v = (torch.from_numpy(p) for p in planes)
+        return Yuv420Frames(y, u, v, self.coeffs or ())
+
+
+def _native_coeffs_of(frame: Any, width: int, height: int) -> tuple[int, ...] | None:
+    """The native converter's coefficients for a decoded frame, or None when it must go
+    through swscale: not YUV 4:2:0 (or full-range yuvj420p), another size than the
+    stream's (swscale scales it), an odd height (swscale's unscaled path differs), or a
+    colour matrix whose native coefficients do not match this swscale."""
+    fmt = frame.format.name
+    if fmt not in _NATIVE_FORMATS or frame.width != width or frame.height != height:
+        return None
+    if height % 2:
+        return None
+    full = fmt == "yuvj420p" or int(frame.color_range) == FULL_RANGE
+    return native_coeffs(int(frame.colorspace), FULL_RANGE if full else 1)
 
 
 class _Converter:
@@ -785,16 +876,7 @@ class _Converter:
     def convert_into(self, frame: Any, out: np.ndarray) -> None:
         """Write the frame's RGB24 pixels into ``out`` (H, W, 3)."""
         height, width = out.shape[0], out.shape[1]
-        coeffs = None
-        fmt = frame.format.name
-        if (
-            fmt in _NATIVE_FORMATS
-            and frame.width == width
-            and frame.height == height
-            and height % 2 == 0
-        ):
-            full = fmt == "yuvj420p" or int(frame.color_range) == FULL_RANGE
-            coeffs = native_coeffs(int(frame.colorspace), FULL_RANGE if full else 1)
+        coeffs = _native_coeffs_of(frame, width, height)
         if coeffs is not None:
             yuv420_to_rgb(*frame_planes(frame), coeffs, out=torch.from_numpy(out))
         else:
@@ -1101,38 +1183,62 @@ def _index_and_plan(
 
 
 def _load_with_pyav(
-    path: str, num_frames: int, fps: float | None, buffers: FrameBuffers | None = None
+    path: str,
+    num_frames: int,
+    fps: float | None,
+    buffers: FrameBuffers | None = None,
+    yuv420: bool = False,
 ) -> VideoClip:
     av = _import_av()
     plan = _plan_decode(av, path, num_frames, fps)
-    buffer = None
     try:
-        if buffers is not None:
-            buffer = buffers.take(len(set(plan.indices)) * plan.height * plan.width * 3)
-        clip = _decode_into(av, plan, decode_threads(), buffer)
-    except BaseException:
-        if buffer is not None:
-            buffers.give(buffer)  # type: ignore[union-attr]
-        raise
+        if yuv420:
+            try:
+                return _decode_pooled(av, plan, buffers, _Yuv420Sink)
+            except _NotPlanar:  # rare: decode again, to RGB
+                logger.debug("%s: frames not kept as YUV 4:2:0 planes; decoding to RGB", path)
+        return _decode_pooled(av, plan, buffers, _FrameSink)
     finally:
         plan.close()
-    if buffer is not None:
-        if np.may_share_memory(clip.frames.numpy(), buffer):
-            clip._buffer = buffer
-        else:  # the frames were copied out (repeated or rotated frames)
-            buffers.give(buffer)  # type: ignore[union-attr]
+
+
+def _decode_pooled(
+    av: Any, plan: _DecodePlan, buffers: FrameBuffers | None, sink_type: type[_FrameSink]
+) -> VideoClip:
+    """:func:`_decode_into` a buffer from ``buffers`` (when given) that the clip keeps
+    until ``buffers.release(clip)``, or gives back at once if its frames were copied out."""
+    if buffers is None:
+        return _decode_into(av, plan, decode_threads(), None, sink_type)
+    count = len(set(plan.indices))
+    buffer = buffers.take(sink_type.nbytes(plan.width, plan.height, count))
+    try:
+        clip = _decode_into(av, plan, decode_threads(), buffer, sink_type)
+    except BaseException:
+        buffers.give(buffer)
+        raise
+    frames = clip.frames.y if isinstance(clip.frames, Yuv420Frames) else clip.frames
+    if np.may_share_memory(frames.numpy(), buffer):
+        clip._buffer = buffer
+    else:  # the frames were copied out (repeated or rotated frames)
+        buffers.give(buffer)
     return clip
 
 
-def _decode_into(av: Any, plan: _DecodePlan, threads: int, buffer: np.ndarray | None) -> VideoClip:
+def _decode_into(
+    av: Any,
+    plan: _DecodePlan,
+    threads: int,
+    buffer: np.ndarray | None,
+    sink_type: type[_FrameSink] = _FrameSink,
+) -> VideoClip:
     """Run the plan (into ``buffer`` when given) and make the clip."""
     path, indices = plan.path, plan.indices
-    sink = _FrameSink(plan.width, plan.height, indices, buffer)
+    sink = sink_type(plan.width, plan.height, indices, buffer)
     if plan.chunks:
         _run_chunks(plan, sink, threads)
         if sink.timestamps_unreliable:
             logger.info("%s: timestamps out of presentation order; decoding in sequence", path)
-            sink = _FrameSink(plan.width, plan.height, indices, buffer)
+            sink = sink_type(plan.width, plan.height, indices, buffer)
             _decode_sequential(av, plan, sink, threads)
     else:
         plan.close()
@@ -1149,16 +1255,16 @@ def _decode_into(av: Any, plan: _DecodePlan, threads: int, buffer: np.ndarray | 
             f"{path}: {len(missing)} of the wanted frames could not be decoded "
             f"(first: {missing[:5]}); the clip holds {len(delivered)} frames",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
-    array = sink.gather(delivered)
+    frames = sink.gather(delivered)
     rotation = sink.rotation or 0
     turns = (rotation // 90) % 4 if rotation % 90 == 0 else 0
     if turns:
         # decord applies the display matrix with FFmpeg's transpose filter; a lossless
         # quarter turn of the RGB frames gives the same pixels.
-        array = np.rot90(array, turns, axes=(1, 2))
-    return _make_clip(array, delivered, plan.total_frames, plan.fps, "pyav", path)
+        frames = np.rot90(frames, turns, axes=(1, 2))
+    return _make_clip(frames, delivered, plan.total_frames, plan.fps, "pyav", path)
 
 
 def _assign_workers(threads: int, chunks: list[_Chunk]) -> list[tuple[list[_Chunk], int]]:

@@ -18,13 +18,21 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ._extension import _C  # noqa: F401  (loads the kernels, registers the ops)
 
-__all__ = ["FULL_RANGE", "frame_planes", "native_coeffs", "swscale_coeffs", "yuv420_to_rgb"]
+__all__ = [
+    "FULL_RANGE",
+    "Yuv420Frames",
+    "frame_planes",
+    "native_coeffs",
+    "swscale_coeffs",
+    "yuv420_to_rgb",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +92,53 @@ def yuv420_to_rgb(
         out = torch.empty((*y.shape, 3), dtype=torch.uint8)
     torch.ops.sfllava.yuv420_to_rgb(y, u, v, list(coeffs), out=out)
     return out
+
+
+@dataclass(frozen=True)
+class Yuv420Frames:
+    """Frames as the decoder gives them: YUV 4:2:0 planes, half the bytes of RGB.
+
+    ``load_video(..., yuv420=True)`` returns these where it can (no RGB conversion
+    in the decode), and :func:`sfllava_ext.normalize_frames` takes them like RGB
+    frames: it converts each row in cache just before the resize reads it, with the
+    same bytes as ``normalize_frames(frames.to_rgb())``.
+
+    Attributes:
+        y: uint8 (T, H, W) luma planes.
+        u, v: uint8 (T, (H + 1) // 2, (W + 1) // 2) chroma planes.
+        coeffs: the six integers of the conversion (:func:`native_coeffs` of the
+            frames' colour matrix and range): RGB is swscale's, bit for bit.
+    """
+
+    y: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+    coeffs: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def shape(self) -> torch.Size:
+        """The shape of the RGB frames these planes make: (T, H, W, 3)."""
+        return torch.Size((*self.y.shape, 3))
+
+    @property
+    def device(self) -> torch.device:
+        return self.y.device
+
+    def __getitem__(self, index: slice) -> Yuv420Frames:
+        """Frames ``index`` (a slice), as views of the same planes."""
+        if not isinstance(index, slice):
+            raise TypeError(f"Yuv420Frames: index must be a slice, got {type(index).__name__}")
+        return Yuv420Frames(self.y[index], self.u[index], self.v[index], self.coeffs)
+
+    def to_rgb(self) -> torch.Tensor:
+        """uint8 (T, H, W, 3) RGB frames, as :func:`yuv420_to_rgb` makes them."""
+        out = torch.empty(self.shape, dtype=torch.uint8)
+        for t in range(len(self)):
+            yuv420_to_rgb(self.y[t], self.u[t], self.v[t], self.coeffs, out=out[t])
+        return out
 
 
 def frame_planes(frame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

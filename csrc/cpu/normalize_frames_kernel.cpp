@@ -14,6 +14,10 @@
 // pass and the table; no intermediate image at all.
 // Frames are split between threads (each thread keeps its frame's intermediate
 // in its cache); with few frames, the rows of each pass are split instead.
+// normalize_yuv420_frames runs the same passes on decoded YUV 4:2:0 planes: each
+// canvas row is converted (csrc/cpu/yuv_to_rgb_rows.h) just before the first
+// pass reads it, straight into the horizontal pass's R, G, B planes where that
+// pass works on planes; no RGB frame is ever stored.
 //
 // The test-only SIMT entry point runs the CUDA kernels' bodies
 // (csrc/common/normalize_frames_simt.h) in plain loops over their grids.
@@ -24,12 +28,16 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "../common/normalize_frames_simt.h"
 #include "../ops/normalize_frames.h"
+#include "../ops/normalize_yuv420_frames.h"
+#include "../ops/yuv_to_rgb.h"
 #include "normalize_frames_rows.h"
 #include "target_clones.h"
+#include "yuv_to_rgb_rows.h"
 
 // The table lookup: word permutations for 16-bit outputs where the CPU has
 // AVX-512 (cpu_rows::lookup_u16), else a plain loop compiled per ISA.
@@ -61,11 +69,25 @@ void store_levels(const CpuFeatures& f, scalar_t* dst, const uint8_t* level, int
 
 // ---- the problem as the CPU kernel sees it ----
 
+// Frames given as YUV 4:2:0 planes (normalize_yuv420_frames): element strides
+// of frame and row per plane, and the conversion's coefficients.
+struct YuvSource {
+  const uint8_t* y = nullptr;
+  const uint8_t* u = nullptr;
+  const uint8_t* v = nullptr;
+  int64_t y_t = 0, y_h = 0, u_t = 0, u_h = 0, v_t = 0, v_h = 0;
+  YuvCoeffs k{};
+};
+
 struct CpuPlan {
   const NormalizeGeometry* g = nullptr;
   const int32_t* coeffs = nullptr;
-  const uint8_t* frames = nullptr;
+  const uint8_t* frames = nullptr;       // RGB frames, or nullptr for `yuv`
   const uint8_t* storage_end = nullptr;  // one past the last byte of frames
+  std::optional<YuvSource> yuv;
+  // yuv rows converted straight into the horizontal pass's R, G, B planes (its
+  // gather version, no padding columns, an even first column)
+  bool yuv_planes = false;
   CpuFeatures features;
   HorizontalPass hpass;  // need_h only; rows start at canvas column src_col0
   int64_t reach = 0;     // bytes a horizontal-pass row must have readable
@@ -95,8 +117,16 @@ void build_row(const CpuPlan& plan, int64_t t, int64_t y, uint8_t* buf) {
   fill(0, x0);
   fill(x1, g.canvas_w);
   if (!in_frame) return;
-  const uint8_t* src = plan.frames + t * g.s.t + fy * g.s.h;
   uint8_t* dst = buf + 3 * g.pad_left;
+  if (plan.yuv) {  // the frame row made here, in cache
+    const YuvSource& p = *plan.yuv;
+    const int64_t cy = fy / 2;
+    cpu_rows::yuv420_row_to_rgb(plan.features, p.y + t * p.y_t + fy * p.y_h,
+                                p.u + t * p.u_t + cy * p.u_h, p.v + t * p.v_t + cy * p.v_h, dst,
+                                g.W, p.k);
+    return;
+  }
+  const uint8_t* src = plan.frames + t * g.s.t + fy * g.s.h;
   if (g.s.c == 1 && g.s.w == 3) {
     std::memcpy(dst, src, 3 * g.W);
   } else {
@@ -137,15 +167,21 @@ void first_pass_row(const CpuPlan& plan, const uint8_t* row, Scratch& s, uint8_t
   }
 }
 
-CpuPlan make_plan(const at::Tensor& frames, const NormalizeProblem& problem) {
+// The plan for frames read from `frames` (RGB, any strides) or, when `yuv` is
+// given, converted from its planes row by row.
+CpuPlan make_plan(const NormalizeProblem& problem, const at::Tensor* frames,
+                  std::optional<YuvSource> yuv) {
   const NormalizeGeometry& g = problem.geometry;
   CpuPlan plan;
   plan.g = &g;
   plan.coeffs = problem.coeffs.const_data_ptr<int32_t>();
-  plan.frames = frames.const_data_ptr<uint8_t>();
-  int64_t last = 0;
-  for (int64_t d = 0; d < 4; ++d) last += (frames.size(d) - 1) * frames.stride(d);
-  plan.storage_end = plan.frames + last + 1;
+  plan.yuv = yuv;
+  if (frames != nullptr) {
+    plan.frames = frames->const_data_ptr<uint8_t>();
+    int64_t last = 0;
+    for (int64_t d = 0; d < 4; ++d) last += (frames->size(d) - 1) * frames->stride(d);
+    plan.storage_end = plan.frames + last + 1;
+  }
   plan.features = cpu_rows::cpu_features();
   plan.reach = 3 * g.src_cols;
   if (g.need_h) {
@@ -154,8 +190,10 @@ CpuPlan make_plan(const at::Tensor& frames, const NormalizeProblem& problem) {
     plan.reach = plan.hpass.reach();
   }
   plan.row_bytes = 3 * g.canvas_w + plan.reach + 64;
-  plan.direct_rows = g.s.c == 1 && g.s.w == 3 && g.src_col0 >= g.pad_left &&
-                     g.src_col0 + g.src_cols <= g.pad_left + g.W;
+  plan.yuv_planes = yuv.has_value() && g.need_h && plan.hpass.takes_planes() &&
+                    g.pad_left == 0 && g.canvas_w == g.W && g.src_col0 % 2 == 0;
+  plan.direct_rows = frames != nullptr && g.s.c == 1 && g.s.w == 3 &&
+                     g.src_col0 >= g.pad_left && g.src_col0 + g.src_cols <= g.pad_left + g.W;
   if (g.canvas_h != g.H) {  // pad: canvas rows above and below the frame are all fill
     plan.fill_row.assign(plan.row_bytes, 0);
     build_row(plan, 0, g.pad_top - 1, plan.fill_row.data());
@@ -211,6 +249,18 @@ void hpass_rows(const CpuPlan& plan, int64_t t, int64_t r0, int64_t r1, Scratch&
       for (int c = 0; c < 3; ++c) {
         std::memcpy(dst + c * plane, plan.fill_inter.data() + c * g.cols, g.cols);
       }
+      continue;
+    }
+    if (plan.yuv_planes) {
+      const YuvSource& p = *plan.yuv;
+      const int64_t pb = plan.hpass.plane_bytes();
+      uint8_t* planes[3] = {s.planes.data(), s.planes.data() + pb, s.planes.data() + 2 * pb};
+      const int64_t x0 = g.src_col0;
+      const int64_t cy = fy / 2;
+      cpu_rows::yuv420_row_to_planes(
+          plan.features, p.y + t * p.y_t + fy * p.y_h + x0, p.u + t * p.u_t + cy * p.u_h + x0 / 2,
+          p.v + t * p.v_t + cy * p.v_h + x0 / 2, planes[0], planes[1], planes[2], g.src_cols, p.k);
+      plan.hpass.run_planes(planes, dst, dst + plane, dst + 2 * plane);
       continue;
     }
     // In place when the pixels are RGB-contiguous and the pass's reads (which
@@ -318,10 +368,8 @@ std::vector<scalar_t> level_table(const NormalizeParams& p) {
 }
 
 template <typename scalar_t>
-void normalize_frames_impl(const at::Tensor& frames, const NormalizeProblem& problem,
-                           scalar_t* out) {
+void normalize_frames_impl(const CpuPlan& plan, const NormalizeProblem& problem, scalar_t* out) {
   const NormalizeGeometry& g = problem.geometry;
-  const CpuPlan plan = make_plan(frames, problem);
   const std::vector<scalar_t> table = level_table<scalar_t>(problem.params);
   const scalar_t* tab = table.data();
   const int64_t frame_out = 3 * g.out_h * g.out_w;
@@ -376,20 +424,42 @@ void normalize_frames_impl(const at::Tensor& frames, const NormalizeProblem& pro
   }
 }
 
-void run_normalize(const at::Tensor& frames, const NormalizeProblem& problem, const at::Tensor& out) {
-  const NormalizeGeometry& g = problem.geometry;
-  if (g.T == 0) return;
+void run_plan(const CpuPlan& plan, const NormalizeProblem& problem, const at::Tensor& out) {
+  if (problem.geometry.T == 0) return;
   switch (problem.dtype) {
     case at::kFloat:
-      normalize_frames_impl<float>(frames, problem, out.mutable_data_ptr<float>());
+      normalize_frames_impl<float>(plan, problem, out.mutable_data_ptr<float>());
       break;
     case at::kHalf:
-      normalize_frames_impl<at::Half>(frames, problem, out.mutable_data_ptr<at::Half>());
+      normalize_frames_impl<at::Half>(plan, problem, out.mutable_data_ptr<at::Half>());
       break;
     default:
-      normalize_frames_impl<at::BFloat16>(frames, problem, out.mutable_data_ptr<at::BFloat16>());
+      normalize_frames_impl<at::BFloat16>(plan, problem, out.mutable_data_ptr<at::BFloat16>());
       break;
   }
+}
+
+void run_normalize(const at::Tensor& frames, const NormalizeProblem& problem, const at::Tensor& out) {
+  if (problem.geometry.T == 0) return;
+  run_plan(make_plan(problem, &frames, std::nullopt), problem, out);
+}
+
+void run_normalize_yuv420(const at::Tensor& y, const at::Tensor& u, const at::Tensor& v,
+                          at::IntArrayRef coeffs, const NormalizeProblem& problem,
+                          const at::Tensor& out) {
+  if (problem.geometry.T == 0) return;
+  YuvSource p;
+  p.y = y.const_data_ptr<uint8_t>();
+  p.u = u.const_data_ptr<uint8_t>();
+  p.v = v.const_data_ptr<uint8_t>();
+  p.y_t = y.stride(0);
+  p.y_h = y.stride(1);
+  p.u_t = u.stride(0);
+  p.u_h = u.stride(1);
+  p.v_t = v.stride(0);
+  p.v_h = v.stride(1);
+  p.k = yuv_coeffs(coeffs);
+  run_plan(make_plan(problem, nullptr, p), problem, out);
 }
 
 at::Tensor normalize_frames_cpu(const at::Tensor& frames, at::IntArrayRef size,
@@ -408,6 +478,36 @@ void normalize_frames_out_cpu(const at::Tensor& frames, at::IntArrayRef size,
                               at::ScalarType dtype, const at::Tensor& out) {
   normalize_frames_out_with(run_normalize, frames, size, resize_mode, shortest_edge, mean, std,
                             rescale_factor, pass_order, dtype, out);
+}
+
+at::Tensor normalize_yuv420_frames_cpu(const at::Tensor& y, const at::Tensor& u,
+                                       const at::Tensor& v, at::IntArrayRef coeffs,
+                                       at::IntArrayRef size, c10::string_view resize_mode,
+                                       std::optional<int64_t> shortest_edge,
+                                       at::ArrayRef<double> mean, at::ArrayRef<double> std,
+                                       double rescale_factor, c10::string_view pass_order,
+                                       at::ScalarType dtype) {
+  const NormalizeProblem problem =
+      prepare_normalize_yuv420_frames(y, u, v, coeffs, size, resize_mode, shortest_edge, mean,
+                                      std, rescale_factor, pass_order, dtype);
+  const NormalizeGeometry& g = problem.geometry;
+  at::Tensor out = at::empty({g.T, 3, g.out_h, g.out_w}, y.options().dtype(problem.dtype));
+  run_normalize_yuv420(y, u, v, coeffs, problem, out);
+  return out;
+}
+
+void normalize_yuv420_frames_out_cpu(const at::Tensor& y, const at::Tensor& u,
+                                     const at::Tensor& v, at::IntArrayRef coeffs,
+                                     at::IntArrayRef size, c10::string_view resize_mode,
+                                     std::optional<int64_t> shortest_edge,
+                                     at::ArrayRef<double> mean, at::ArrayRef<double> std,
+                                     double rescale_factor, c10::string_view pass_order,
+                                     at::ScalarType dtype, const at::Tensor& out) {
+  const NormalizeProblem problem =
+      prepare_normalize_yuv420_frames(y, u, v, coeffs, size, resize_mode, shortest_edge, mean,
+                                      std, rescale_factor, pass_order, dtype);
+  check_normalize_yuv420_frames_out(out, y, u, v, problem);
+  run_normalize_yuv420(y, u, v, coeffs, problem, out);
 }
 
 // Test-only: the CUDA kernels, block by block and thread by thread.
@@ -457,6 +557,8 @@ TORCH_LIBRARY_IMPL(sfllava, CPU, m) {
   m.impl("normalize_frames", &normalize_frames_cpu);
   m.impl("normalize_frames.out", &normalize_frames_out_cpu);
   m.impl("_normalize_frames_simt", &normalize_frames_simt_cpu);
+  m.impl("normalize_yuv420_frames", &normalize_yuv420_frames_cpu);
+  m.impl("normalize_yuv420_frames.out", &normalize_yuv420_frames_out_cpu);
 }
 
 }  // namespace sfllava

@@ -298,6 +298,22 @@ class HorizontalPass {
   // Bytes of each plane buffer run() needs (gather version).
   int64_t plane_bytes() const { return src_cols_ + kWindow + 64; }
 
+  // Whether run_planes() is available: the gather version, which works on planes.
+  bool takes_planes() const { return gather_; }
+
+  // planes: R, G and B of the row from canvas column src_col0, plane_bytes()
+  // readable each (the columns past src_cols carry zero weight). Writes `cols`
+  // bytes to each of r, g, b. Only where takes_planes().
+  void run_planes(const uint8_t* const* planes, uint8_t* r, uint8_t* g, uint8_t* b) const {
+#if SFLLAVA_X86_SIMD
+    uint8_t* out[3] = {r, g, b};
+    hpass_gather_vnni(planes, groups_.data(), static_cast<int64_t>(groups_.size()),
+                      pairs_.data(), out);
+#else
+    (void)planes, (void)r, (void)g, (void)b;
+#endif
+  }
+
   // row: interleaved RGB from canvas column src_col0, reach() bytes readable.
   // planes: 3 * plane_bytes() scratch. Writes `cols` bytes to each of r, g, b.
   void run(const uint8_t* row, uint8_t* planes, uint8_t* r, uint8_t* g, uint8_t* b) const {
@@ -306,9 +322,7 @@ class HorizontalPass {
       const int64_t pb = plane_bytes();
       uint8_t* p[3] = {planes, planes + pb, planes + 2 * pb};
       deinterleave_rgb_vbmi(row, src_cols_, p[0], p[1], p[2]);
-      uint8_t* out[3] = {r, g, b};
-      hpass_gather_vnni(p, groups_.data(), static_cast<int64_t>(groups_.size()), pairs_.data(),
-                        out);
+      run_planes(p, r, g, b);
       return;
     }
     if (features_.avx512) {

@@ -3,6 +3,8 @@
 // rows that share a chroma row together, 32 pixels per step; AVX2 on 16-pixel
 // steps of one row; the scalar reference for the rest (and SFLLAVA_CPU_ISA caps
 // the choice, as for the other CPU kernels).
+// The same row converters serve normalize_yuv420_frames (csrc/cpu/yuv_to_rgb_rows.h):
+// one row into interleaved RGB, or into separate R, G and B planes.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -18,22 +20,26 @@
 #include "../common/yuv_to_rgb.h"
 #include "../ops/yuv_to_rgb.h"
 #include "cpu_features.h"
+#include "yuv_to_rgb_rows.h"
 
 namespace sfllava {
 
 namespace {
 
+// Pixel x of a row -> its three RGB bytes at rgb, scalar.
+inline void convert_pixel_scalar(const uint8_t* y, const uint8_t* u, const uint8_t* v,
+                                 int64_t x, const YuvCoeffs& k, uint8_t* rgb) {
+  const int64_t c = x / 2;
+  const int32_t uu = static_cast<int32_t>(u[c]) * 8 - 1024;
+  const int32_t vv = static_cast<int32_t>(v[c]) * 8 - 1024;
+  yuv_pixel(yuv_luma(y[x], k), (vv * k.cvr) >> 16,
+            sat16(((uu * k.cug) >> 16) + ((vv * k.cvg) >> 16)), (uu * k.cub) >> 16, rgb);
+}
+
 // Pixels [first, width) of one row, scalar.
 void convert_row_scalar(const uint8_t* y, const uint8_t* u, const uint8_t* v, uint8_t* rgb,
                         int64_t first, int64_t width, const YuvCoeffs& k) {
-  for (int64_t x = first; x < width; ++x) {
-    const int64_t c = x / 2;
-    const int32_t uu = static_cast<int32_t>(u[c]) * 8 - 1024;
-    const int32_t vv = static_cast<int32_t>(v[c]) * 8 - 1024;
-    yuv_pixel(yuv_luma(y[x], k), (vv * k.cvr) >> 16,
-              sat16(((uu * k.cug) >> 16) + ((vv * k.cvg) >> 16)), (uu * k.cub) >> 16,
-              rgb + 3 * x);
-  }
+  for (int64_t x = first; x < width; ++x) convert_pixel_scalar(y, u, v, x, k, rgb + 3 * x);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -165,49 +171,116 @@ SFLLAVA_YUV_AVX512 inline __m512i luma32(const uint8_t* y, __m512i y_offset, __m
   return _mm512_mulhi_epi16(_mm512_sub_epi16(_mm512_slli_epi16(y16, 3), y_offset), cy);
 }
 
-// Rows 2r and 2r + 1, which share chroma row r: the chroma terms (the same
-// instructions as convert_row_avx2, on the same values) are computed once per
-// 32 pixels for both rows. Returns the pixels done in each row (a multiple of 32).
+// The coefficients, offsets and permutation indices of the AVX-512 paths, in lanes.
+struct Lanes512 {
+  __m512i cy, y_offset, uv_offset, cub, cug, cvg, cvr, dup;
+  __m512i index[2];
+};
+
+SFLLAVA_YUV_AVX512 inline Lanes512 lanes512(const YuvCoeffs& k) {
+  const InterleaveIndex& ix = interleave_index();
+  Lanes512 l;
+  l.cy = _mm512_set1_epi16(static_cast<int16_t>(k.cy));
+  l.y_offset = _mm512_set1_epi16(static_cast<int16_t>(k.y_offset));
+  l.uv_offset = _mm512_set1_epi16(1024);
+  l.cub = _mm512_set1_epi16(static_cast<int16_t>(k.cub));
+  l.cug = _mm512_set1_epi16(static_cast<int16_t>(k.cug));
+  l.cvg = _mm512_set1_epi16(static_cast<int16_t>(k.cvg));
+  l.cvr = _mm512_set1_epi16(static_cast<int16_t>(k.cvr));
+  l.dup = _mm512_load_si512(ix.chroma_pairs);
+  l.index[0] = _mm512_load_si512(ix.bytes[0]);
+  l.index[1] = _mm512_load_si512(ix.bytes[1]);
+  return l;
+}
+
+// The chroma terms of 32 pixels (the same instructions as convert_row_avx2, on
+// the same values): R's, G's and B's.
+struct Chroma32 {
+  __m512i red, green, blue;
+};
+
+SFLLAVA_YUV_AVX512 inline Chroma32 chroma_terms32(const uint8_t* u, const uint8_t* v,
+                                                  const Lanes512& l) {
+  const __m512i uu = chroma32(u, l.dup, l.uv_offset);
+  const __m512i vv = chroma32(v, l.dup, l.uv_offset);
+  return {_mm512_mulhi_epi16(vv, l.cvr),
+          _mm512_adds_epi16(_mm512_mulhi_epi16(uu, l.cug), _mm512_mulhi_epi16(vv, l.cvg)),
+          _mm512_mulhi_epi16(uu, l.cub)};
+}
+
+// 32 pixels of a row with their chroma terms -> 96 RGB bytes at o.
+SFLLAVA_YUV_AVX512 inline void convert32(const uint8_t* y, const Chroma32& c, const Lanes512& l,
+                                         uint8_t* o) {
+  const __m512i luma = luma32(y, l.y_offset, l.cy);
+  store_rgb32(_mm512_adds_epi16(luma, c.red), _mm512_adds_epi16(luma, c.green),
+              _mm512_adds_epi16(luma, c.blue), l.index, o);
+}
+
+// Rows 2r and 2r + 1, which share chroma row r: the chroma terms are computed
+// once per 32 pixels for both rows. Returns the pixels done in each row (a
+// multiple of 32).
 SFLLAVA_YUV_AVX512 int64_t convert_row_pair_avx512(const uint8_t* y0, const uint8_t* y1,
                                                    const uint8_t* u, const uint8_t* v,
                                                    uint8_t* rgb0, uint8_t* rgb1, int64_t width,
                                                    const YuvCoeffs& k) {
-  const __m512i cy = _mm512_set1_epi16(static_cast<int16_t>(k.cy));
-  const __m512i y_offset = _mm512_set1_epi16(static_cast<int16_t>(k.y_offset));
-  const __m512i uv_offset = _mm512_set1_epi16(1024);
-  const __m512i cub = _mm512_set1_epi16(static_cast<int16_t>(k.cub));
-  const __m512i cug = _mm512_set1_epi16(static_cast<int16_t>(k.cug));
-  const __m512i cvg = _mm512_set1_epi16(static_cast<int16_t>(k.cvg));
-  const __m512i cvr = _mm512_set1_epi16(static_cast<int16_t>(k.cvr));
-  const InterleaveIndex& ix = interleave_index();
-  const __m512i dup = _mm512_load_si512(ix.chroma_pairs);
-  const __m512i index[2] = {_mm512_load_si512(ix.bytes[0]), _mm512_load_si512(ix.bytes[1])};
-
+  const Lanes512 l = lanes512(k);
   const int64_t done = width / 32 * 32;
   for (int64_t x = 0; x < done; x += 32) {
-    const __m512i uu = chroma32(u + x / 2, dup, uv_offset);
-    const __m512i vv = chroma32(v + x / 2, dup, uv_offset);
-    const __m512i red = _mm512_mulhi_epi16(vv, cvr);
-    const __m512i green =
-        _mm512_adds_epi16(_mm512_mulhi_epi16(uu, cug), _mm512_mulhi_epi16(vv, cvg));
-    const __m512i blue = _mm512_mulhi_epi16(uu, cub);
-    const __m512i l0 = luma32(y0 + x, y_offset, cy);
-    store_rgb32(_mm512_adds_epi16(l0, red), _mm512_adds_epi16(l0, green),
-                _mm512_adds_epi16(l0, blue), index, rgb0 + 3 * x);
-    const __m512i l1 = luma32(y1 + x, y_offset, cy);
-    store_rgb32(_mm512_adds_epi16(l1, red), _mm512_adds_epi16(l1, green),
-                _mm512_adds_epi16(l1, blue), index, rgb1 + 3 * x);
+    const Chroma32 c = chroma_terms32(u + x / 2, v + x / 2, l);
+    convert32(y0 + x, c, l, rgb0 + 3 * x);
+    convert32(y1 + x, c, l, rgb1 + 3 * x);
+  }
+  return done;
+}
+
+// 32 int16 lanes -> 32 bytes at o, clamped to [0, 255] as packuswb does.
+SFLLAVA_YUV_AVX512 inline void store_bytes32(__m512i lanes, uint8_t* o) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(o),
+                      _mm512_cvtusepi16_epi8(_mm512_max_epi16(lanes, _mm512_setzero_si512())));
+}
+
+// One row into R, G and B planes, 32 pixels per step. Returns the pixels done
+// (a multiple of 32).
+SFLLAVA_YUV_AVX512 int64_t convert_row_planes_avx512(const uint8_t* y, const uint8_t* u,
+                                                     const uint8_t* v, uint8_t* r, uint8_t* g,
+                                                     uint8_t* b, int64_t width,
+                                                     const YuvCoeffs& k) {
+  const Lanes512 l = lanes512(k);
+  const int64_t done = width / 32 * 32;
+  for (int64_t x = 0; x < done; x += 32) {
+    const Chroma32 c = chroma_terms32(u + x / 2, v + x / 2, l);
+    const __m512i luma = luma32(y + x, l.y_offset, l.cy);
+    store_bytes32(_mm512_adds_epi16(luma, c.red), r + x);
+    store_bytes32(_mm512_adds_epi16(luma, c.green), g + x);
+    store_bytes32(_mm512_adds_epi16(luma, c.blue), b + x);
+  }
+  return done;
+}
+
+// One row, 32 pixels per step. Returns the pixels done (a multiple of 32).
+SFLLAVA_YUV_AVX512 int64_t convert_row_avx512(const uint8_t* y, const uint8_t* u,
+                                              const uint8_t* v, uint8_t* rgb, int64_t width,
+                                              const YuvCoeffs& k) {
+  const Lanes512 l = lanes512(k);
+  const int64_t done = width / 32 * 32;
+  for (int64_t x = 0; x < done; x += 32) {
+    convert32(y + x, chroma_terms32(u + x / 2, v + x / 2, l), l, rgb + 3 * x);
   }
   return done;
 }
 #endif
 
-// Pixels [0, width) of one row: AVX2 steps, then scalar.
+// Pixels [0, width) of one row: AVX-512 VBMI steps, AVX2 steps, then scalar.
+// Every step starts at an even pixel, so its chroma stays aligned.
 void convert_row(const cpu_rows::CpuFeatures& f, const uint8_t* y, const uint8_t* u,
                  const uint8_t* v, uint8_t* rgb, int64_t width, const YuvCoeffs& k) {
   int64_t done = 0;
 #ifdef SFLLAVA_YUV_SIMD
-  if (f.avx2) done = convert_row_avx2(y, u, v, rgb, width, k);
+  if (f.vbmi) done = convert_row_avx512(y, u, v, rgb, width, k);
+  if (f.avx2) {
+    const int64_t c = done / 2;
+    done += convert_row_avx2(y + done, u + c, v + c, rgb + 3 * done, width - done, k);
+  }
 #endif
   (void)f;
   convert_row_scalar(y, u, v, rgb, done, width, k);
@@ -230,9 +303,7 @@ void convert_rows(const cpu_rows::CpuFeatures& f, const uint8_t* y0, const uint8
 void yuv420_to_rgb_cpu(const at::Tensor& y, const at::Tensor& u, const at::Tensor& v,
                        at::IntArrayRef coeffs, const at::Tensor& out) {
   check_yuv420_to_rgb(y, u, v, coeffs, out);
-  const YuvCoeffs k{static_cast<int32_t>(coeffs[0]), static_cast<int32_t>(coeffs[1]),
-                    static_cast<int32_t>(coeffs[2]), static_cast<int32_t>(coeffs[3]),
-                    static_cast<int32_t>(coeffs[4]), static_cast<int32_t>(coeffs[5])};
+  const YuvCoeffs k = yuv_coeffs(coeffs);
   const int64_t h = y.size(0);
   const int64_t w = y.size(1);
   const uint8_t* py = y.const_data_ptr<uint8_t>();
@@ -250,6 +321,29 @@ void yuv420_to_rgb_cpu(const at::Tensor& y, const at::Tensor& u, const at::Tenso
 }
 
 }  // namespace
+
+void cpu_rows::yuv420_row_to_rgb(const CpuFeatures& f, const uint8_t* y, const uint8_t* u,
+                                 const uint8_t* v, uint8_t* rgb, int64_t width,
+                                 const YuvCoeffs& k) {
+  convert_row(f, y, u, v, rgb, width, k);
+}
+
+void cpu_rows::yuv420_row_to_planes(const CpuFeatures& f, const uint8_t* y, const uint8_t* u,
+                                    const uint8_t* v, uint8_t* r, uint8_t* g, uint8_t* b,
+                                    int64_t width, const YuvCoeffs& k) {
+  int64_t done = 0;
+#ifdef SFLLAVA_YUV_SIMD
+  if (f.vbmi) done = convert_row_planes_avx512(y, u, v, r, g, b, width, k);
+#endif
+  (void)f;
+  for (int64_t x = done; x < width; ++x) {
+    uint8_t rgb[3];
+    convert_pixel_scalar(y, u, v, x, k, rgb);
+    r[x] = rgb[0];
+    g[x] = rgb[1];
+    b[x] = rgb[2];
+  }
+}
 
 TORCH_LIBRARY_IMPL(sfllava, CPU, m) { m.impl("yuv420_to_rgb", &yuv420_to_rgb_cpu); }
 

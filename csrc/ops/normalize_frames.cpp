@@ -82,36 +82,46 @@ NormalizeProblem prepare_normalize_frames(const at::Tensor& frames, at::IntArray
                      "frames must be uint8 (T, H, W, 3) RGB, got dtype ", frames.scalar_type());
   SFLLAVA_CHECK_VALUE(kOp, frames.dim() == 4 && frames.size(3) == 3,
                       "frames must be (T, H, W, 3) RGB, got shape ", frames.sizes());
-  const int64_t T = frames.size(0);
-  const int64_t H = frames.size(1);
-  const int64_t W = frames.size(2);
-  SFLLAVA_CHECK_VALUE(kOp, H > 0 && W > 0, "frames has zero-sized frames (shape ",
-                      frames.sizes(), ")");
-  SFLLAVA_CHECK_VALUE(kOp, H < kMaxSide && W < kMaxSide, "frames of ", H, "x", W,
+  SFLLAVA_CHECK_VALUE(kOp, frames.size(1) > 0 && frames.size(2) > 0,
+                      "frames has zero-sized frames (shape ", frames.sizes(), ")");
+  return prepare_normalize_problem(
+      kOp, frames.size(0), frames.size(1), frames.size(2),
+      FrameStrides{frames.stride(0), frames.stride(1), frames.stride(2), frames.stride(3)}, size,
+      resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype);
+}
+
+NormalizeProblem prepare_normalize_problem(const char* op, int64_t T, int64_t H, int64_t W,
+                                           FrameStrides strides, at::IntArrayRef size,
+                                           c10::string_view resize_mode,
+                                           std::optional<int64_t> shortest_edge,
+                                           at::ArrayRef<double> mean, at::ArrayRef<double> std,
+                                           double rescale_factor, c10::string_view pass_order,
+                                           at::ScalarType dtype) {
+  SFLLAVA_CHECK_VALUE(op, H < kMaxSide && W < kMaxSide, "frames of ", H, "x", W,
                       " are too large (each side must be < ", kMaxSide, ")");
-  SFLLAVA_CHECK_VALUE(kOp, size.size() == 2 && size[0] > 0 && size[1] > 0,
+  SFLLAVA_CHECK_VALUE(op, size.size() == 2 && size[0] > 0 && size[1] > 0,
                       "size must be (height, width) with both >= 1, got ", size);
-  SFLLAVA_CHECK_VALUE(kOp, size[0] < kMaxSide && size[1] < kMaxSide, "size ", size,
+  SFLLAVA_CHECK_VALUE(op, size[0] < kMaxSide && size[1] < kMaxSide, "size ", size,
                       " is too large (each side must be < ", kMaxSide, ")");
   const ResizeMode mode = parse_resize_mode(resize_mode);
   if (shortest_edge.has_value()) {
-    SFLLAVA_CHECK_VALUE(kOp, *shortest_edge > 0 && *shortest_edge < kMaxSide,
+    SFLLAVA_CHECK_VALUE(op, *shortest_edge > 0 && *shortest_edge < kMaxSide,
                         "shortest_edge must be None or in [1, ", kMaxSide, "), got ",
                         *shortest_edge);
   }
-  SFLLAVA_CHECK_VALUE(kOp, mean.size() == 3, "mean must have 3 values (R, G, B), got ",
+  SFLLAVA_CHECK_VALUE(op, mean.size() == 3, "mean must have 3 values (R, G, B), got ",
                       mean.size(), " values");
-  SFLLAVA_CHECK_VALUE(kOp, std.size() == 3, "std must have 3 values (R, G, B), got ",
+  SFLLAVA_CHECK_VALUE(op, std.size() == 3, "std must have 3 values (R, G, B), got ",
                       std.size(), " values");
   for (int c = 0; c < 3; ++c) {
-    SFLLAVA_CHECK_VALUE(kOp, std::isfinite(mean[c]), "mean must be finite, got ", mean);
-    SFLLAVA_CHECK_VALUE(kOp, std::isfinite(std[c]) && static_cast<float>(std[c]) != 0.f,
+    SFLLAVA_CHECK_VALUE(op, std::isfinite(mean[c]), "mean must be finite, got ", mean);
+    SFLLAVA_CHECK_VALUE(op, std::isfinite(std[c]) && static_cast<float>(std[c]) != 0.f,
                         "std must be finite and nonzero, got ", std);
   }
-  SFLLAVA_CHECK_VALUE(kOp, std::isfinite(rescale_factor), "rescale_factor must be finite, got ",
+  SFLLAVA_CHECK_VALUE(op, std::isfinite(rescale_factor), "rescale_factor must be finite, got ",
                       rescale_factor);
   const bool pillow13 = parse_pass_order(pass_order);
-  SFLLAVA_CHECK_TYPE(kOp, dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
+  SFLLAVA_CHECK_TYPE(op, dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
                      "dtype must be float32, float16 or bfloat16, got ", dtype);
 
   NormalizeProblem problem;
@@ -128,7 +138,7 @@ NormalizeProblem prepare_normalize_frames(const at::Tensor& frames, at::IntArray
   g.T = T;
   g.H = H;
   g.W = W;
-  g.s = FrameStrides{frames.stride(0), frames.stride(1), frames.stride(2), frames.stride(3)};
+  g.s = strides;
   g.mode = mode;
   g.out_h = size[0];
   g.out_w = size[1];
@@ -156,7 +166,7 @@ NormalizeProblem prepare_normalize_frames(const at::Tensor& frames, at::IntArray
   } else {
     const int64_t s = shortest_edge.value_or(std::min(g.out_h, g.out_w));
     shortest_edge_size(g.canvas_h, g.canvas_w, s, &g.resized_h, &g.resized_w);
-    SFLLAVA_CHECK_VALUE(kOp, g.resized_h < kMaxSide && g.resized_w < kMaxSide,
+    SFLLAVA_CHECK_VALUE(op, g.resized_h < kMaxSide && g.resized_w < kMaxSide,
                         "frames of ", H, "x", W, " resized to shortest edge ", s, " give ",
                         g.resized_h, "x", g.resized_w, ", too large (each side must be < ",
                         kMaxSide, ")");
@@ -224,20 +234,25 @@ NormalizeProblem prepare_normalize_frames(const at::Tensor& frames, at::IntArray
   return problem;
 }
 
-void check_normalize_frames_out(const at::Tensor& out, const at::Tensor& frames,
-                                const NormalizeProblem& problem) {
+void check_normalize_out(const char* op, const at::Tensor& out, const NormalizeProblem& problem,
+                         const at::Tensor& input, const char* input_name) {
   const auto& g = problem.geometry;
-  SFLLAVA_CHECK_VALUE(kOp, out.device() == frames.device(), "out is on ", out.device(),
-                      " but frames is on ", frames.device());
-  SFLLAVA_CHECK_TYPE(kOp, out.scalar_type() == problem.dtype, "out has dtype ",
+  SFLLAVA_CHECK_VALUE(op, out.device() == input.device(), "out is on ", out.device(), " but ",
+                      input_name, " is on ", input.device());
+  SFLLAVA_CHECK_TYPE(op, out.scalar_type() == problem.dtype, "out has dtype ",
                      out.scalar_type(), " but dtype is ", problem.dtype);
-  SFLLAVA_CHECK_VALUE(kOp,
+  SFLLAVA_CHECK_VALUE(op,
                       out.dim() == 4 && out.size(0) == g.T && out.size(1) == 3 &&
                           out.size(2) == g.out_h && out.size(3) == g.out_w,
                       "out must have shape (", g.T, ", 3, ", g.out_h, ", ", g.out_w, "), got ",
                       out.sizes());
-  SFLLAVA_CHECK_VALUE(kOp, out.is_contiguous(),
+  SFLLAVA_CHECK_VALUE(op, out.is_contiguous(),
                       "out must be contiguous (NCHW), got strides ", out.strides());
+}
+
+void check_normalize_frames_out(const at::Tensor& out, const at::Tensor& frames,
+                                const NormalizeProblem& problem) {
+  check_normalize_out(kOp, out, problem, frames, "frames");
   at::assert_no_overlap(out, frames);
 }
 

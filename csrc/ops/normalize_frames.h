@@ -68,6 +68,21 @@ NormalizeProblem prepare_normalize_frames(const at::Tensor& frames, at::IntArray
                             at::ScalarType dtype);
 
 // Checks a caller's output buffer against the problem.
+// The problem of T frames of H x W whose pixels sit at `strides` (elements):
+// every check of the arguments but those of the pixels themselves, which the
+// caller (`op`, named in the errors) has made.
+NormalizeProblem prepare_normalize_problem(const char* op, int64_t T, int64_t H, int64_t W,
+                                           FrameStrides strides, at::IntArrayRef size,
+                                           c10::string_view resize_mode,
+                                           std::optional<int64_t> shortest_edge,
+                                           at::ArrayRef<double> mean, at::ArrayRef<double> std,
+                                           double rescale_factor, c10::string_view pass_order,
+                                           at::ScalarType dtype);
+
+// out's device (that of `input`), dtype, shape and layout.
+void check_normalize_out(const char* op, const at::Tensor& out, const NormalizeProblem& problem,
+                         const at::Tensor& input, const char* input_name);
+
 void check_normalize_frames_out(const at::Tensor& out, const at::Tensor& frames,
                                 const NormalizeProblem& problem);
 

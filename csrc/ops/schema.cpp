@@ -40,6 +40,18 @@ TORCH_LIBRARY(sfllava, m) {
       "_normalize_frames_simt(Tensor frames, int[] size, str resize_mode, int? shortest_edge, "
       "float[] mean, float[] std, float rescale_factor, str pass_order, ScalarType dtype) -> Tensor");
 
+  // SPEC step 2 straight from decoded YUV 4:2:0 planes (CPU): the bytes of
+  // normalize_frames(yuv420_to_rgb(frame)) per frame, each RGB row made in
+  // cache just before the resize reads it.
+  m.def(
+      "normalize_yuv420_frames(Tensor y, Tensor u, Tensor v, int[] coeffs, int[] size, "
+      "str resize_mode, int? shortest_edge, float[] mean, float[] std, float rescale_factor, "
+      "str pass_order, ScalarType dtype) -> Tensor");
+  m.def(
+      "normalize_yuv420_frames.out(Tensor y, Tensor u, Tensor v, int[] coeffs, int[] size, "
+      "str resize_mode, int? shortest_edge, float[] mean, float[] std, float rescale_factor, "
+      "str pass_order, ScalarType dtype, *, Tensor(a!) out) -> ()");
+
   // Video loading: decoded YUV 4:2:0 planes -> RGB24 bytes, bit-identical to
   // swscale's unscaled converter, written into a caller's (H, W, 3) buffer.
   m.def(

@@ -6,6 +6,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "../common/yuv_to_rgb.h"
+
 namespace sfllava {
 
 // ---- C++ API: calls through the dispatcher, like torch.ops.sfllava.* ----
@@ -16,7 +18,16 @@ namespace sfllava {
 void yuv420_to_rgb_out(const at::Tensor& y, const at::Tensor& u, const at::Tensor& v,
                        at::IntArrayRef coeffs, const at::Tensor& out);
 
-// ---- shared by the backend ----
+// ---- shared by the backends and by normalize_yuv420_frames ----
+
+// y (H, W) and u, v ((H + 1) / 2, (W + 1) / 2) uint8 CPU planes with contiguous
+// columns (with a leading frame dimension T when `batched`), and 6 int16 coeffs;
+// errors name `op`.
+void check_yuv420_planes(const char* op, const at::Tensor& y, const at::Tensor& u,
+                         const at::Tensor& v, at::IntArrayRef coeffs, bool batched);
+
+// The checked coeffs as the kernels take them.
+YuvCoeffs yuv_coeffs(at::IntArrayRef coeffs);
 
 void check_yuv420_to_rgb(const at::Tensor& y, const at::Tensor& u, const at::Tensor& v,
                          at::IntArrayRef coeffs, const at::Tensor& out);
