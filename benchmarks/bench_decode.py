@@ -9,13 +9,16 @@ at the published indices (SPEC step 1):
 * ``load_video``: ``sfllava_ext.load_video(path, 50)`` (backend ``auto``), with
   ``SFLLAVA_DECODE_THREADS`` = ``--threads``;
 * ``pooled``: the same into reused memory, ``load_video(path, 50, buffers=pool)`` then
-  ``pool.release(clip)`` (what ``SlowFastLlava`` does for paths).
+  ``pool.release(clip)``;
+* ``planes``: pooled, keeping the frames as decoded YUV 4:2:0 planes,
+  ``load_video(path, 50, buffers=pool, yuv420=True)`` (what ``SlowFastLlava`` does for
+  paths on the CPU: ``normalize_frames`` converts their rows in cache).
 
-The three run alternately, ``--repeats`` times each; the table gives medians (ms), the
+The four run alternately, ``--repeats`` times each; the table gives medians (ms), the
 speed-up of the medians and of the best runs, the CPU time per load (user + system, all
 threads; unlike wall time it does not depend on what else the machine runs), whether
-the frames are bit-identical (asserted) and the peak resident memory one load adds
-(psutil, sampled every millisecond). ``--memory`` also loads the same
+the frames are bit-identical (asserted; the planes through ``to_rgb()``) and the peak
+resident memory one load adds (psutil, sampled every millisecond). ``--memory`` also loads the same
 720p file ``--memory-loads`` times in this process and reports resident memory after
 each load (it must stay within 50 MB of the first load).
 
@@ -181,6 +184,15 @@ def load_ours_pooled(path: str, pool: Any) -> tuple[np.ndarray, list[int]]:
     return clip.frames.numpy(), clip.indices
 
 
+def load_ours_planes(path: str, pool: Any) -> tuple[Any, list[int]]:
+    """YUV 4:2:0 planes into the pool's memory, valid until the next pooled load."""
+    from sfllava_ext.video import load_video
+
+    clip = load_video(path, WANTED, buffers=pool, yuv420=True)
+    pool.release(clip)
+    return clip.frames, clip.indices
+
+
 def cpu_seconds() -> float:
     """User + system CPU time of this process, all threads."""
     t = os.times()
@@ -206,8 +218,11 @@ def bench_case(path: str, repeats: int) -> dict[str, Any]:
     pool = FrameBuffers()
     pooled, _ = load_ours_pooled(path, pool)
     identical = identical and np.array_equal(pooled, reference)
-    del ours, pooled
-    decord_ms, ours_ms, pooled_ms, decord_cpu, ours_cpu = [], [], [], [], []
+    plane_pool = FrameBuffers()
+    planes, _ = load_ours_planes(path, plane_pool)
+    identical = identical and np.array_equal(planes.to_rgb().numpy(), reference)
+    del ours, pooled, planes
+    decord_ms, ours_ms, pooled_ms, planes_ms, decord_cpu, ours_cpu = [], [], [], [], [], []
     for _ in range(repeats):
         wall, cpu, _ = timed(lambda: load_decord(path, indices))
         decord_ms.append(wall)
@@ -216,6 +231,7 @@ def bench_case(path: str, repeats: int) -> dict[str, Any]:
         ours_ms.append(wall)
         ours_cpu.append(cpu)
         pooled_ms.append(timed(lambda: load_ours_pooled(path, pool))[0])
+        planes_ms.append(timed(lambda: load_ours_planes(path, plane_pool))[0])
     with PeakRss() as rss_decord:
         load_decord(path, indices)
     with PeakRss() as rss_ours:
@@ -230,6 +246,8 @@ def bench_case(path: str, repeats: int) -> dict[str, Any]:
         "speedup_of_minimums": min(decord_ms) / min(ours_ms),
         "load_video_pooled_ms": med(pooled_ms),
         "speedup_pooled": med(decord_ms) / med(pooled_ms),
+        "load_video_planes_ms": med(planes_ms),
+        "speedup_planes": med(decord_ms) / med(planes_ms),
         "decord_cpu_ms": med(decord_cpu),
         "load_video_cpu_ms": med(ours_cpu),
         "identical": bool(identical),
@@ -238,6 +256,7 @@ def bench_case(path: str, repeats: int) -> dict[str, Any]:
         "decord_runs_ms": [round(x, 1) for x in decord_ms],
         "load_video_runs_ms": [round(x, 1) for x in ours_ms],
         "load_video_pooled_runs_ms": [round(x, 1) for x in pooled_ms],
+        "load_video_planes_runs_ms": [round(x, 1) for x in planes_ms],
     }
 
 
@@ -270,7 +289,8 @@ def memory_run(path: str, loads: int) -> dict[str, Any]:
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
         f"{'video':<6} {'GOP':<9} {'decord ms':>9} {'ours ms':>8} {'speed-up':>8} "
-        f"{'(of mins)':>9} {'pooled ms':>9} {'speed-up':>8} {'CPU ms decord/ours':>19} "
+        f"{'(of mins)':>9} {'pooled ms':>9} {'speed-up':>8} {'planes ms':>9} {'speed-up':>8} "
+        f"{'CPU ms decord/ours':>19} "
         f"{'identical':>9} "
         f"{'peak RSS MB decord/ours':>24}"
     )
@@ -283,7 +303,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(
             f"{r['resolution']:<6} {gop:<9} {r['decord_ms']:>9.0f} {r['load_video_ms']:>8.0f} "
             f"{r['speedup']:>7.2f}x {r['speedup_of_minimums']:>8.2f}x "
-            f"{r['load_video_pooled_ms']:>9.0f} {r['speedup_pooled']:>7.2f}x {cpu:>19} "
+            f"{r['load_video_pooled_ms']:>9.0f} {r['speedup_pooled']:>7.2f}x "
+            f"{r['load_video_planes_ms']:>9.0f} {r['speedup_planes']:>7.2f}x {cpu:>19} "
             f"{'yes' if r['identical'] else 'NO':>9} {rss:>24}"
         )
 

@@ -11,6 +11,11 @@ CPU paths (``torch.set_num_threads(2)`` by default):
   ours       ``sfllava_ext.normalize_frames(frames)``, and with ``out=``;
   floor      (input bytes + output bytes) / copy bandwidth, the bandwidth of
              ``dst.copy_(src)`` on 1 GiB buffers counting bytes read + written.
+From decoded YUV 4:2:0 planes (the frames are those planes' RGB), CPU only:
+  two steps  ``yuv420_to_rgb`` per frame into an RGB buffer, then ``normalize_frames``
+             with ``out=`` (what the loader and the normaliser did before the fusion);
+  fused      ``normalize_frames(Yuv420Frames(...), out=)``: rows converted in cache;
+  floor      (plane bytes + output bytes) / copy bandwidth.
 With ``--device cuda`` the frames live on the GPU (the published path is CPU
 only and is skipped); "ours_from_host" uploads CPU frames as uint8 through
 pinned memory inside the call.
@@ -42,6 +47,7 @@ except ImportError:  # an in-place build of this checkout
     import sfllava_ext
 
 from sfllava_ext.ops import CLIP_MEAN, CLIP_STD  # noqa: E402
+from sfllava_ext.yuv_to_rgb import Yuv420Frames, swscale_coeffs, yuv420_to_rgb  # noqa: E402
 
 RESOLUTIONS = {"360p": (360, 640), "720p": (720, 1280), "1080p": (1080, 1920)}
 SIZE = (336, 336)
@@ -56,6 +62,29 @@ def make_frames(t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     base = torch.cat([xx * 255 // w, yy * 255 // h, (xx + yy) % 256], dim=3)
     noise = torch.randint(-60, 60, (t, h, w, 3), generator=gen)
     return (base + noise).clamp(0, 255).to(torch.uint8)
+
+
+def make_planes(t: int, h: int, w: int, seed: int = 0) -> Yuv420Frames:
+    """YUV 4:2:0 planes of gradients plus noise, BT.709 limited range (a decoder's
+    usual output for HD video)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def plane(rows: int, cols: int, lo: int, hi: int) -> torch.Tensor:
+        ramp = torch.arange(cols).view(1, 1, cols) * (hi - lo) // cols + lo
+        rows_ramp = torch.arange(rows).view(1, rows, 1) * 30 // rows
+        noise = torch.randint(-40, 40, (t, rows, cols), generator=gen)
+        return (ramp + rows_ramp + noise).clamp(0, 255).to(torch.uint8)
+
+    ch, cw = (h + 1) // 2, (w + 1) // 2
+    return Yuv420Frames(
+        plane(h, w, 16, 235), plane(ch, cw, 40, 220), plane(ch, cw, 60, 200), swscale_coeffs(1, 1)
+    )
+
+
+def yuv_two_steps(planes: Yuv420Frames, rgb: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    for t in range(len(planes)):
+        yuv420_to_rgb(planes.y[t], planes.u[t], planes.v[t], planes.coeffs, out=rgb[t])
+    return sfllava_ext.normalize_frames(rgb, out=out)
 
 
 def published_path(frames: np.ndarray, processor) -> torch.Tensor:
@@ -100,7 +129,8 @@ def main() -> None:
     std = torch.tensor(CLIP_STD, device=device).view(1, 3, 1, 1)
     results = {}
     for name, (h, w) in RESOLUTIONS.items():
-        host = make_frames(args.frames, h, w)
+        planes = make_planes(args.frames, h, w)
+        host = planes.to_rgb()
         frames = host.to(device)
         out = torch.empty(args.frames, 3, *SIZE, dtype=torch.float16, device=device)
         row: dict = {"input": [args.frames, h, w, 3]}
@@ -111,6 +141,10 @@ def main() -> None:
         }
         if device.type == "cuda":
             timed["ours_from_host"] = partial(sfllava_ext.normalize_frames, host, device=device)
+        else:
+            rgb = torch.empty_like(host)
+            timed["yuv_two_steps"] = partial(yuv_two_steps, planes, rgb, out)
+            timed["yuv_fused"] = partial(sfllava_ext.normalize_frames, planes, out=out)
         for key, fn in timed.items():
             row[key] = time_median(fn, repeats=args.repeats, warmup=2, device=device)
         if processor is not None:
@@ -138,6 +172,17 @@ def main() -> None:
         }
         if "published" in row:
             ratios["published_over_ours"] = row["published"]["median_ms"] / best
+        if "yuv_fused" in row:
+            plane_bytes = sum(p.numel() for p in (planes.y, planes.u, planes.v))
+            row["floor_yuv_ms"] = (plane_bytes + out.numel() * out.element_size()) / (
+                bandwidth["bytes_per_s"] / 1e3
+            )
+            fused = sfllava_ext.normalize_frames(planes)
+            row["yuv_fused_equals_two_steps"] = bool(torch.equal(fused, ours.half()))
+            fused_ms = row["yuv_fused"]["median_ms"]
+            ratios["yuv_two_steps_over_fused"] = row["yuv_two_steps"]["median_ms"] / fused_ms
+            ratios["yuv_fused_over_rgb_ours"] = fused_ms / row["ours_out"]["median_ms"]
+            ratios["yuv_fused_over_floor"] = fused_ms / row["floor_yuv_ms"]
         row["ratios"] = ratios
         results[name] = row
 
@@ -160,6 +205,20 @@ def main() -> None:
             f" {r.get('published_over_ours', float('nan')):8.1f}x {r['torch_over_ours']:10.1f}x"
             f" {r['ours_over_floor']:10.1f}x"
         )
+    if device.type == "cpu":
+        print("\nfrom YUV 4:2:0 planes (the same frames): medians in ms")
+        print(
+            f"{'':7} {'two steps':>10} {'fused':>9} {'floor':>8} {'2 steps/fused':>14} "
+            f"{'fused/floor':>12} {'equal':>6}"
+        )
+        for name, row in results.items():
+            r = row["ratios"]
+            print(
+                f"{name:7} {row['yuv_two_steps']['median_ms']:10.1f}"
+                f" {row['yuv_fused']['median_ms']:9.1f} {row['floor_yuv_ms']:8.2f}"
+                f" {r['yuv_two_steps_over_fused']:13.2f}x {r['yuv_fused_over_floor']:11.1f}x"
+                f" {str(row['yuv_fused_equals_two_steps']):>6}"
+            )
     output = args.output or ROOT / "benchmarks" / "results" / f"normalize_frames_{device.type}.json"
     path = write_json(
         output,

@@ -18,8 +18,9 @@ The same run then measures the floor of that work on this machine (:func:`floors
 our stages on one thread (the work itself, no parallel overhead) and the clip's
 longest GOP decoded alone, which is one chain of dependent pictures. Each round also
 decodes the clip the way ``load_video`` does but drops the wanted frames instead of
-converting them (:func:`decode_without_rgb`): the non-model time if RGB conversion
-and normalisation cost nothing, and with both run after decoding.
+keeping them (:func:`decode_keeping_no_frame`: no RGB conversion, no copy of the
+planes): the non-model time if keeping the frames and normalising them cost nothing,
+and with both run after decoding.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def one_thread_stages(model: SlowFastLlava, path: str, max_new_tokens: int, repe
 
 
 class _DecodeOnlySink(_FrameSink):
-    """Counts the wanted frames as delivered without converting them to RGB."""
+    """Counts the wanted frames as delivered without keeping them (no RGB conversion,
+    no copy of their planes)."""
 
     def add(self, frame_index: int, frame: Any, converter: Any) -> None:
         with self.lock:
@@ -144,8 +146,8 @@ class _DecodeOnlySink(_FrameSink):
 
 def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[str, Any]:
     """The chunk of load_video's decode plan with the most packets, decoded alone the
-    way load_video decodes it (its reference pictures and its wanted frames; no RGB
-    conversion, which need not run on the decoding thread): the best wall and CPU ms
+    way load_video decodes it (its reference pictures and its wanted frames, which are
+    dropped instead of kept): the best wall and CPU ms
     over ``repeats`` runs, on one thread and on ``threads`` FFmpeg frame threads and,
     when its pictures have that many slices, slice threads. ``split`` names the
     faster of the two; ``load_video_picks`` what load_video uses. Each run decodes
@@ -183,14 +185,14 @@ def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[
     return result
 
 
-def decode_without_rgb(path: str, num_frames: int, threads: int) -> float:
+def decode_keeping_no_frame(path: str, num_frames: int, threads: int) -> float:
     """ms of ``load_video``'s decoding with every picture it decodes, but the wanted
-    frames dropped instead of converted to RGB: what decoding would cost if the
-    conversion (and the normalisation after it) cost nothing. For files whose
+    frames dropped instead of kept (as RGB or as planes): what decoding would cost if
+    keeping the frames (and normalising them afterwards) cost nothing. For files whose
     timestamps give the frame order (load_video's chunked decode), as the clip here."""
     start = time.perf_counter()
     plan = _plan_decode(_import_av(), path, num_frames, None)
-    assert plan.chunks, "decode_without_rgb measures the chunked decode only"
+    assert plan.chunks, "decode_keeping_no_frame measures the chunked decode only"
     try:
         sink = _DecodeOnlySink(1, 1, plan.indices)
         _run_chunks(plan, sink, threads)
@@ -209,7 +211,7 @@ def floors(one_thread: dict[str, float], gop: dict[str, Any], threads: int) -> d
     * ``threaded_gop``: the longest GOP is one chain of dependent pictures; only
       FFmpeg's decoder threads split it (the faster of frame and slice threads), which
       takes ``wall`` ms at ``cpu`` ms of CPU. Everything else (the one-thread work less
-      that GOP's decoding, so RGB conversion included) may run in the cores' idle time
+      that GOP's decoding, so keeping the frames included) may run in the cores' idle time
       meanwhile (``threads * wall - cpu``) and, for the rest, spread evenly before or
       after: ``max(wall, (cpu + rest) / threads)``.
     """
@@ -254,14 +256,14 @@ def main() -> None:
             )
             timer.add("end to end", time.perf_counter() - start)
             answers["ours"], ours = our_run(ours_model, path, args.max_new_tokens)
-            bare = decode_without_rgb(path, ours_model.num_frames, args.threads)
+            bare = decode_keeping_no_frame(path, ours_model.num_frames, args.threads)
             if i:
                 ref_runs.append(dict(timer.seconds))
                 our_runs.append(ours)
                 bare_decodes.append(bare)
         one_thread = one_thread_stages(ours_model, path, args.max_new_tokens, args.repeats)
         bare_one_thread = min(
-            decode_without_rgb(path, ours_model.num_frames, 1) for _ in range(args.repeats + 1)
+            decode_keeping_no_frame(path, ours_model.num_frames, 1) for _ in range(args.repeats + 1)
         )
         gop = longest_gop(path, ours_model.num_frames, args.threads, args.repeats)
 
@@ -319,7 +321,7 @@ def main() -> None:
     )
     print(
         f"  longest GOP ({gop['packets']} packets, {gop['wanted']} wanted frames, "
-        f"{gop['slices_per_picture']} slices per picture) decoded alone, no RGB: "
+        f"{gop['slices_per_picture']} slices per picture) decoded alone, frames dropped: "
         + "; ".join(
             f"{k} {gop[k]['wall_ms']:.1f} wall / {gop[k]['cpu_ms']:.1f} CPU"
             for k in ("one thread", "frame threads", "slice threads")
@@ -336,29 +338,29 @@ def main() -> None:
             f"(5x needs <= {non_model / 5:.1f}; against the reference's fastest round, "
             f"<= {min(per_round['reference']) / 5:.1f})"
         )
-    # What is left once decoding is done: the decode without RGB conversion, measured
-    # in the rounds above, plus the rest of our stages.
+    # What is left once decoding is done: the decode that keeps no frame, measured in
+    # the rounds above, plus the rest of our stages.
     bare = statistics.median(bare_decodes)
     rest = ours["pooling"] + ours["assembly"]
-    # the decode stage on one thread less the same decode without RGB: the conversion
-    # and everything else the RGB frames cost (their writes, the clip around them)
+    # the decode stage on one thread less the same decode keeping no frame: what the
+    # kept frames cost (the copies of their planes, the clip around them)
     convert = max(0.0, one_thread["decode"] - bare_one_thread)
     after = {
-        "decode_without_rgb": bare,
-        "decode_without_rgb_one_thread": bare_one_thread,
-        "rgb_frames_one_thread": convert,
-        "if_conversion_and_normalisation_were_free": bare + rest,
+        "decode_keeping_no_frame": bare,
+        "decode_keeping_no_frame_one_thread": bare_one_thread,
+        "keeping_frames_one_thread": convert,
+        "if_keeping_and_normalising_were_free": bare + rest,
         "with_both_after_decoding": bare
         + rest
         + (convert + one_thread["normalise"]) / args.threads,
     }
     print(
-        f"\nthe same decode without RGB conversion: {bare:.1f} ms ({args.threads} threads, "
-        f"median), {bare_one_thread:.1f} ms on one thread (so the RGB frames cost "
-        f"{convert:.1f} ms of CPU, normalisation {one_thread['normalise']:.1f})"
+        f"\nthe same decode keeping no frame: {bare:.1f} ms ({args.threads} threads, "
+        f"median), {bare_one_thread:.1f} ms on one thread (so keeping the frames costs "
+        f"{convert:.1f} ms of CPU, normalising them {one_thread['normalise']:.1f})"
     )
     for name, label in (
-        ("if_conversion_and_normalisation_were_free", "if conversion and normalising cost 0"),
+        ("if_keeping_and_normalising_were_free", "if keeping and normalising cost 0"),
         ("with_both_after_decoding", "with both split evenly over the cores after decoding"),
     ):
         print(

@@ -256,6 +256,11 @@ def test_chatml_tokenizer_gets_the_chatml_prompt(llava, tokenizers):
         embeds.shape[1]
         == len(ids) + sf.num_visual_tokens(3) + len(chatml(text.split("<image>")[1]).input_ids) - 1
     )
+    # the ChatML test is made once per tokenizer: a tokenizer swapped in is tested anew
+    sf.tokenizer = tok
+    assert "<|im_start|>" not in sf._template("image_seq_v3")
+    sf.tokenizer = chatml
+    assert "<|im_start|>" in sf._template("image_seq_v3")
 
 
 def test_from_pretrained_roundtrip_rope_and_long_prompt(tmp_path, llava, tokenizers):

@@ -191,6 +191,7 @@ class SlowFastLlava:
         self.profile = profile
         self.last_timings = StageTimer(self.device, enabled=False)
         self.frame_buffers = FrameBuffers()
+        self._chatml: tuple[Any, bool] | None = None  # (tokenizer, is it ChatML)
 
         inner = model.model
         vc = self.config.vision_config
@@ -401,7 +402,11 @@ class SlowFastLlava:
     def _template(self, prompt: str) -> str:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
-        return resolve_template(prompt, is_chatml(self._require_tokenizer()))
+        tokenizer = self._require_tokenizer()
+        # is_chatml reads the whole vocabulary: once per tokenizer, not per call
+        if self._chatml is None or self._chatml[0] is not tokenizer:
+            self._chatml = (tokenizer, is_chatml(tokenizer))
+        return resolve_template(prompt, self._chatml[1])
 
     def _item(self, video: VideoInput, text: str, timer: StageTimer) -> _Item:
         ids = tokenize_around_image(self._require_tokenizer(), text)
