@@ -3,7 +3,7 @@
 Video file in, LLM-ready visual tokens or an answer out. The data path, top to
 bottom, one owner per arrow:
 
-    file --video.load_video--> frames (uint8, T x H x W x 3)
+    file --video.load_video--> frames (uint8, T x H x W x 3; on the CPU, YUV 4:2:0 planes)
          --ops.normalize_frames--> pixels (NCHW)
          --vision.TruncatedVisionTower--> per-frame tokens --projector--> features (T, N, D)
          --ops.slowfast_pool--> visual tokens, written into the LLM's input embeddings
@@ -26,6 +26,7 @@ from .slowfast import (
     parse_aggregation,
 )
 from .video import FrameBuffers, VideoClip, VideoDecodeError, load_video, sample_frame_indices
+from .yuv_to_rgb import Yuv420Frames
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,7 @@ __all__ = [
     "SlowFastLlava",
     "VideoClip",
     "VideoDecodeError",
+    "Yuv420Frames",
     "aggregate",
     "build_info",
     "frame_normalizer",

@@ -17,7 +17,9 @@ Two decoding backends return bit-identical frames for the same file and indices:
   thread), non-reference frames that are not wanted are never decoded
   (H.264 packets that hold only non-reference pictures are not even sent to the
   decoder; other codecs use ``skip_frame="NONREF"`` packet by packet) and only wanted
-  frames are converted to RGB.
+  frames are converted to RGB (or, with ``yuv420=True``, kept as their YUV 4:2:0 planes:
+  :class:`~sfllava_ext.yuv_to_rgb.Yuv420Frames`, which ``normalize_frames`` converts row
+  by row in cache).
   The YUV -> RGB conversion is the same swscale call decord makes (same-size, bilinear
   flags, the frame's own colour matrix and range, unscaled fast path), so the pixels
   match decord's bit for bit; the test-suite checks it on many files.
