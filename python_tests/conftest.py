@@ -21,8 +21,9 @@ def gen() -> torch.Generator:
 
 
 # Each CPU row-primitive version, capped with SFLLAVA_CPU_ISA ("avx2": the AVX2 rows;
-# unset: this CPU's best, e.g. the AVX-512 VBMI paths).
-ISA_CAPS = ["scalar", "avx2", None]
+# "avx512": AVX-512 without VBMI or VNNI; unset: this CPU's best, e.g. the AVX-512 VBMI
+# paths).
+ISA_CAPS = ["scalar", "avx2", "avx512", None]
 
 
 @pytest.fixture(params=ISA_CAPS, ids=lambda isa: isa or "best")

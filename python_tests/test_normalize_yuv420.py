@@ -13,6 +13,7 @@ from sfllava_ext import normalize_frames
 from sfllava_ext.ops import CLIP_MEAN, CLIP_STD
 from sfllava_ext.yuv_to_rgb import Yuv420Frames, swscale_coeffs, yuv420_to_rgb
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 BT601 = swscale_coeffs(2, 1)  # limited range
 BT709_FULL = swscale_coeffs(1, 2)
@@ -164,6 +165,28 @@ def test_planes_off_the_cpu_are_refused():
         normalize_frames(meta, (2, 2))
 
 
+@CUDA
+@pytest.mark.cuda
+def test_planes_on_a_gpu_get_a_typed_error():
+    f = random_planes(1, 4, 4, seed=0)
+    with pytest.raises(ValueError, match="normalize_yuv420_frames: y must be on the CPU"):
+        _op(f.y.cuda(), f.u.cuda(), f.v.cuda())
+    gpu = Yuv420Frames(f.y.cuda(), f.u.cuda(), f.v.cuda(), BT601)
+    with pytest.raises(ValueError, match="Yuv420Frames must be on the CPU"):
+        normalize_frames(gpu, (2, 2))
+
+
+def test_frames_object_checks_its_fields():
+    f = random_planes(1, 4, 4, seed=0)
+    with pytest.raises(TypeError, match="Yuv420Frames: u must be a torch.Tensor"):
+        Yuv420Frames(f.y, f.u.numpy(), f.v, BT601)
+    with pytest.raises(ValueError, match="Yuv420Frames: y must be 3-D"):
+        Yuv420Frames(f.y[0], f.u, f.v, BT601)
+    with pytest.raises(TypeError, match="coeffs must be 6 integers"):
+        Yuv420Frames(f.y, f.u, f.v, None)
+    assert Yuv420Frames(f.y, f.u, f.v, [1, 2, 3, 4, 5, 6]).coeffs == (1, 2, 3, 4, 5, 6)
+
+
 # ---- torch.library ----
 
 
@@ -181,7 +204,24 @@ def test_opcheck_and_fake():
             y, u, v, list(BT601), [10, 12], "squash", None, *common
         )
         assert result.shape == (2, 3, 10, 12) and result.dtype == torch.float16
-        with pytest.raises(ValueError, match="u and v must be"):
+        # the fake kernel's errors are the C++ op's
+        with pytest.raises(ValueError, match=r"normalize_yuv420_frames: u must be \(2, 12, 16\)"):
             torch.ops.sfllava.normalize_yuv420_frames(
                 y, v[:, :3], v, list(BT601), [10, 12], "squash", None, *common
             )
+        with pytest.raises(ValueError, match="normalize_yuv420_frames: size must be"):
+            torch.ops.sfllava.normalize_yuv420_frames(
+                y, u, v, list(BT601), [0, 12], "squash", None, *common
+            )
+        with pytest.raises(ValueError, match="normalize_yuv420_frames: coeffs must be 16-bit"):
+            torch.ops.sfllava.normalize_yuv420_frames(
+                y, u, v, [1 << 20] * 6, [10, 12], "squash", None, *common
+            )
+        out = torch.empty(2, 3, 10, 12, dtype=torch.float32)
+        with pytest.raises(TypeError, match="normalize_yuv420_frames: out has dtype"):
+            torch.ops.sfllava.normalize_yuv420_frames.out(
+                y, u, v, list(BT601), [10, 12], "squash", None, *common, out=mode.from_tensor(out)
+            )
+    # and so are the real op's
+    with pytest.raises(ValueError, match=r"normalize_yuv420_frames: u must be \(2, 12, 16\)"):
+        _op(f.y, f.v[:, :3], f.v, size=(10, 12))

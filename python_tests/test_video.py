@@ -251,22 +251,26 @@ def test_auto_backend_is_pyav(videos: dict[str, str]) -> None:
     assert load_video(videos["64x48_gop10"], 5).backend == "pyav"
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "66x50_default_gop",
-        "64x48_gop10",
-        "320x240_gop30",
-        "98x58_no_bframes",
-        "64x48_long_gop12",
-        "96x64_open_gop",
-        "65x49_yuv444p",
-        "80x48_yuvj420p",
-        "96x64_mpeg4",
-        "64x36_rot90",
-        "32x24_short",
-    ],
-)
+# Every video of the `videos` fixture; the planes are kept for all but the 4:4:4 and the
+# rotated one (MPEG-4 in AVI also goes through the sequential fallback; the short video
+# repeats a frame).
+VIDEO_NAMES = [
+    "66x50_default_gop",
+    "64x48_gop10",
+    "320x240_gop30",
+    "98x58_no_bframes",
+    "64x48_long_gop12",
+    "96x64_open_gop",
+    "65x49_yuv444p",
+    "80x48_yuvj420p",
+    "96x64_mpeg4",
+    "64x36_rot90",
+    "32x24_short",
+]
+NOT_PLANAR = {"65x49_yuv444p", "64x36_rot90"}
+
+
+@pytest.mark.parametrize("name", VIDEO_NAMES)
 @pytest.mark.parametrize("num_frames", [50, 6])
 def test_pyav_equals_reference_and_decord(
     videos: dict[str, str], name: str, num_frames: int
@@ -296,29 +300,14 @@ def test_pyav_equals_reference_and_decord(
         assert np.array_equal(theirs.frames.numpy(), frames)
 
 
-# 4:2:0 of an even height, no rotation: the planes are kept (MPEG-4 in AVI also goes
-# through the sequential fallback; the short video repeats a frame).
-PLANAR = {
-    "66x50_default_gop",
-    "64x48_gop10",
-    "320x240_gop30",
-    "98x58_no_bframes",
-    "64x48_long_gop12",
-    "96x64_open_gop",
-    "80x48_yuvj420p",
-    "96x64_mpeg4",
-    "32x24_short",
-}
-
-
-@pytest.mark.parametrize("name", sorted(PLANAR) + ["65x49_yuv444p", "64x36_rot90"])
+@pytest.mark.parametrize("name", VIDEO_NAMES)
 def test_yuv420_planes_make_the_rgb_frames(videos: dict[str, str], name: str) -> None:
     """load_video(yuv420=True) keeps 4:2:0 frames as decoded planes whose conversion
     gives exactly the RGB frames; other frames (4:4:4, rotated) come as RGB frames."""
     rgb = load_video(videos[name], 50)
     clip = load_video(videos[name], 50, yuv420=True)
     assert clip.indices == rgb.indices and clip.total_frames == rgb.total_frames
-    if name in PLANAR:
+    if name not in NOT_PLANAR:
         assert isinstance(clip.frames, Yuv420Frames)
         assert clip.frames.shape == rgb.frames.shape
         assert torch.equal(clip.frames.to_rgb(), rgb.frames)
@@ -340,6 +329,25 @@ def test_yuv420_planes_from_a_long_gop_with_threads(
         assert torch.equal(clip.frames.to_rgb(), rgb.frames), threads
     if HAVE_DECORD:
         assert isinstance(load_video(path, 8, backend="decord", yuv420=True).frames, torch.Tensor)
+
+
+def test_yuv420_is_not_tried_where_the_stream_says_no(
+    videos: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 4:4:4 stream goes straight to RGB; a rotation shows only in the decoded frames,
+    so a rotated video is tried as planes, found out and decoded again to RGB."""
+    made: list[str] = []
+    original = video_module._Yuv420Sink.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append("planes")
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(video_module._Yuv420Sink, "__init__", counting)
+    assert isinstance(load_video(videos["65x49_yuv444p"], 8, yuv420=True).frames, torch.Tensor)
+    assert made == []
+    assert isinstance(load_video(videos["64x36_rot90"], 8, yuv420=True).frames, torch.Tensor)
+    assert made == ["planes"]
 
 
 def test_yuv420_must_be_a_bool(videos: dict[str, str]) -> None:

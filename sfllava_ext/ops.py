@@ -288,30 +288,29 @@ def normalize_frames_shape(
     size: Sequence[int],
     resize_mode: str,
     shortest_edge: int | None,
+    op: str = _NF,
 ) -> tuple[int, int, int]:
     """Validates normalize_frames' geometry arguments against a frames shape,
     exactly as the C++ op does, and returns ``(T, h, w)`` of the result."""
     if len(shape) != 4 or int(shape[3]) != 3:
-        raise ValueError(f"{_NF}: frames must be (T, H, W, 3) RGB, got shape {list(shape)}")
+        raise ValueError(f"{op}: frames must be (T, H, W, 3) RGB, got shape {list(shape)}")
     t, h, w = int(shape[0]), int(shape[1]), int(shape[2])
     if h <= 0 or w <= 0:
-        raise ValueError(f"{_NF}: frames has zero-sized frames (shape {list(shape)})")
+        raise ValueError(f"{op}: frames has zero-sized frames (shape {list(shape)})")
     if h >= _MAX_SIDE or w >= _MAX_SIDE:
-        raise ValueError(
-            f"{_NF}: frames of {h}x{w} are too large (each side must be < {_MAX_SIDE})"
-        )
+        raise ValueError(f"{op}: frames of {h}x{w} are too large (each side must be < {_MAX_SIDE})")
     size = [int(s) for s in size]
     if len(size) != 2 or size[0] <= 0 or size[1] <= 0:
-        raise ValueError(f"{_NF}: size must be (height, width) with both >= 1, got {size}")
+        raise ValueError(f"{op}: size must be (height, width) with both >= 1, got {size}")
     if size[0] >= _MAX_SIDE or size[1] >= _MAX_SIDE:
-        raise ValueError(f"{_NF}: size {size} is too large (each side must be < {_MAX_SIDE})")
+        raise ValueError(f"{op}: size {size} is too large (each side must be < {_MAX_SIDE})")
     if resize_mode not in RESIZE_MODES:
         raise ValueError(
-            f"{_NF}: resize_mode must be one of {', '.join(RESIZE_MODES)}, got '{resize_mode}'"
+            f"{op}: resize_mode must be one of {', '.join(RESIZE_MODES)}, got '{resize_mode}'"
         )
     if shortest_edge is not None and not 0 < shortest_edge < _MAX_SIDE:
         raise ValueError(
-            f"{_NF}: shortest_edge must be None or in [1, {_MAX_SIDE}), got {shortest_edge}"
+            f"{op}: shortest_edge must be None or in [1, {_MAX_SIDE}), got {shortest_edge}"
         )
     if resize_mode != "squash":
         side = max(h, w)
@@ -319,7 +318,7 @@ def normalize_frames_shape(
         rh, rw = _nf_resized(ch, cw, shortest_edge or min(size))
         if rh >= _MAX_SIDE or rw >= _MAX_SIDE:
             raise ValueError(
-                f"{_NF}: frames of {h}x{w} resized to shortest edge "
+                f"{op}: frames of {h}x{w} resized to shortest edge "
                 f"{shortest_edge or min(size)} give {rh}x{rw}, too large "
                 f"(each side must be < {_MAX_SIDE})"
             )
@@ -327,22 +326,26 @@ def normalize_frames_shape(
 
 
 def _nf_check_values(
-    mean: Sequence[float], std: Sequence[float], rescale_factor: float, pass_order: str
+    mean: Sequence[float],
+    std: Sequence[float],
+    rescale_factor: float,
+    pass_order: str,
+    op: str = _NF,
 ) -> None:
     if len(mean) != 3:
-        raise ValueError(f"{_NF}: mean must have 3 values (R, G, B), got {len(mean)} values")
+        raise ValueError(f"{op}: mean must have 3 values (R, G, B), got {len(mean)} values")
     if len(std) != 3:
-        raise ValueError(f"{_NF}: std must have 3 values (R, G, B), got {len(std)} values")
+        raise ValueError(f"{op}: std must have 3 values (R, G, B), got {len(std)} values")
     if not all(math.isfinite(m) for m in mean):
-        raise ValueError(f"{_NF}: mean must be finite, got {list(mean)}")
+        raise ValueError(f"{op}: mean must be finite, got {list(mean)}")
     # The processor divides in float32, where |std| <= 2^-150 rounds to zero.
     if not all(math.isfinite(s) and abs(s) > 2.0**-150 for s in std):
-        raise ValueError(f"{_NF}: std must be finite and nonzero, got {list(std)}")
+        raise ValueError(f"{op}: std must be finite and nonzero, got {list(std)}")
     if not math.isfinite(rescale_factor):
-        raise ValueError(f"{_NF}: rescale_factor must be finite, got {rescale_factor}")
+        raise ValueError(f"{op}: rescale_factor must be finite, got {rescale_factor}")
     if pass_order not in PASS_ORDERS:
         raise ValueError(
-            f"{_NF}: pass_order must be one of {', '.join(PASS_ORDERS)}, got '{pass_order}'"
+            f"{op}: pass_order must be one of {', '.join(PASS_ORDERS)}, got '{pass_order}'"
         )
 
 
@@ -351,9 +354,9 @@ def _nf_check_frames_dtype(frames: torch.Tensor) -> None:
         raise TypeError(f"{_NF}: frames must be uint8 (T, H, W, 3) RGB, got dtype {frames.dtype}")
 
 
-def _nf_check_dtype(dtype: torch.dtype) -> None:
+def _nf_check_dtype(dtype: torch.dtype, op: str = _NF) -> None:
     if dtype not in _NF_DTYPES:
-        raise TypeError(f"{_NF}: dtype must be float32, float16 or bfloat16, got {dtype}")
+        raise TypeError(f"{op}: dtype must be float32, float16 or bfloat16, got {dtype}")
 
 
 def _nf_floats(name: str, values: Sequence[float]) -> list[float]:
@@ -531,24 +534,43 @@ def _normalize_frames_out_fake(
         raise ValueError(f"{_NF}: out must be contiguous (NCHW), got strides {list(out.stride())}")
 
 
+_NYF = "normalize_yuv420_frames"
+
+
 def _yuv_fake_checks(
     y, u, v, coeffs, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype
 ):
-    name = "normalize_yuv420_frames"
-    for plane, label in ((y, "y"), (u, "u"), (v, "v")):
-        if plane.dtype != torch.uint8:
-            raise TypeError(f"{name}: {label} must be uint8, got {plane.dtype}")
-        if plane.dim() != 3:
-            raise ValueError(f"{name}: {label} must be 3-D, got shape {list(plane.shape)}")
+    """normalize_yuv420_frames' checks on fake tensors, with the C++ op's messages."""
+    if y.dim() != 3:
+        raise ValueError(f"{_NYF}: y must be 3-D (T, H, W), got shape {list(y.shape)}")
     t, h, w = (int(d) for d in y.shape)
-    chroma = (t, (h + 1) // 2, (w + 1) // 2)
-    if tuple(u.shape) != chroma or tuple(v.shape) != chroma:
-        raise ValueError(f"{name}: u and v must be {chroma} for y of shape {list(y.shape)}")
+    chroma = [t, (h + 1) // 2, (w + 1) // 2]
+    for plane, label, shape in ((y, "y", [t, h, w]), (u, "u", chroma), (v, "v", chroma)):
+        if plane.dtype != torch.uint8:
+            raise TypeError(f"{_NYF}: {label} must be uint8, got {plane.dtype}")
+        if plane.device.type not in ("cpu", "meta"):
+            raise ValueError(f"{_NYF}: {label} must be on the CPU, got {plane.device}")
+        if list(plane.shape) != shape:
+            raise ValueError(
+                f"{_NYF}: {label} must be ({', '.join(map(str, shape))}) for the luma plane's "
+                f"size, got {list(plane.shape)}"
+            )
+        if plane.stride(2) != 1 and shape[2] > 1:
+            raise ValueError(
+                f"{_NYF}: {label} must have contiguous columns, got strides {list(plane.stride())}"
+            )
     if len(coeffs) != 6:
-        raise ValueError(f"{name}: coeffs must be 6 integers, got {len(coeffs)}")
-    shape = normalize_frames_shape((t, h, w, 3), size, resize_mode, shortest_edge)
-    _nf_check_values(mean, std, rescale_factor, pass_order)
-    _nf_check_dtype(dtype)
+        raise ValueError(
+            f"{_NYF}: coeffs must be 6 integers (cy, y_offset, cub, cug, cvg, cvr), "
+            f"got {len(coeffs)}"
+        )
+    if any(not -32768 <= c <= 32767 for c in coeffs):
+        raise ValueError(f"{_NYF}: coeffs must be 16-bit signed integers, got {list(coeffs)}")
+    if h <= 0 or w <= 0:
+        raise ValueError(f"{_NYF}: y has zero-sized frames (shape {list(y.shape)})")
+    shape = normalize_frames_shape((t, h, w, 3), size, resize_mode, shortest_edge, _NYF)
+    _nf_check_values(mean, std, rescale_factor, pass_order, _NYF)
+    _nf_check_dtype(dtype, _NYF)
     return shape
 
 
@@ -561,13 +583,15 @@ def _normalize_yuv420_frames_fake(y, u, v, coeffs, *options):
 @torch.library.register_fake("sfllava::normalize_yuv420_frames.out")
 def _normalize_yuv420_frames_out_fake(y, u, v, coeffs, *options, out):
     t, h, w = _yuv_fake_checks(y, u, v, coeffs, *options)
-    if out.dtype != options[-1]:
-        raise TypeError(f"normalize_yuv420_frames: out has dtype {out.dtype}, not {options[-1]}")
-    if tuple(out.shape) != (t, 3, h, w) or not out.is_contiguous():
-        raise ValueError(
-            f"normalize_yuv420_frames: out must be contiguous ({t}, 3, {h}, {w}), "
-            f"got {list(out.shape)}"
-        )
+    dtype = options[-1]
+    if out.device != y.device:
+        raise ValueError(f"{_NYF}: out is on {out.device} but y is on {y.device}")
+    if out.dtype != dtype:
+        raise TypeError(f"{_NYF}: out has dtype {out.dtype} but dtype is {dtype}")
+    if tuple(out.shape) != (t, 3, h, w):
+        raise ValueError(f"{_NYF}: out must have shape ({t}, 3, {h}, {w}), got {list(out.shape)}")
+    if not out.is_contiguous():
+        raise ValueError(f"{_NYF}: out must be contiguous (NCHW), got strides {list(out.stride())}")
 
 
 # the test-only SIMT op has the same schema and result as normalize_frames

@@ -68,9 +68,9 @@ class FrameNormalizer:
             )
 
     def __call__(self, frames: Any, *, out: torch.Tensor | None = None) -> torch.Tensor:
-        """uint8 ``(T, H, W, 3)`` RGB frames (tensor or numpy array) ->
-        ``(T, 3, h, w)`` contiguous pixels in ``dtype`` (written into ``out``
-        when given)."""
+        """uint8 ``(T, H, W, 3)`` RGB frames (tensor or numpy array), or CPU
+        :class:`~sfllava_ext.yuv_to_rgb.Yuv420Frames` -> ``(T, 3, h, w)`` contiguous
+        pixels in ``dtype`` (written into ``out`` when given)."""
         return normalize_frames(
             frames,
             self.size,

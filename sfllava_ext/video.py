@@ -1115,6 +1115,7 @@ class _DecodePlan:
     order: dict[int, int] = field(default_factory=dict)
     chunks: list[_Chunk] = field(default_factory=list)
     rules: _SkipRules = field(default_factory=lambda: _SkipRules(nonref=False))
+    pix_fmt: str | None = None  # the stream's pixel format, as its codec parameters say
     # the container the file was indexed with, kept open for one decode worker to take
     # over (one open of the file less); None once taken or closed. Not an __init__
     # field, so that dataclasses.replace() never copies it into a second plan.
@@ -1124,6 +1125,12 @@ class _DecodePlan:
     def total_frames(self) -> int:
         """Frames in the video: its packets, as decord counts them."""
         return len(self.index)
+
+    @property
+    def may_keep_planes(self) -> bool:
+        """Whether :class:`_Yuv420Sink` can hold these frames, as far as the stream's
+        parameters tell (each decoded frame is checked again)."""
+        return self.height % 2 == 0 and self.pix_fmt in (None, *_NATIVE_FORMATS)
 
     def take_container(self) -> Any:
         """The indexing container, handed over once (None afterwards)."""
@@ -1173,6 +1180,8 @@ def _index_and_plan(
     total_frames = len(index)
     indices = _pick_indices(path, total_frames, video_fps, num_frames, fps)
     plan = _DecodePlan(path, stream_index, width, height, video_fps, indices, index)
+    pix_fmt = stream.codec_context.format
+    plan.pix_fmt = pix_fmt.name if pix_fmt is not None else None
     if _timestamps_give_order(index, reorders):
         frame_pts = sorted(index.pts)  # presentation order, as decord sorts them
         plan.order = {p: i for i, p in enumerate(index.pts)}
@@ -1194,7 +1203,7 @@ def _load_with_pyav(
     av = _import_av()
     plan = _plan_decode(av, path, num_frames, fps)
     try:
-        if yuv420:
+        if yuv420 and plan.may_keep_planes:
             try:
                 return _decode_pooled(av, plan, buffers, _Yuv420Sink)
             except _NotPlanar:  # rare: decode again, to RGB

@@ -94,7 +94,7 @@ def yuv420_to_rgb(
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Yuv420Frames:
     """Frames as the decoder gives them: YUV 4:2:0 planes, half the bytes of RGB.
 
@@ -114,6 +114,26 @@ class Yuv420Frames:
     u: torch.Tensor
     v: torch.Tensor
     coeffs: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        for name in ("y", "u", "v"):
+            plane = getattr(self, name)
+            if not isinstance(plane, torch.Tensor):
+                raise TypeError(
+                    f"Yuv420Frames: {name} must be a torch.Tensor, got {type(plane).__name__}"
+                )
+            if plane.dim() != 3:
+                raise ValueError(
+                    f"Yuv420Frames: {name} must be 3-D (frames, rows, columns), "
+                    f"got shape {list(plane.shape)}"
+                )
+        try:
+            coeffs = tuple(int(c) for c in self.coeffs)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"Yuv420Frames: coeffs must be 6 integers, got {self.coeffs!r}"
+            ) from None
+        object.__setattr__(self, "coeffs", coeffs)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])

@@ -553,6 +553,37 @@ at::Tensor normalize_frames_simt_cpu(const at::Tensor& frames, at::IntArrayRef s
 
 }  // namespace
 
+// normalize_yuv420_frames is CPU-only: planes on a GPU get the checks' typed
+// error ("y must be on the CPU") instead of the dispatcher's missing-kernel error.
+at::Tensor normalize_yuv420_frames_off_cpu(const at::Tensor& y, const at::Tensor& u,
+                                           const at::Tensor& v, at::IntArrayRef coeffs,
+                                           at::IntArrayRef size, c10::string_view resize_mode,
+                                           std::optional<int64_t> shortest_edge,
+                                           at::ArrayRef<double> mean, at::ArrayRef<double> std,
+                                           double rescale_factor, c10::string_view pass_order,
+                                           at::ScalarType dtype) {
+  prepare_normalize_yuv420_frames(y, u, v, coeffs, size, resize_mode, shortest_edge, mean, std,
+                                  rescale_factor, pass_order, dtype);
+  TORCH_CHECK(false, "normalize_yuv420_frames: the planes must be on the CPU");
+}
+
+void normalize_yuv420_frames_out_off_cpu(const at::Tensor& y, const at::Tensor& u,
+                                         const at::Tensor& v, at::IntArrayRef coeffs,
+                                         at::IntArrayRef size, c10::string_view resize_mode,
+                                         std::optional<int64_t> shortest_edge,
+                                         at::ArrayRef<double> mean, at::ArrayRef<double> std,
+                                         double rescale_factor, c10::string_view pass_order,
+                                         at::ScalarType dtype, const at::Tensor& out) {
+  normalize_yuv420_frames_off_cpu(y, u, v, coeffs, size, resize_mode, shortest_edge, mean, std,
+                                  rescale_factor, pass_order, dtype);
+  (void)out;
+}
+
+TORCH_LIBRARY_IMPL(sfllava, CUDA, m) {
+  m.impl("normalize_yuv420_frames", &normalize_yuv420_frames_off_cpu);
+  m.impl("normalize_yuv420_frames.out", &normalize_yuv420_frames_out_off_cpu);
+}
+
 TORCH_LIBRARY_IMPL(sfllava, CPU, m) {
   m.impl("normalize_frames", &normalize_frames_cpu);
   m.impl("normalize_frames.out", &normalize_frames_out_cpu);

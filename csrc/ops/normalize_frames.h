@@ -67,7 +67,6 @@ NormalizeProblem prepare_normalize_frames(const at::Tensor& frames, at::IntArray
                                           double rescale_factor, c10::string_view pass_order,
                             at::ScalarType dtype);
 
-// Checks a caller's output buffer against the problem.
 // The problem of T frames of H x W whose pixels sit at `strides` (elements):
 // every check of the arguments but those of the pixels themselves, which the
 // caller (`op`, named in the errors) has made.
@@ -83,6 +82,7 @@ NormalizeProblem prepare_normalize_problem(const char* op, int64_t T, int64_t H,
 void check_normalize_out(const char* op, const at::Tensor& out, const NormalizeProblem& problem,
                          const at::Tensor& input, const char* input_name);
 
+// Checks a caller's output buffer against the problem.
 void check_normalize_frames_out(const at::Tensor& out, const at::Tensor& frames,
                                 const NormalizeProblem& problem);
 
