@@ -122,7 +122,10 @@ def cmd_embed(args) -> None:
     from .video import load_video
 
     model = _load(args)
-    clip = load_video(args.video, args.num_frames, backend=args.backend)
+    # as encode(path) does: on the CPU, 4:2:0 frames stay planes (converted in cache)
+    clip = load_video(
+        args.video, args.num_frames, backend=args.backend, yuv420=model.device.type == "cpu"
+    )
     tokens = model.encode(clip)
     metadata = {
         "frame_indices": json.dumps([int(i) for i in clip.indices]),
