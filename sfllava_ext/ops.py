@@ -524,14 +524,22 @@ def _normalize_frames_out_fake(
     t, h, w = _nf_fake_checks(
         frames, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order, dtype
     )
-    if out.device != frames.device:
-        raise ValueError(f"{_NF}: out is on {out.device} but frames is on {frames.device}")
+    _nf_check_out(_NF, out, (t, 3, h, w), dtype, frames, "frames")
+
+
+def _nf_check_out(op, out, shape, dtype, source, source_name) -> None:
+    """The C++ check_normalize_out on fake tensors: out's device (``source``'s),
+    dtype, shape and layout."""
+    if out.device != source.device:
+        raise ValueError(f"{op}: out is on {out.device} but {source_name} is on {source.device}")
     if out.dtype != dtype:
-        raise TypeError(f"{_NF}: out has dtype {out.dtype} but dtype is {dtype}")
-    if tuple(out.shape) != (t, 3, h, w):
-        raise ValueError(f"{_NF}: out must have shape ({t}, 3, {h}, {w}), got {list(out.shape)}")
+        raise TypeError(f"{op}: out has dtype {out.dtype} but dtype is {dtype}")
+    if tuple(out.shape) != shape:
+        raise ValueError(
+            f"{op}: out must have shape ({', '.join(map(str, shape))}), got {list(out.shape)}"
+        )
     if not out.is_contiguous():
-        raise ValueError(f"{_NF}: out must be contiguous (NCHW), got strides {list(out.stride())}")
+        raise ValueError(f"{op}: out must be contiguous (NCHW), got strides {list(out.stride())}")
 
 
 _NYF = "normalize_yuv420_frames"
@@ -583,15 +591,7 @@ def _normalize_yuv420_frames_fake(y, u, v, coeffs, *options):
 @torch.library.register_fake("sfllava::normalize_yuv420_frames.out")
 def _normalize_yuv420_frames_out_fake(y, u, v, coeffs, *options, out):
     t, h, w = _yuv_fake_checks(y, u, v, coeffs, *options)
-    dtype = options[-1]
-    if out.device != y.device:
-        raise ValueError(f"{_NYF}: out is on {out.device} but y is on {y.device}")
-    if out.dtype != dtype:
-        raise TypeError(f"{_NYF}: out has dtype {out.dtype} but dtype is {dtype}")
-    if tuple(out.shape) != (t, 3, h, w):
-        raise ValueError(f"{_NYF}: out must have shape ({t}, 3, {h}, {w}), got {list(out.shape)}")
-    if not out.is_contiguous():
-        raise ValueError(f"{_NYF}: out must be contiguous (NCHW), got strides {list(out.stride())}")
+    _nf_check_out(_NYF, out, (t, 3, h, w), options[-1], y, "y")
 
 
 # the test-only SIMT op has the same schema and result as normalize_frames

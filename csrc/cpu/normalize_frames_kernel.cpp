@@ -77,6 +77,16 @@ struct YuvSource {
   const uint8_t* v = nullptr;
   int64_t y_t = 0, y_h = 0, u_t = 0, u_h = 0, v_t = 0, v_h = 0;
   YuvCoeffs k{};
+
+  // Row fy of frame t from pixel x0 (even): its luma samples and its chroma row's.
+  struct Row {
+    const uint8_t *y, *u, *v;
+  };
+  Row row(int64_t t, int64_t fy, int64_t x0) const {
+    const int64_t cy = fy / 2;
+    return {y + t * y_t + fy * y_h + x0, u + t * u_t + cy * u_h + x0 / 2,
+            v + t * v_t + cy * v_h + x0 / 2};
+  }
 };
 
 struct CpuPlan {
@@ -119,11 +129,8 @@ void build_row(const CpuPlan& plan, int64_t t, int64_t y, uint8_t* buf) {
   if (!in_frame) return;
   uint8_t* dst = buf + 3 * g.pad_left;
   if (plan.yuv) {  // the frame row made here, in cache
-    const YuvSource& p = *plan.yuv;
-    const int64_t cy = fy / 2;
-    cpu_rows::yuv420_row_to_rgb(plan.features, p.y + t * p.y_t + fy * p.y_h,
-                                p.u + t * p.u_t + cy * p.u_h, p.v + t * p.v_t + cy * p.v_h, dst,
-                                g.W, p.k);
+    const YuvSource::Row r = plan.yuv->row(t, fy, 0);
+    cpu_rows::yuv420_row_to_rgb(plan.features, r.y, r.u, r.v, dst, g.W, plan.yuv->k);
     return;
   }
   const uint8_t* src = plan.frames + t * g.s.t + fy * g.s.h;
@@ -252,14 +259,11 @@ void hpass_rows(const CpuPlan& plan, int64_t t, int64_t r0, int64_t r1, Scratch&
       continue;
     }
     if (plan.yuv_planes) {
-      const YuvSource& p = *plan.yuv;
       const int64_t pb = plan.hpass.plane_bytes();
       uint8_t* planes[3] = {s.planes.data(), s.planes.data() + pb, s.planes.data() + 2 * pb};
-      const int64_t x0 = g.src_col0;
-      const int64_t cy = fy / 2;
-      cpu_rows::yuv420_row_to_planes(
-          plan.features, p.y + t * p.y_t + fy * p.y_h + x0, p.u + t * p.u_t + cy * p.u_h + x0 / 2,
-          p.v + t * p.v_t + cy * p.v_h + x0 / 2, planes[0], planes[1], planes[2], g.src_cols, p.k);
+      const YuvSource::Row r = plan.yuv->row(t, fy, g.src_col0);
+      cpu_rows::yuv420_row_to_planes(plan.features, r.y, r.u, r.v, planes[0], planes[1],
+                                     planes[2], g.src_cols, plan.yuv->k);
       plan.hpass.run_planes(planes, dst, dst + plane, dst + 2 * plane);
       continue;
     }
@@ -424,8 +428,8 @@ void normalize_frames_impl(const CpuPlan& plan, const NormalizeProblem& problem,
   }
 }
 
+// Callers return early for T == 0, before making the plan.
 void run_plan(const CpuPlan& plan, const NormalizeProblem& problem, const at::Tensor& out) {
-  if (problem.geometry.T == 0) return;
   switch (problem.dtype) {
     case at::kFloat:
       normalize_frames_impl<float>(plan, problem, out.mutable_data_ptr<float>());
@@ -490,8 +494,7 @@ at::Tensor normalize_yuv420_frames_cpu(const at::Tensor& y, const at::Tensor& u,
   const NormalizeProblem problem =
       prepare_normalize_yuv420_frames(y, u, v, coeffs, size, resize_mode, shortest_edge, mean,
                                       std, rescale_factor, pass_order, dtype);
-  const NormalizeGeometry& g = problem.geometry;
-  at::Tensor out = at::empty({g.T, 3, g.out_h, g.out_w}, y.options().dtype(problem.dtype));
+  at::Tensor out = empty_normalize_frames_out(y, problem);
   run_normalize_yuv420(y, u, v, coeffs, problem, out);
   return out;
 }
@@ -553,35 +556,13 @@ at::Tensor normalize_frames_simt_cpu(const at::Tensor& frames, at::IntArrayRef s
 
 }  // namespace
 
-// normalize_yuv420_frames is CPU-only: planes on a GPU get the checks' typed
-// error ("y must be on the CPU") instead of the dispatcher's missing-kernel error.
-at::Tensor normalize_yuv420_frames_off_cpu(const at::Tensor& y, const at::Tensor& u,
-                                           const at::Tensor& v, at::IntArrayRef coeffs,
-                                           at::IntArrayRef size, c10::string_view resize_mode,
-                                           std::optional<int64_t> shortest_edge,
-                                           at::ArrayRef<double> mean, at::ArrayRef<double> std,
-                                           double rescale_factor, c10::string_view pass_order,
-                                           at::ScalarType dtype) {
-  prepare_normalize_yuv420_frames(y, u, v, coeffs, size, resize_mode, shortest_edge, mean, std,
-                                  rescale_factor, pass_order, dtype);
-  TORCH_CHECK(false, "normalize_yuv420_frames: the planes must be on the CPU");
-}
-
-void normalize_yuv420_frames_out_off_cpu(const at::Tensor& y, const at::Tensor& u,
-                                         const at::Tensor& v, at::IntArrayRef coeffs,
-                                         at::IntArrayRef size, c10::string_view resize_mode,
-                                         std::optional<int64_t> shortest_edge,
-                                         at::ArrayRef<double> mean, at::ArrayRef<double> std,
-                                         double rescale_factor, c10::string_view pass_order,
-                                         at::ScalarType dtype, const at::Tensor& out) {
-  normalize_yuv420_frames_off_cpu(y, u, v, coeffs, size, resize_mode, shortest_edge, mean, std,
-                                  rescale_factor, pass_order, dtype);
-  (void)out;
-}
-
+// normalize_yuv420_frames is CPU-only. Registered for CUDA too, its CPU kernels'
+// checks (which run before any work) give planes on a GPU a typed error that
+// names the plane ("y must be on the CPU"), and an `out` on a GPU beside CPU
+// planes one that names `out`, instead of the dispatcher's missing-kernel error.
 TORCH_LIBRARY_IMPL(sfllava, CUDA, m) {
-  m.impl("normalize_yuv420_frames", &normalize_yuv420_frames_off_cpu);
-  m.impl("normalize_yuv420_frames.out", &normalize_yuv420_frames_out_off_cpu);
+  m.impl("normalize_yuv420_frames", &normalize_yuv420_frames_cpu);
+  m.impl("normalize_yuv420_frames.out", &normalize_yuv420_frames_out_cpu);
 }
 
 TORCH_LIBRARY_IMPL(sfllava, CPU, m) {

@@ -143,14 +143,18 @@ const InterleaveIndex& interleave_index() {
 
 #define SFLLAVA_YUV_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
 
-// One row's R, G and B int16 lanes -> 96 interleaved bytes at o. The clamp to
-// [0, 255] is packuswb's: negatives to 0 (max), then unsigned saturation.
+// 32 int16 lanes -> 32 bytes clamped to [0, 255] as packuswb does: negatives to
+// 0 (max), then unsigned saturation.
+SFLLAVA_YUV_AVX512 inline __m256i bytes32(__m512i lanes) {
+  return _mm512_cvtusepi16_epi8(_mm512_max_epi16(lanes, _mm512_setzero_si512()));
+}
+
+// One row's R, G and B int16 lanes -> 96 interleaved bytes at o.
 SFLLAVA_YUV_AVX512 inline void store_rgb32(__m512i red, __m512i green, __m512i blue,
                                            const __m512i (&index)[2], uint8_t* o) {
-  const __m512i zero = _mm512_setzero_si512();
-  const __m256i r8 = _mm512_cvtusepi16_epi8(_mm512_max_epi16(red, zero));
-  const __m256i g8 = _mm512_cvtusepi16_epi8(_mm512_max_epi16(green, zero));
-  const __m256i b8 = _mm512_cvtusepi16_epi8(_mm512_max_epi16(blue, zero));
+  const __m256i r8 = bytes32(red);
+  const __m256i g8 = bytes32(green);
+  const __m256i b8 = bytes32(blue);
   const __m512i rg = _mm512_inserti64x4(_mm512_castsi256_si512(r8), g8, 1);
   const __m512i bb = _mm512_castsi256_si512(b8);
   _mm512_storeu_si512(o, _mm512_permutex2var_epi8(rg, index[0], bb));
@@ -233,10 +237,9 @@ SFLLAVA_YUV_AVX512 int64_t convert_row_pair_avx512(const uint8_t* y0, const uint
   return done;
 }
 
-// 32 int16 lanes -> 32 bytes at o, clamped to [0, 255] as packuswb does.
+// 32 int16 lanes -> 32 clamped bytes at o.
 SFLLAVA_YUV_AVX512 inline void store_bytes32(__m512i lanes, uint8_t* o) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(o),
-                      _mm512_cvtusepi16_epi8(_mm512_max_epi16(lanes, _mm512_setzero_si512())));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), bytes32(lanes));
 }
 
 // One row into R, G and B planes, 32 pixels per step. Returns the pixels done
