@@ -50,7 +50,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .yuv_to_rgb import FULL_RANGE, Yuv420Frames, frame_planes, native_coeffs, yuv420_to_rgb
+from .frames import VideoClip, VideoDecodeError, Yuv420Frames
+from .yuv_to_rgb import FULL_RANGE, frame_planes, native_coeffs, yuv420_to_rgb
 
 __all__ = [
     "BACKENDS",
@@ -74,52 +75,6 @@ _BALANCE_SLACK = 1.25  # largest-first GOP split within 25% of even: no decoder 
 _NONREF_SAFE_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video"})
 # Pixel formats the native YUV -> RGB converter takes (yuvj: full range).
 _NATIVE_FORMATS = frozenset({"yuv420p", "yuvj420p"})
-
-
-class VideoDecodeError(ValueError):
-    """A file that exists but cannot be read as a video (empty, not a video, truncated,
-    no video stream, no decoder for its codec, ...). ``path`` and ``reason`` say which
-    and why."""
-
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"cannot read video '{self.path}': {reason}")
-
-
-@dataclass
-class VideoClip:
-    """Sampled frames of one video.
-
-    Attributes:
-        frames: uint8 tensor (T, H, W, 3), RGB, contiguous, on the CPU; or, from
-            ``load_video(..., yuv420=True)``, the decoded planes (:class:`Yuv420Frames`).
-        indices: the T frame indices (0-based, presentation order) that ``frames`` hold;
-            may repeat for videos shorter than the requested count.
-        total_frames: frames in the video (decord's count: the video packets).
-        fps: the stream's average frame rate; ``None`` for a folder of images.
-        duration: ``total_frames / fps`` in seconds; ``None`` for a folder of images.
-        backend: what decoded it: ``"pyav"``, ``"decord"`` or ``"images"``.
-        path: the file or folder.
-    """
-
-    frames: torch.Tensor | Yuv420Frames
-    indices: list[int]
-    total_frames: int
-    fps: float | None
-    duration: float | None
-    backend: str
-    path: str = field(default="")
-    # the pooled buffer that ``frames`` lives in (load_video(..., buffers=...)), until
-    # FrameBuffers.release gives it back
-    _buffer: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # pickles and copies hold their own frames, never the pool's buffer
-        return {**self.__dict__, "_buffer": None}
 
 
 class FrameBuffers:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ._extension import _C  # noqa: F401  (loads the kernels, registers the ops)
+from .frames import Yuv420Frames
+from .ops.yuv420_to_rgb import yuv420_to_rgb
 
 __all__ = [
     "FULL_RANGE",
@@ -77,88 +77,6 @@ def swscale_coeffs(colorspace: int, color_range: int) -> tuple[int, ...] | None:
         _round_to_int16(cgv << 13),
         _round_to_int16(crv << 13),
     )
-
-
-def yuv420_to_rgb(
-    y: torch.Tensor,
-    u: torch.Tensor,
-    v: torch.Tensor,
-    coeffs: tuple[int, ...],
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """uint8 planes y (H, W), u and v ((H+1)//2, (W+1)//2) -> RGB24 (H, W, 3) written
-    into ``out`` (allocated when None). Runs on the calling thread."""
-    if out is None:
-        out = torch.empty((*y.shape, 3), dtype=torch.uint8)
-    torch.ops.sfllava.yuv420_to_rgb(y, u, v, list(coeffs), out=out)
-    return out
-
-
-@dataclass(frozen=True, eq=False)
-class Yuv420Frames:
-    """Frames as the decoder gives them: YUV 4:2:0 planes, half the bytes of RGB.
-
-    ``load_video(..., yuv420=True)`` returns these where it can (no RGB conversion
-    in the decode), and :func:`sfllava_ext.normalize_frames` takes them like RGB
-    frames: it converts each row in cache just before the resize reads it, with the
-    same bytes as ``normalize_frames(frames.to_rgb())``.
-
-    Attributes:
-        y: uint8 (T, H, W) luma planes.
-        u, v: uint8 (T, (H + 1) // 2, (W + 1) // 2) chroma planes.
-        coeffs: the six integers of the conversion (:func:`native_coeffs` of the
-            frames' colour matrix and range): RGB is swscale's, bit for bit.
-    """
-
-    y: torch.Tensor
-    u: torch.Tensor
-    v: torch.Tensor
-    coeffs: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        for name in ("y", "u", "v"):
-            plane = getattr(self, name)
-            if not isinstance(plane, torch.Tensor):
-                raise TypeError(
-                    f"Yuv420Frames: {name} must be a torch.Tensor, got {type(plane).__name__}"
-                )
-            if plane.dim() != 3:
-                raise ValueError(
-                    f"Yuv420Frames: {name} must be 3-D (frames, rows, columns), "
-                    f"got shape {list(plane.shape)}"
-                )
-        try:
-            coeffs = tuple(int(c) for c in self.coeffs)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"Yuv420Frames: coeffs must be 6 integers, got {self.coeffs!r}"
-            ) from None
-        object.__setattr__(self, "coeffs", coeffs)
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-    @property
-    def shape(self) -> torch.Size:
-        """The shape of the RGB frames these planes make: (T, H, W, 3)."""
-        return torch.Size((*self.y.shape, 3))
-
-    @property
-    def device(self) -> torch.device:
-        return self.y.device
-
-    def __getitem__(self, index: slice) -> Yuv420Frames:
-        """Frames ``index`` (a slice), as views of the same planes."""
-        if not isinstance(index, slice):
-            raise TypeError(f"Yuv420Frames: index must be a slice, got {type(index).__name__}")
-        return Yuv420Frames(self.y[index], self.u[index], self.v[index], self.coeffs)
-
-    def to_rgb(self) -> torch.Tensor:
-        """uint8 (T, H, W, 3) RGB frames, as :func:`yuv420_to_rgb` makes them."""
-        out = torch.empty(self.shape, dtype=torch.uint8)
-        for t in range(len(self)):
-            yuv420_to_rgb(self.y[t], self.u[t], self.v[t], self.coeffs, out=out[t])
-        return out
 
 
 def frame_planes(frame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
