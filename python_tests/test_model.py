@@ -248,7 +248,7 @@ def test_chatml_tokenizer_gets_the_chatml_prompt(llava, tokenizers):
     chatml.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
     model = tiny_llava(len(chatml))
     sf = SlowFastLlava(model, chatml)
-    text = sf._template("image_seq_v3").replace("{question}", "Why?")
+    text = sf.prompt_template("image_seq_v3").replace("{question}", "Why?")
     embeds, _ = sf.build_inputs([random_frames(3)], [text])
     ids = chatml(text.split("<image>")[0]).input_ids
     assert chatml.convert_tokens_to_ids("<|im_start|>") in ids
@@ -258,9 +258,9 @@ def test_chatml_tokenizer_gets_the_chatml_prompt(llava, tokenizers):
     )
     # the ChatML test is made once per tokenizer: a tokenizer swapped in is tested anew
     sf.tokenizer = tok
-    assert "<|im_start|>" not in sf._template("image_seq_v3")
+    assert "<|im_start|>" not in sf.prompt_template("image_seq_v3")
     sf.tokenizer = chatml
-    assert "<|im_start|>" in sf._template("image_seq_v3")
+    assert "<|im_start|>" in sf.prompt_template("image_seq_v3")
 
 
 def test_from_pretrained_roundtrip_rope_and_long_prompt(tmp_path, llava, tokenizers):
@@ -290,7 +290,7 @@ def test_from_pretrained_refuses_what_does_not_fit(tmp_path, llava, tokenizers, 
     _, tok = tokenizers
     llava.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    monkeypatch.setattr("sfllava_ext.model.available_memory", lambda device: 1024)
+    monkeypatch.setattr("sfllava_ext.loading.available_memory", lambda device: 1024)
     with pytest.raises(MemoryError, match=r"needs .* GiB .* only 0.0 GiB is free on cpu"):
         SlowFastLlava.from_pretrained(tmp_path, device="cpu")
 

@@ -8,27 +8,40 @@ bottom, one owner per arrow:
          --vision.TruncatedVisionTower--> per-frame tokens --projector--> features (T, N, D)
          --ops.slowfast_pool--> visual tokens, written into the LLM's input embeddings
          --model.SlowFastLlava (prompts, generate)--> text
+
+Where each piece lives:
+
+    frames.py        VideoClip, Yuv420Frames, VideoDecodeError (no decoder imported)
+    video/           sampling, frame buffers, one module per backend, pyav/ (the fast decoder)
+    ops/             one module per fused op, the fake kernels, the C++ checks' Python copies
+    preprocess.py    normalisation settings read from a Hugging Face image processor
+    vision.py        the vision tower run up to its feature layer
+    slowfast.py      the aggregation strings and their token counts
+    encoding.py      frames -> visual tokens (normalise, tower, projector, pooling)
+    prompts.py       the published prompts and LLaVA's tokenization around <image>
+    assembly.py      the LLM's input embeddings with the visual tokens written in place
+    generation.py    generate() and its prefill clock
+    loading.py       from_pretrained's pieces: device, dtype, memory check, RoPE scaling
+    video_input.py   what counts as a video, and the planes-on-CPU rule
+    model.py         SlowFastLlava, the facade over all of the above
+    constants.py     every fixed choice and default, written once
+    cli.py, demo.py  the `sfllava` command and its no-download demo
 """
 
 from __future__ import annotations
 
 from . import ops
 from ._extension import ExtensionBuildError, build_info
-from .model import NotLlavaNextError, SlowFastLlava
-from .ops import CLIP_MEAN, CLIP_STD, normalize_frames, slowfast_pool
+from ._version import __version__
+from .constants import CLIP_MEAN, CLIP_STD, DEFAULT_SLOWFAST
+from .frames import VideoClip, VideoDecodeError, Yuv420Frames
+from .loading import NotLlavaNextError
+from .model import SlowFastLlava
+from .ops import normalize_frames, slowfast_pool
 from .preprocess import FrameNormalizer, frame_normalizer
 from .prompts import PromptError
-from .slowfast import (
-    DEFAULT_SLOWFAST,
-    SlowFastConfig,
-    aggregate,
-    num_visual_tokens,
-    parse_aggregation,
-)
-from .video import FrameBuffers, VideoClip, VideoDecodeError, load_video, sample_frame_indices
-from .yuv_to_rgb import Yuv420Frames
-
-__version__ = "0.1.0"
+from .slowfast import SlowFastConfig, aggregate, num_visual_tokens, parse_aggregation
+from .video import FrameBuffers, load_video, sample_frame_indices
 
 __all__ = [
     "CLIP_MEAN",
@@ -44,6 +57,7 @@ __all__ = [
     "VideoClip",
     "VideoDecodeError",
     "Yuv420Frames",
+    "__version__",
     "aggregate",
     "build_info",
     "frame_normalizer",

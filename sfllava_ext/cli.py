@@ -17,6 +17,15 @@ import logging
 import os
 import sys
 
+from .constants import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    DEFAULT_NUM_FRAMES,
+    DEFAULT_RESIZE_MODE,
+    DEFAULT_SLOWFAST,
+    RESIZE_MODES,
+)
+
 DTYPES = {
     "float16": "float16",
     "fp16": "float16",
@@ -38,16 +47,19 @@ def _shared(parser: argparse.ArgumentParser) -> None:
         help="default: float16 on CUDA, bfloat16 on CPU",
     )
     parser.add_argument(
-        "--num-frames", type=int, default=50, help="frames sampled from the video (published: 50)"
+        "--num-frames",
+        type=int,
+        default=DEFAULT_NUM_FRAMES,
+        help=f"frames sampled from the video (published: {DEFAULT_NUM_FRAMES})",
     )
     parser.add_argument(
         "--slowfast",
-        default="slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4",
-        help="aggregation string (any published one)",
+        default=DEFAULT_SLOWFAST,
+        help="aggregation string (any published one; default %(default)s)",
     )
-    parser.add_argument("--resize-mode", default="squash", choices=["squash", "crop", "pad"])
+    parser.add_argument("--resize-mode", default=DEFAULT_RESIZE_MODE, choices=RESIZE_MODES)
     parser.add_argument(
-        "--backend", default="auto", choices=["auto", "pyav", "decord"], help="video decoder"
+        "--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="video decoder"
     )
 
 
@@ -119,14 +131,12 @@ def cmd_ask(args) -> None:
 def cmd_embed(args) -> None:
     from safetensors.torch import save_file
 
-    from .video import load_video
-
     model = _load(args)
-    # as encode(path) does: on the CPU, 4:2:0 frames stay planes (converted in cache)
-    clip = load_video(
-        args.video, args.num_frames, backend=args.backend, yuv420=model.device.type == "cpu"
-    )
-    tokens = model.encode(clip)
+    clip = model.load_video(args.video)  # as encode(path) decodes it
+    try:
+        tokens = model.encode(clip)
+    finally:
+        model.frame_buffers.release(clip)
     metadata = {
         "frame_indices": json.dumps([int(i) for i in clip.indices]),
         "aggregation": str(model.aggregation),

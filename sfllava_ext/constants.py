@@ -38,6 +38,7 @@ DEFAULT_NUM_FRAMES = 50
 
 #: Video decoding backends; ``auto`` picks ``pyav`` (same frames, faster).
 BACKENDS = ("auto", "pyav", "decord")
+DEFAULT_BACKEND = "auto"
 AUTO_BACKEND = "pyav"
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "BACKENDS",
     "CLIP_MEAN",
     "CLIP_STD",
+    "DEFAULT_BACKEND",
     "DEFAULT_NUM_FRAMES",
     "DEFAULT_PASS_ORDER",
     "DEFAULT_RESIZE_MODE",

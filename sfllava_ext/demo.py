@@ -16,6 +16,8 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from .constants import DEFAULT_BACKEND, DEFAULT_NUM_FRAMES, DEFAULT_RESIZE_MODE, DEFAULT_SLOWFAST
+
 DEMO_VISION = dict(
     hidden_size=64,
     intermediate_size=256,
@@ -161,10 +163,10 @@ def run_demo(
     question: str = DEMO_QUESTION,
     device: str | None = None,
     dtype: torch.dtype | None = None,
-    num_frames: int = 50,
+    num_frames: int = DEFAULT_NUM_FRAMES,
     slowfast: str | None = None,
-    resize_mode: str = "squash",
-    backend: str = "auto",
+    resize_mode: str = DEFAULT_RESIZE_MODE,
+    backend: str = DEFAULT_BACKEND,
     max_new_tokens: int = 32,
     video: str | None = None,
     workdir: str | None = None,
@@ -174,8 +176,8 @@ def run_demo(
     answer with per-stage latencies."""
     import tempfile
 
-    from .model import SlowFastLlava, default_device, default_dtype
-    from .slowfast import DEFAULT_SLOWFAST
+    from .loading import default_device, default_dtype
+    from .model import SlowFastLlava
 
     dev = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(dev)

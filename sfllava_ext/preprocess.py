@@ -5,7 +5,8 @@ processor (or its ``preprocessor_config.json`` as a dict) into a
 :class:`FrameNormalizer`: a small frozen dataclass holding the settings of
 :func:`sfllava_ext.ops.normalize_frames` whose ``__call__`` maps uint8
 ``(T, H, W, 3)`` frames to normalised ``(T, 3, h, w)`` pixels, the same values
-(bit for bit in float32) as the published per-frame path (SPEC step 2):
+(bit for bit in float32) as the published per-frame path (docs/method.md,
+"Preprocessing"):
 
 * ``squash`` (SF-LLaVA's ``resize``, the published default):
   ``Image.resize((S, S), BICUBIC)`` with ``S = size["shortest_edge"]``, then the
@@ -22,7 +23,9 @@ from typing import Any
 
 import torch
 
-from .ops import CLIP_MEAN, CLIP_STD, PASS_ORDERS, RESIZE_MODES, normalize_frames
+from .constants import CLIP_MEAN, CLIP_STD, DEFAULT_PASS_ORDER, DEFAULT_RESIZE_MODE
+from .ops._checks import check_pass_order, check_resize_mode
+from .ops.normalize_frames import normalize_frames
 
 __all__ = ["FrameNormalizer", "frame_normalizer"]
 
@@ -46,26 +49,18 @@ class FrameNormalizer:
     """
 
     size: tuple[int, int]
-    resize_mode: str = "squash"
+    resize_mode: str = DEFAULT_RESIZE_MODE
     shortest_edge: int | None = None
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
     rescale_factor: float = 1 / 255
-    pass_order: str = "pillow13"
+    pass_order: str = DEFAULT_PASS_ORDER
     dtype: torch.dtype = torch.float16
     device: torch.device | str | None = None
 
     def __post_init__(self) -> None:
-        if self.resize_mode not in RESIZE_MODES:
-            raise ValueError(
-                f"FrameNormalizer: resize_mode must be one of {', '.join(RESIZE_MODES)}, "
-                f"got '{self.resize_mode}'"
-            )
-        if self.pass_order not in PASS_ORDERS:
-            raise ValueError(
-                f"FrameNormalizer: pass_order must be one of {', '.join(PASS_ORDERS)}, "
-                f"got '{self.pass_order}'"
-            )
+        check_resize_mode("FrameNormalizer", self.resize_mode)
+        check_pass_order("FrameNormalizer", self.pass_order)
 
     def __call__(self, frames: Any, *, out: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 ``(T, H, W, 3)`` RGB frames (tensor or numpy array), or CPU
@@ -126,10 +121,10 @@ def _triple(value: Any, name: str) -> tuple[float, float, float]:
 def frame_normalizer(
     image_processor: Any,
     *,
-    resize_mode: str = "squash",
+    resize_mode: str = DEFAULT_RESIZE_MODE,
     dtype: torch.dtype = torch.float16,
     device: torch.device | str | None = None,
-    pass_order: str = "pillow13",
+    pass_order: str = DEFAULT_PASS_ORDER,
 ) -> FrameNormalizer:
     """Reads size, shortest edge, crop size, mean, std and rescale factor from a
     Hugging Face image processor (CLIP-style ``{"shortest_edge": S}`` with a
@@ -150,11 +145,7 @@ def frame_normalizer(
             reproduce (a crop without a fixed output size, ``pad`` to a
             non-square height/width size), an unknown resize_mode.
     """
-    if resize_mode not in RESIZE_MODES:
-        raise ValueError(
-            f"frame_normalizer: resize_mode must be one of {', '.join(RESIZE_MODES)}, "
-            f"got '{resize_mode}'"
-        )
+    check_resize_mode("frame_normalizer", resize_mode)
     cfg = _config(image_processor)
     if not cfg.get("do_resize", True):
         raise ValueError("frame_normalizer: processors with do_resize=False are not supported")

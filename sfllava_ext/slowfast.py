@@ -1,9 +1,9 @@
 """SF-LLaVA's aggregation strings: parsing, token counts, and running them.
 
 ``slowfast-slow_{Ns}frms_{pool}-fast_{h}x{w}`` is the published two-pathway
-aggregation (SPEC step 7); ``concat``, the four ``spatial_*_pool`` names,
+aggregation; ``concat``, the four ``spatial_*_pool`` names,
 ``spatial_temporal_pool`` and ``temporal_global_pool`` are the published
-single-pathway ones.
+single-pathway ones (docs/method.md, "Slow and fast pathways").
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .ops import SLOW_POOLS, slowfast_geometry, slowfast_pool
+from .constants import DEFAULT_SLOWFAST, SLOW_POOLS
+from .ops._checks import check_pooling, slowfast_geometry
+from .ops.slowfast_pool import slowfast_pool
 
 __all__ = [
     "SlowFastConfig",
@@ -26,7 +28,6 @@ __all__ = [
     "parse_aggregation",
 ]
 
-DEFAULT_SLOWFAST = "slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4"
 SINGLE_PATHWAY = SLOW_POOLS + ("spatial_temporal_pool", "temporal_global_pool")
 SPATIAL_TEMPORAL_SIZE = (16, 12, 12)  # published AdaptiveAvgPool3d output (T, H, W)
 
@@ -44,14 +45,12 @@ class SlowFastConfig:
     fast_size: tuple[int, int] = (4, 4)
 
     def __post_init__(self) -> None:
-        if self.slow_frames < 1:
-            raise ValueError(f"SlowFastConfig: slow_frames must be >= 1, got {self.slow_frames}")
-        if self.slow_pool not in SLOW_POOLS:
-            raise ValueError(
-                f"SlowFastConfig: unknown slow pooling '{self.slow_pool}'; "
-                f"expected one of {', '.join(SLOW_POOLS)}"
+        if not isinstance(self.fast_size, (tuple, list)):
+            raise TypeError(
+                f"SlowFastConfig: fast_size must be (h, w), got {type(self.fast_size).__name__}"
             )
-        if len(self.fast_size) != 2 or min(self.fast_size) < 1:
+        check_pooling("SlowFastConfig", self.slow_frames, self.slow_pool, self.fast_size)
+        if len(self.fast_size) != 2:  # empty: check_pooling's "no fast pathway"
             raise ValueError(
                 f"SlowFastConfig: fast_size must be (h, w) with h, w >= 1, got {self.fast_size}"
             )

@@ -141,18 +141,14 @@ def slowfast_geometry(
     return t, h, w, d, num_tokens
 
 
-def check_slowfast_out(
-    out: torch.Tensor, features: torch.Tensor, num_tokens: int, d: int
-) -> None:
+def check_slowfast_out(out: torch.Tensor, features: torch.Tensor, num_tokens: int, d: int) -> None:
     """Mirrors check_slowfast_out (csrc/ops/slowfast_pool.cpp), but for the memory
     overlap, which fake tensors do not have."""
     op = "slowfast_pool"
     if out.device != features.device:
         raise ValueError(f"{op}: out is on {out.device} but features is on {features.device}")
     if out.dtype != features.dtype:
-        raise TypeError(
-            f"{op}: out has dtype {out.dtype} but features has dtype {features.dtype}"
-        )
+        raise TypeError(f"{op}: out has dtype {out.dtype} but features has dtype {features.dtype}")
     if tuple(out.shape) != (num_tokens, d):
         raise ValueError(f"{op}: out must have shape ({num_tokens}, {d}), got {list(out.shape)}")
     if out.stride(1) != 1 and d > 1:
@@ -317,8 +313,7 @@ def check_yuv420_planes(
             )
     if len(coeffs) != 6:
         raise ValueError(
-            f"{op}: coeffs must be 6 integers (cy, y_offset, cub, cug, cvg, cvr), "
-            f"got {len(coeffs)}"
+            f"{op}: coeffs must be 6 integers (cy, y_offset, cub, cug, cvg, cvr), got {len(coeffs)}"
         )
     if any(not -32768 <= c <= 32767 for c in coeffs):
         raise ValueError(f"{op}: coeffs must be 16-bit signed integers, got {list(coeffs)}")

@@ -1,0 +1,123 @@
+"""Frames to visual tokens: normalise, vision tower, projector, slow/fast pooling.
+
+:class:`VideoEncoder` holds the model's parts that turn uint8 frames (or already
+normalised pixels) into LLM-ready visual tokens; :class:`~sfllava_ext.SlowFastLlava`
+keeps one and calls it for ``encode`` and for the visual part of every prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from .frames import Yuv420Frames
+from .preprocess import FrameNormalizer, frame_normalizer
+from .slowfast import SlowFastConfig, aggregate, num_visual_tokens
+from .timing import StageTimer
+from .video_input import frames_to_device
+from .vision import TruncatedVisionTower, project_frames
+
+__all__ = ["VideoEncoder", "make_normalizer"]
+
+
+class VideoEncoder:
+    """uint8 frames -> projected features ``(T, N, D)`` -> visual tokens.
+
+    Args:
+        tower: the vision tower, run up to its feature layer.
+        projector: the multimodal projector (vision hidden -> LLM hidden).
+        normalize: uint8 frames -> normalised pixels (a :class:`FrameNormalizer`).
+        grid: (H, W) of the tower's token grid.
+        hidden_size: the LLM's hidden size D.
+        aggregation: the validated aggregation (a :class:`SlowFastConfig` or a
+            single-pathway name).
+        micro_batch: frames per tower forward.
+        device, dtype: the model's.
+    """
+
+    def __init__(
+        self,
+        tower: TruncatedVisionTower,
+        projector: nn.Module,
+        normalize: Callable[[Any], torch.Tensor],
+        grid: tuple[int, int],
+        hidden_size: int,
+        aggregation: str | SlowFastConfig,
+        micro_batch: int,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
+        self.tower = tower
+        self.projector = projector
+        self.normalize = normalize
+        self.grid = grid
+        self.hidden_size = hidden_size
+        self.aggregation = aggregation
+        self.micro_batch = micro_batch
+        self.device = device
+        self.dtype = dtype
+
+    def num_tokens(self, num_frames: int) -> int:
+        """Visual tokens of ``num_frames`` frames."""
+        return num_visual_tokens(num_frames, self.grid, self.aggregation)
+
+    @torch.inference_mode()
+    def features(self, frames: torch.Tensor | Yuv420Frames, timer: StageTimer) -> torch.Tensor:
+        """uint8 frames -> projected features (T, N, D) on the model's device;
+        frames cross to the GPU as uint8 (through pinned memory)."""
+        frames = frames_to_device(frames, self.device)
+        return self._project(lambda a, b: self.normalize(frames[a:b]), frames.shape[0], timer)
+
+    @torch.inference_mode()
+    def pixel_features(self, pixel_values: torch.Tensor, timer: StageTimer) -> torch.Tensor:
+        """Normalised pixels (T, 3, h, w) -> projected features (T, N, D).
+
+        Raises:
+            ValueError: not a (T, 3, h, w) tensor.
+            TypeError: not floating point.
+        """
+        if (
+            not isinstance(pixel_values, torch.Tensor)
+            or pixel_values.dim() != 4
+            or pixel_values.shape[1] != 3
+        ):
+            raise ValueError(
+                "pixel_values must be a (T, 3, h, w) tensor, got "
+                f"{getattr(pixel_values, 'shape', type(pixel_values).__name__)}"
+            )
+        if not pixel_values.is_floating_point():
+            raise TypeError(f"pixel_values must be floating point, got {pixel_values.dtype}")
+        pixels = pixel_values.to(self.device, self.dtype)
+        return self._project(lambda a, b: pixels[a:b], pixels.shape[0], timer)
+
+    def pool(
+        self, features: torch.Tensor, timer: StageTimer, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The aggregation of features (T, N, D): ``(num_tokens, D)``, written into
+        ``out`` when given."""
+        with timer("pooling"):
+            return aggregate(features, self.aggregation, grid=self.grid, out=out)
+
+    def _project(self, pixels_of, num_frames: int, timer: StageTimer) -> torch.Tensor:
+        """Features (T, N, D) of the pixels ``pixels_of(start, stop)`` returns."""
+        features = torch.empty(
+            (num_frames, self.grid[0] * self.grid[1], self.hidden_size),
+            dtype=self.dtype,
+            device=self.device,
+        )
+        return project_frames(
+            pixels_of, num_frames, self.tower, self.projector, features, self.micro_batch, timer
+        )
+
+
+def make_normalizer(
+    image_processor: Any, size: tuple[int, int], resize_mode: str, dtype: torch.dtype
+) -> FrameNormalizer:
+    """The frame normalisation of a model: its image processor's settings, or without
+    one a ``size`` output with CLIP's mean and std (FrameNormalizer's defaults)."""
+    if image_processor is not None:
+        return frame_normalizer(image_processor, resize_mode=resize_mode, dtype=dtype)
+    return FrameNormalizer(size, resize_mode=resize_mode, dtype=dtype)

@@ -1,0 +1,159 @@
+"""Loading a LLaVA-NeXT checkpoint for SF-LLaVA: device and dtype defaults, the
+memory check before loading, dynamic RoPE scaling, and the model check.
+
+:meth:`sfllava_ext.SlowFastLlava.from_pretrained` is the public entry point; it calls
+:func:`load_pretrained` and wraps what it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "NotLlavaNextError",
+    "apply_rope_scaling",
+    "as_llava_next",
+    "available_memory",
+    "check_fits",
+    "default_device",
+    "default_dtype",
+    "load_pretrained",
+]
+
+
+class NotLlavaNextError(TypeError):
+    """The model (or checkpoint) is not a LLaVA-NeXT model."""
+
+
+def load_pretrained(
+    name_or_path: str | os.PathLike,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    rope_scaling_factor: float = 2,
+    **model_kwargs: Any,
+) -> tuple[nn.Module, Any, Any]:
+    """Model, tokenizer and image processor (None when the folder has none) of a
+    local folder (or a hub id where a network exists), with dynamic RoPE scaling
+    applied to the config before the model is built.
+
+    Defaults: CUDA when available, fp16 there and bf16 on the CPU
+    (:func:`default_dtype`).
+
+    Raises:
+        NotLlavaNextError: the checkpoint is not ``llava_next``.
+        MemoryError: the weights alone would not fit the device's free memory
+            (checked before anything is loaded).
+    """
+    from transformers import (
+        AutoConfig,
+        AutoImageProcessor,
+        AutoTokenizer,
+        LlavaNextForConditionalGeneration,
+    )
+
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype or default_dtype(device)
+    config = AutoConfig.from_pretrained(name_or_path)
+    if getattr(config, "model_type", None) != "llava_next":
+        raise NotLlavaNextError(
+            f"{name_or_path} is a '{getattr(config, 'model_type', '?')}' model, not llava_next"
+        )
+    apply_rope_scaling(config.text_config, rope_scaling_factor)
+    check_fits(config, dtype, device)
+    model = LlavaNextForConditionalGeneration.from_pretrained(
+        name_or_path, config=config, dtype=dtype, **model_kwargs
+    )
+    model = model.to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    try:
+        image_processor = AutoImageProcessor.from_pretrained(name_or_path)
+    except (OSError, ValueError) as exc:
+        logger.warning("no image processor in %s (%s); using the vision config", name_or_path, exc)
+        image_processor = None
+    return model, tokenizer, image_processor
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """fp16 on CUDA as published; bf16 on the CPU (a 7B model in fp32 does not
+    fit a 24 GiB machine, and CPUs have fast bf16 matmuls)."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+def apply_rope_scaling(text_config: Any, factor: float | None) -> None:
+    """Dynamic NTK RoPE scaling on a config before the model is built: factor 2
+    takes the 4,096-position context to 8,192 (docs/method.md, "RoPE scaling").
+    ``None`` or a factor <= 1 leaves the config as it is."""
+    if factor is None or factor <= 1:
+        return
+    params = dict(getattr(text_config, "rope_parameters", None) or {})
+    theta = params.get("rope_theta", getattr(text_config, "rope_theta", 10000.0))
+    params.update({"rope_type": "dynamic", "factor": float(factor), "rope_theta": theta})
+    text_config.rope_parameters = params
+
+
+def check_fits(config: Any, dtype: torch.dtype, device: torch.device) -> None:
+    """MemoryError before loading when the weights alone exceed free memory
+    (counted on a meta-device skeleton of the model)."""
+    from transformers import LlavaNextForConditionalGeneration
+
+    with torch.device("meta"):
+        skeleton = LlavaNextForConditionalGeneration._from_config(config)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    needed = sum(p.numel() for p in skeleton.parameters()) * itemsize
+    free = available_memory(device)
+    if needed > free:
+        raise MemoryError(
+            f"the model needs {needed / 2**30:.1f} GiB for its weights in {dtype} but only "
+            f"{free / 2**30:.1f} GiB is free on {device}; use a smaller dtype or another device"
+        )
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for weights on ``device``."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import psutil
+
+    return psutil.virtual_memory().available
+
+
+def as_llava_next(model: Any) -> nn.Module:
+    """``model`` itself when it has LLaVA-NeXT's parts (``model.vision_tower``,
+    ``.multi_modal_projector``, ``.language_model`` and ``lm_head``).
+
+    Raises:
+        NotLlavaNextError: otherwise.
+    """
+    inner = getattr(model, "model", None)
+    parts = ("vision_tower", "multi_modal_projector", "language_model")
+    if (
+        not isinstance(model, nn.Module)
+        or inner is None
+        or not all(hasattr(inner, p) for p in parts)
+        or not hasattr(model, "lm_head")
+    ):
+        raise NotLlavaNextError(
+            f"model must be a LlavaNextForConditionalGeneration (with model.vision_tower, "
+            f".multi_modal_projector, .language_model and lm_head), got {type(model).__name__}"
+        )
+    return model
