@@ -323,3 +323,40 @@ def test_bad_input(llava, tokenizers, tmp_path):
         SlowFastLlava(llava, slowfast="temporal_max_pool")
     with pytest.raises(ValueError, match="resize_mode"):
         SlowFastLlava(llava, resize_mode="stretch")
+
+
+def test_each_public_call_starts_its_own_timings(llava, tokenizers, tmp_path):
+    """last_timings belongs to the latest public call: build_inputs called directly
+    starts afresh instead of adding to the previous call's stages."""
+    _, tok = tokenizers
+    sf = SlowFastLlava(llava, tok, num_frames=4, profile=True)
+    path = write_test_video(tmp_path / "t.mp4", 64, 48, 12)
+    text = sf.prompt_template().replace("{question}", "Why?")
+    sf.build_inputs([path], [text])
+    first = sf.last_timings
+    first_seconds = dict(first.seconds)
+    assert {"decode", "normalise", "vision tower", "projector", "pooling"} <= set(first_seconds)
+    sf.build_inputs([path], [text])
+    assert sf.last_timings is not first and first.seconds == first_seconds
+    sf.answer(path, "Why?", max_new_tokens=2)
+    assert {"decode", "pooling", "prefill", "generation"} <= set(sf.last_timings.seconds)
+    sf.encode(random_frames(3))
+    assert set(sf.last_timings.seconds) == {"normalise", "vision tower", "projector", "pooling"}
+    sf.encode_pixels(torch.zeros(2, 3, 336, 336))
+    assert set(sf.last_timings.seconds) == {"normalise", "vision tower", "projector", "pooling"}
+    sf.choose(path, "Which?", ["a", "b"], max_new_tokens=2)
+    assert {"decode", "prefill"} <= set(sf.last_timings.seconds)
+
+
+def test_load_video_decodes_as_encode_does(llava, tokenizers, tmp_path):
+    """SlowFastLlava.load_video (what the CLI's embed uses) keeps CPU planes and the
+    frame-buffer pool, and encodes to the same tokens as encode(path)."""
+    _, tok = tokenizers
+    sf = SlowFastLlava(llava, tok, num_frames=6)
+    path = write_test_video(tmp_path / "p.mp4", 64, 48, 20)
+    clip = sf.load_video(path)
+    assert type(clip.frames).__name__ == "Yuv420Frames" and clip._buffer is not None
+    tokens = sf.encode(clip)
+    sf.frame_buffers.release(clip)
+    assert sf.frame_buffers.idle_bytes > 0
+    assert torch.equal(tokens, sf.encode(path))

@@ -25,7 +25,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "slowfast_geometry.h"  // SFLLAVA_HD
+#include "macros.h"
 
 namespace sfllava {
 

@@ -11,13 +11,7 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__) || defined(__HIPCC__)
-#define SFLLAVA_HD __host__ __device__ __forceinline__
-#define SFLLAVA_UNROLL _Pragma("unroll")
-#else
-#define SFLLAVA_HD inline
-#define SFLLAVA_UNROLL
-#endif
+#include "macros.h"
 
 namespace sfllava {
 

@@ -556,15 +556,6 @@ at::Tensor normalize_frames_simt_cpu(const at::Tensor& frames, at::IntArrayRef s
 
 }  // namespace
 
-// normalize_yuv420_frames is CPU-only. Registered for CUDA too, its CPU kernels'
-// checks (which run before any work) give planes on a GPU a typed error that
-// names the plane ("y must be on the CPU"), and an `out` on a GPU beside CPU
-// planes one that names `out`, instead of the dispatcher's missing-kernel error.
-TORCH_LIBRARY_IMPL(sfllava, CUDA, m) {
-  m.impl("normalize_yuv420_frames", &normalize_yuv420_frames_cpu);
-  m.impl("normalize_yuv420_frames.out", &normalize_yuv420_frames_out_cpu);
-}
-
 TORCH_LIBRARY_IMPL(sfllava, CPU, m) {
   m.impl("normalize_frames", &normalize_frames_cpu);
   m.impl("normalize_frames.out", &normalize_frames_out_cpu);

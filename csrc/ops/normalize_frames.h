@@ -11,7 +11,7 @@
 
 #include <optional>
 
-#include "../common/normalize_frames_simt.h"
+#include "../common/normalize_geometry.h"
 
 namespace sfllava {
 
@@ -19,7 +19,7 @@ namespace sfllava {
 
 // frames: uint8 (T, H, W, 3) RGB, any strides, CPU or CUDA.
 // size: {h, w} of the result.
-// resize_mode: squash | crop | pad (see normalize_frames_simt.h).
+// resize_mode: squash | crop | pad (see normalize_geometry.h).
 // shortest_edge: crop / pad: the resized shortest edge (default min(size));
 //                squash: stretch to a square of this side, then centre crop.
 // mean, std: 3 values each (std nonzero); rescale_factor: usually 1 / 255.
