@@ -1,5 +1,5 @@
 """Benchmark of normalize_frames: 50 uint8 frames at 360p, 720p and 1080p to
-normalised (50, 3, 336, 336) float16 pixels (SPEC step 2, the published
+normalised (50, 3, 336, 336) float16 pixels (docs/method.md#preprocessing, the published
 ``resize`` mode), every path in one run.
 
 CPU paths (``torch.set_num_threads(2)`` by default):

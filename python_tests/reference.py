@@ -1,5 +1,5 @@
 """Plain-PyTorch float64 references of the published method, written from
-SPEC.md independently of the kernels (no code shared with sfllava_ext)."""
+docs/method.md independently of the kernels (no code shared with sfllava_ext)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 
 def slow_frame_picks(num_frames: int, slow_frames: int) -> list[int]:
-    """SPEC step 5, verbatim from the published code."""
+    """docs/method.md#slow-pathway, verbatim from the published code."""
     picks = torch.linspace(0, num_frames, slow_frames + 1).to(torch.int32).tolist()
     return picks[:-1]
 
@@ -34,7 +34,7 @@ def slowfast_reference(
     fast_size: tuple[int, int] | None,
     grid: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """SPEC steps 5-7 on (T, N, D) or (T, H, W, D); computed in the input's dtype
+    """docs/method.md#pathways on (T, N, D) or (T, H, W, D); computed in the input's dtype
     (pass float64 for the reference, a low-precision dtype for PyTorch's own error)."""
     if features.dim() == 3:
         t, n, d = features.shape

@@ -24,7 +24,7 @@ def test_parse_roundtrip_and_count():
     cfg = SlowFastConfig.parse("slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4")
     assert cfg == SlowFastConfig(10, "spatial_1d_max_pool", (4, 4))
     assert str(cfg) == "slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4"
-    assert cfg.num_tokens(50, (24, 24)) == 3680  # SPEC step 7
+    assert cfg.num_tokens(50, (24, 24)) == 3680  # docs/method.md#token-order
     assert num_visual_tokens(50) == 3680
     for text in [
         "slowfast-slow_8frms_spatial_2d_avg_pool-fast_3x5",

@@ -1,5 +1,5 @@
 """SlowFastLlava on small random LLaVA-NeXT models: parity with an independent
-reference of the published method (SPEC steps 3-8), batching, RoPE, loading."""
+reference of the published method (docs/method.md, sections 3-8), batching, RoPE, loading."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def test_encode_uses_given_frames_and_normalises_like_the_op(llava):
 
 
 def reference_inputs(model, sp, frames, question, aggregation):
-    """Reference assembly by SPEC: BOS + sentencepiece(head), visual tokens,
+    """Reference assembly by docs/method.md#tokenization: BOS + sentencepiece(head), visual tokens,
     sentencepiece(tail), looked up in the embedding table directly."""
     text = PROMPTS["image_seq_v3"][0].replace("{question}", question)
     head, tail = text.split("<image>")

@@ -1,4 +1,4 @@
-"""normalize_frames against the published preprocessing (SPEC step 2).
+"""normalize_frames against the published preprocessing (docs/method.md#preprocessing).
 
 The reference is the published per-frame path itself: Pillow's
 ``Image.resize(..., BICUBIC)`` and the Hugging Face CLIP image processor (the

@@ -1,4 +1,4 @@
-"""Prompts (SPEC step 8) and their tokenization around <image>, checked with a
+"""Prompts (docs/method.md#prompts) and their tokenization around <image>, checked with a
 real SentencePiece tokenizer against SentencePiece itself."""
 
 from __future__ import annotations
@@ -17,25 +17,25 @@ from sfllava_ext.prompts import (
     tokenize_around_image,
 )
 
-SPEC_OPEN = (
+PUBLISHED_OPEN = (
     "USER: <image>\nThe input consists of a sequence of key frames from a video. Answer concisely "
     "with overall content and context of the video, highlighting any significant events, "
     "characters, or objects that appear throughout the video. Question: {question} \nASSISTANT:\n"
     "Answer: In the video,"
 )
-SPEC_MC = (
+PUBLISHED_MC = (
     "You are a helpful expert in video analysis. Select the best option to answer the question. "
     "USER: <image>\nThe input consists of a sequence of key frames from a video.\nQuestion: "
     "{question}\nOptions:\n{options}Only give the best option. \nASSISTANT:\nAnswer: Best option:("
 )
-SPEC_OPEN_CHATML = (
+PUBLISHED_OPEN_CHATML = (
     "<|im_start|>system\n Answer the question. <|im_end|>\n<|im_start|>user\n <image>\nThe input "
     "consists of a sequence of key frames from a video. Answer concisely with overall content and "
     "context of the video, highlighting any significant events, characters, or objects that appear "
     "throughout the video. Question: {question} <|im_end|>\n<|im_start|>assistant\n"
     "Answer: In the video,"
 )
-SPEC_MC_CHATML = (
+PUBLISHED_MC_CHATML = (
     "<|im_start|>system\n You are a helpful expert in video analysis. Select the best option to "
     "answer the question. <|im_end|>\n<|im_start|>user\n <image>\nThe input consists of a sequence "
     "of key frames from a video. Question: {question}\nOptions:\n{options}"
@@ -45,11 +45,11 @@ SPEC_MC_CHATML = (
 
 
 def test_templates_are_the_published_ones():
-    assert PROMPTS["image_seq_v3"] == (SPEC_OPEN, SPEC_OPEN_CHATML)
-    assert PROMPTS["multiple_choice_allvideo_v4"] == (SPEC_MC, SPEC_MC_CHATML)
-    assert resolve_template("image_seq_v3", chatml=True) == SPEC_OPEN_CHATML
+    assert PROMPTS["image_seq_v3"] == (PUBLISHED_OPEN, PUBLISHED_OPEN_CHATML)
+    assert PROMPTS["multiple_choice_allvideo_v4"] == (PUBLISHED_MC, PUBLISHED_MC_CHATML)
+    assert resolve_template("image_seq_v3", chatml=True) == PUBLISHED_OPEN_CHATML
     assert format_options(["cat", "dog", "bird"]) == "(A) cat\n(B) dog\n(C) bird\n"
-    text = build_prompt(SPEC_MC, "Who?", ["cat", "dog"])
+    text = build_prompt(PUBLISHED_MC, "Who?", ["cat", "dog"])
     assert text.endswith(
         "Question: Who?\nOptions:\n(A) cat\n(B) dog\nOnly give the best option. \nASSISTANT:\n"
         "Answer: Best option:("
@@ -84,11 +84,11 @@ def test_user_template_and_errors():
     with pytest.raises(PromptError, match="one '\\{question\\}' and one '<image>'"):
         resolve_template("no placeholder {question}", chatml=False)
     with pytest.raises(PromptError, match="question is empty"):
-        build_prompt(SPEC_OPEN, "   ")
+        build_prompt(PUBLISHED_OPEN, "   ")
     with pytest.raises(TypeError, match="question must be a str"):
-        build_prompt(SPEC_OPEN, 42)
+        build_prompt(PUBLISHED_OPEN, 42)
     with pytest.raises(PromptError, match="at least two choices"):
-        build_prompt(SPEC_MC, "Who?", ["cat"])
+        build_prompt(PUBLISHED_MC, "Who?", ["cat"])
     with pytest.raises(TypeError, match="options must be a list of str"):
         format_options("cat")
 

@@ -1,4 +1,4 @@
-"""slowfast_pool against the independent float64 reference (SPEC steps 5-7)."""
+"""slowfast_pool against the independent float64 reference (docs/method.md#pathways)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The published SF-LLaVA prompts (SPEC step 8) and their tokenization.
+"""The published SF-LLaVA prompts and their tokenization
+(docs/method.md#prompts).
 
 The visual tokens replace the single ``<image>`` placeholder. As LLaVA does, the
 text on each side of ``<image>`` is tokenized separately with the tokenizer's

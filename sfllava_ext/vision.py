@@ -1,5 +1,5 @@
-"""The vision tower run only up to the selected layer (SPEC step 3), then the
-projector (SPEC step 4).
+"""The vision tower run only up to the selected layer, then the projector
+(docs/method.md#vision-layer, docs/method.md#projector).
 
 Hugging Face's LLaVA-NeXT asks the tower for every layer's hidden states and
 keeps one; here the layers after ``vision_feature_layer`` never run and no list

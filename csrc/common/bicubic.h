@@ -1,7 +1,7 @@
 // Pillow's bicubic resampling weights (Image.resize(..., BICUBIC) on 8-bit
 // images), reimplemented from the algorithm of libImaging/Resample.c so that
-// our resize is bit-exact with the published PIL preprocessing (SPEC,
-// "PIL's bicubic resize, exactly").
+// our resize is bit-exact with the published PIL preprocessing
+// (docs/method.md#pillow-bicubic).
 //
 // Per axis (in = source length, out = target length), for output index i:
 //   scale   = in / out            filterscale = max(scale, 1)   (antialias when shrinking)

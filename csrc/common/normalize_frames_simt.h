@@ -3,7 +3,7 @@
 //
 // The CUDA kernels are thin __global__ wrappers around the bodies below; the
 // test-only CPU entry point `_normalize_frames_simt` runs the very same bodies
-// in plain loops over the whole grid (STYLE.md, "GPU truth without a GPU").
+// in plain loops over the whole grid (docs/development.md#gpu-truth).
 //
 // First-pass thread map: block x = one intermediate row of one frame
 // (t * inter_h + r), block y * blockDim.x + thread x = one intermediate column

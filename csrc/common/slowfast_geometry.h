@@ -1,10 +1,10 @@
 // Where every slow/fast output token comes from: the index math that the CPU
-// kernel, the CUDA kernel and the backward all share (SPEC steps 5-7).
+// kernel, the CUDA kernel and the backward all share (docs/method.md#pathways).
 //
 // Written once as __host__ __device__ inline functions so that the CPU tests
 // exercise exactly the math the GPU runs.
 //
-// Output layout (SPEC step 7): the slow tokens of every picked frame
+// Output layout (docs/method.md#token-order): the slow tokens of every picked frame
 // (frame-major, then row-major), then the fast tokens of every frame
 // (frame-major, then row-major).
 #pragma once

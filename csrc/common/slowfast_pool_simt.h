@@ -3,8 +3,7 @@
 // The CUDA kernels are thin __global__ wrappers around these bodies; the
 // test-only CPU entry point `_slowfast_pool_simt` and the CPU backward run the
 // very same bodies in plain loops over the whole grid, so the CPU tests cover
-// the GPU's indexing and bounds checks, not only its math (STYLE.md, "GPU truth
-// without a GPU").
+// the GPU's indexing and bounds checks, not only its math (docs/development.md#gpu-truth).
 //
 // Forward thread map: block x = one output token (row), block y * blockDim.x +
 // thread x = one group of VEC consecutive channels. A thread reduces its

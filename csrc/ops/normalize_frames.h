@@ -1,4 +1,5 @@
-// normalize_frames: the published frame preprocessing (SPEC step 2) fused into
+// normalize_frames: the published frame preprocessing (docs/method.md#preprocessing)
+// fused into
 // one op: Pillow's bicubic resize (bit-exact), the CLIP processor's centre crop,
 // rescale and normalisation, the NHWC -> NCHW layout change and the cast.
 //

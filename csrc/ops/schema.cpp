@@ -4,8 +4,8 @@
 #include <torch/library.h>
 
 TORCH_LIBRARY(sfllava, m) {
-  // SPEC steps 5-7: slow pathway over Ns picked frames, fast pathway over all
-  // frames, concatenated into one (num_tokens, D) buffer.
+  // docs/method.md#pathways: slow pathway over Ns picked frames, fast pathway over
+  // all frames, concatenated into one (num_tokens, D) buffer.
   // Every .out overload writes a caller's buffer and returns nothing, so that
   // torch.compile can functionalise it (custom ops may not return aliases of
   // their inputs).
@@ -24,7 +24,7 @@ TORCH_LIBRARY(sfllava, m) {
       "_slowfast_pool_simt(Tensor features, int slow_frames, str slow_pool, int[] fast_size, "
       "int[] grid, int vec) -> Tensor");
 
-  // SPEC step 2: uint8 (T, H, W, 3) frames -> normalised (T, 3, h, w) pixels:
+  // docs/method.md#preprocessing: uint8 (T, H, W, 3) frames -> normalised (T, 3, h, w) pixels:
   // Pillow's bicubic resize (bit-exact), the CLIP processor's centre crop,
   // rescale and normalisation, the layout change and the cast, in one pass.
   m.def(
@@ -40,7 +40,7 @@ TORCH_LIBRARY(sfllava, m) {
       "_normalize_frames_simt(Tensor frames, int[] size, str resize_mode, int? shortest_edge, "
       "float[] mean, float[] std, float rescale_factor, str pass_order, ScalarType dtype) -> Tensor");
 
-  // SPEC step 2 straight from decoded YUV 4:2:0 planes (CPU): the bytes of
+  // The same straight from decoded YUV 4:2:0 planes (CPU): the bytes of
   // normalize_frames(yuv420_to_rgb(frame)) per frame, each RGB row made in
   // cache just before the resize reads it.
   m.def(

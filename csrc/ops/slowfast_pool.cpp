@@ -104,7 +104,7 @@ SlowFastProblem prepare_slowfast(const at::Tensor& features, int64_t slow_frames
   SlowFastProblem p;
   p.geometry = make_geometry(T, H, W, D, slow_frames, pool, fh, fw);
   p.strides = feature_strides(features, W);
-  // SPEC step 5, as published: torch.linspace(0, T, Ns + 1).to(int32)[:-1].
+  // As published (docs/method.md#slow-pathway): torch.linspace(0, T, Ns + 1).to(int32)[:-1].
   p.picks = at::linspace(0, static_cast<double>(T), slow_frames + 1,
                          at::TensorOptions().dtype(at::kFloat))
                 .to(at::kInt)

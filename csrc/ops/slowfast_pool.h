@@ -1,5 +1,5 @@
 // slowfast_pool: SF-LLaVA's dual-stride pooling fused with the token
-// concatenation (SPEC steps 5-7).
+// concatenation (docs/method.md#pathways).
 //
 // This header is the C++ API (for users of the CMake build) and the host-side
 // preparation shared by the CPU and CUDA kernels.
@@ -35,7 +35,7 @@ at::Tensor slowfast_pool_out(const at::Tensor& features, int64_t slow_frames,
 
 // The validated problem: geometry, strides of features viewed as (T, H, W, D)
 // and the slow frame picks, computed on the host with torch.linspace exactly
-// as the published code does (SPEC step 5).
+// as the published code does (docs/method.md#slow-pathway).
 struct SlowFastProblem {
   SlowFastGeometry geometry;
   FeatureStrides strides;
