@@ -13,8 +13,8 @@ import pytest
 import torch
 from videos import write_test_video
 
-import sfllava_ext.video as video_module
 from sfllava_ext import FrameBuffers, VideoDecodeError, load_video
+from sfllava_ext.video.pyav import decode
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_failed_decode_gives_the_buffer_back(clips, monkeypatch) -> None:
     def fail(*args, **kwargs):
         raise VideoDecodeError(clips["moving"], "injected failure")
 
-    monkeypatch.setattr(video_module, "_decode_into", fail)
+    monkeypatch.setattr(decode, "decode_into", fail)
     with pytest.raises(VideoDecodeError, match="injected failure"):
         load_video(clips["moving"], 16, buffers=pool)
     assert pool.idle_bytes == 16 * 64 * 96 * 3
