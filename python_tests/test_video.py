@@ -779,6 +779,30 @@ def test_truncated_data_frames_are_right(bad_files: dict[str, str], yuv420: bool
     assert [read_frame_counter(f) for _, f in good] == [i for i, _ in good]
 
 
+@pytest.mark.parametrize("yuv420", [False, True])
+def test_missing_frames_warning_points_at_the_caller(
+    videos: dict[str, str], yuv420: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wanted frames the decoder never delivers end the clip early with a warning that,
+    like the truncated file's, names the line that called load_video."""
+    sink = sinks.Yuv420Sink if yuv420 else sinks.FrameSink
+    add = sink.add
+
+    def losing_the_last(self, frame_index, frame, converter) -> None:
+        if frame_index != max(self.slots):
+            add(self, frame_index, frame, converter)
+
+    monkeypatch.setattr(sink, "add", losing_the_last)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        clip = load_video(videos["64x48_gop10"], 8, yuv420=yuv420)
+    missing = [w for w in caught if "could not be decoded" in str(w.message)]
+    assert missing and all(w.filename == __file__ for w in missing), [
+        (w.filename, str(w.message)) for w in caught
+    ]
+    assert len(clip) == 7 and isinstance(clip.frames, Yuv420Frames) == yuv420
+
+
 def test_decord_is_imported_lazily() -> None:
     code = (
         f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); import sfllava_ext, sfllava_ext.video; "
@@ -789,6 +813,35 @@ def test_decord_is_imported_lazily() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_public_names_keep_their_paths() -> None:
+    """sfllava_ext.video is a package now; the names it exported are the same objects
+    at the same paths (old pickles name sfllava_ext.video.VideoClip)."""
+    from sfllava_ext import constants, frames
+
+    video = sfllava_ext.video
+    assert set(video.__all__) == {
+        "BACKENDS",
+        "FrameBuffers",
+        "VideoClip",
+        "VideoDecodeError",
+        "Yuv420Frames",
+        "decode_threads",
+        "fps_frame_indices",
+        "load_video",
+        "sample_frame_indices",
+    }
+    assert all(hasattr(video, name) for name in video.__all__)
+    assert (video.VideoClip, video.VideoDecodeError, video.Yuv420Frames) == (
+        frames.VideoClip,
+        frames.VideoDecodeError,
+        frames.Yuv420Frames,
+    )
+    assert video.BACKENDS is constants.BACKENDS
+    assert video.decode_threads is workers.decode_threads
+    assert sfllava_ext.load_video is video.load_video is load_video
+    assert sfllava_ext.FrameBuffers is video.FrameBuffers
 
 
 # --------------------------------------------------------------------------- threads, memory

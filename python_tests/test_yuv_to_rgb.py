@@ -8,7 +8,10 @@ non-reference pictures out is checked on hand-made NAL units and on real encodes
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 
 import av
 import numpy as np
@@ -253,3 +256,31 @@ def test_real_b_frames_are_disposable_exactly_when_unreferenced(tmp_path, ext: s
         kept = sum(1 for p in container.demux(stream) if p.size for _ in stream.decode(p))
         kept += sum(1 for _ in stream.decode(None))
     assert kept == len(marks) - sum(marks)
+
+
+def test_the_old_module_path_still_gives_the_moved_names() -> None:
+    """sfllava_ext.yuv_to_rgb is a compatibility module now: its names are the very
+    objects of their new homes, and it imports first in a fresh interpreter."""
+    import sfllava_ext
+    import sfllava_ext.yuv_to_rgb as old
+    from sfllava_ext.frames import Yuv420Frames
+    from sfllava_ext.video.pyav import swscale
+
+    assert old.Yuv420Frames is Yuv420Frames
+    assert old.yuv420_to_rgb is yuv420_to_rgb
+    for name in ("FULL_RANGE", "frame_planes", "native_coeffs", "swscale_coeffs"):
+        assert getattr(old, name) is getattr(swscale, name), name
+    # the imported package's root, so that the child imports the very package under test
+    root = os.path.dirname(os.path.dirname(os.path.abspath(sfllava_ext.__file__)))
+    for module in ("sfllava_ext.yuv_to_rgb", "sfllava_ext.video.pyav.swscale"):
+        code = (
+            f"import sys; sys.path.insert(0, {root!r}); import {module}; print({module}.__name__)"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        )
+        assert proc.returncode == 0 and proc.stdout.strip() == module, proc.stderr
