@@ -31,7 +31,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -46,15 +45,7 @@ from sfllava_ext.demo import demo_model, demo_tokenizer, write_synthetic_video  
 from sfllava_ext.model import _FirstTokenClock  # noqa: E402
 from sfllava_ext.prompts import PROMPTS, build_prompt  # noqa: E402
 from sfllava_ext.timing import StageTimer  # noqa: E402
-from sfllava_ext.video import (  # noqa: E402
-    _decode_worker,
-    _decoder_thread_type,
-    _FrameSink,
-    _import_av,
-    _open_container,
-    _plan_decode,
-    _run_chunks,
-)
+from sfllava_ext.video.pyav import planning, sinks, workers  # noqa: E402
 
 QUESTION = "What is moving across the screen?"
 NON_MODEL = ("decode", "normalise", "pooling", "assembly")
@@ -135,15 +126,6 @@ def one_thread_stages(model: SlowFastLlava, path: str, max_new_tokens: int, repe
     return per_stage(runs[1:], min)
 
 
-class _DecodeOnlySink(_FrameSink):
-    """Counts the wanted frames as delivered without keeping them (no RGB conversion,
-    no copy of their planes)."""
-
-    def add(self, frame_index: int, frame: Any, converter: Any) -> None:
-        with self.lock:
-            self.filled.add(frame_index)
-
-
 def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[str, Any]:
     """The chunk of load_video's decode plan with the most packets, decoded alone the
     way load_video decodes it (its reference pictures and its wanted frames, which are
@@ -153,28 +135,26 @@ def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[
     faster of the two; ``load_video_picks`` what load_video uses. Each run decodes
     from an already open container, as load_video's first worker (which gets this
     chunk) does with the container the plan indexed with."""
-    av = _import_av()
-    plan = _plan_decode(av, path, num_frames, None)
+    plan = planning.plan_decode(path, num_frames)
     plan.close()
     chunk = max(plan.chunks, key=lambda c: c.cost)
     result: dict[str, Any] = {
         "packets": chunk.cost,
         "wanted": len(chunk.wanted),
         "slices_per_picture": plan.index.slices,
-        "load_video_picks": _decoder_thread_type(threads, plan.index.slices).lower(),
+        "load_video_picks": workers.decoder_thread_type(threads, plan.index.slices).lower(),
     }
     # slices=0 makes the reader take frame threads, slices=threads slice threads
     layouts = {"one thread": (1, 0), "frame threads": (threads, 0)}
     if plan.index.slices >= threads:
         layouts["slice threads"] = (threads, threads)
     for name, (n, slices) in layouts.items():
-        variant = replace(plan, index=replace(plan.index, slices=slices))
         walls, cpus = [], []
         for i in range(repeats + 1):
-            sink = _DecodeOnlySink(1, 1, plan.indices)
-            container = _open_container(av, path)
+            sink = sinks.DiscardingSink(1, 1, plan.indices)
+            container = planning.open_container(path)
             cpu, wall = time.process_time(), time.perf_counter()
-            _decode_worker(variant, [chunk], sink, n, container)
+            workers.decode_chunk_alone(plan, chunk, sink, n, slices, container)
             if i:  # the first round warms up
                 walls.append((time.perf_counter() - wall) * 1e3)
                 cpus.append((time.process_time() - cpu) * 1e3)
@@ -191,11 +171,11 @@ def decode_keeping_no_frame(path: str, num_frames: int, threads: int) -> float:
     keeping the frames (and normalising them afterwards) cost nothing. For files whose
     timestamps give the frame order (load_video's chunked decode), as the clip here."""
     start = time.perf_counter()
-    plan = _plan_decode(_import_av(), path, num_frames, None)
+    plan = planning.plan_decode(path, num_frames)
     assert plan.chunks, "decode_keeping_no_frame measures the chunked decode only"
     try:
-        sink = _DecodeOnlySink(1, 1, plan.indices)
-        _run_chunks(plan, sink, threads)
+        sink = sinks.DiscardingSink(1, 1, plan.indices)
+        workers.run_chunks(plan, sink, threads)
     finally:
         plan.close()
     elapsed = (time.perf_counter() - start) * 1e3

@@ -5,6 +5,7 @@ reuses the memory once released, never lends one buffer twice, and keeps at most
 from __future__ import annotations
 
 import copy
+import os
 import pickle
 import threading
 
@@ -13,8 +14,9 @@ import pytest
 import torch
 from videos import write_test_video
 
-import sfllava_ext.video as video_module
 from sfllava_ext import FrameBuffers, VideoDecodeError, load_video
+from sfllava_ext.video import VideoClip, Yuv420Frames
+from sfllava_ext.video.pyav import decode
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +137,7 @@ def test_failed_decode_gives_the_buffer_back(clips, monkeypatch) -> None:
     def fail(*args, **kwargs):
         raise VideoDecodeError(clips["moving"], "injected failure")
 
-    monkeypatch.setattr(video_module, "_decode_into", fail)
+    monkeypatch.setattr(decode, "decode_into", fail)
     with pytest.raises(VideoDecodeError, match="injected failure"):
         load_video(clips["moving"], 16, buffers=pool)
     assert pool.idle_bytes == 16 * 64 * 96 * 3
@@ -186,3 +188,22 @@ def test_bad_arguments(clips) -> None:
         FrameBuffers(1.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="1-D uint8"):
         FrameBuffers().give(np.empty((2, 2), np.float32))
+
+
+def test_pickles_made_by_0_1_0_still_load() -> None:
+    """A pickle made by version 0.1.0 names ``sfllava_ext.video.VideoClip`` and
+    ``sfllava_ext.yuv_to_rgb.Yuv420Frames``, both moved since (to sfllava_ext.frames):
+    the old names still resolve, and the clips come back whole, with no pooled buffer."""
+    fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+    with open(os.path.join(fixture, "videoclips_0.1.0.pkl"), "rb") as f:
+        saved = pickle.load(f)
+    rgb, planes = saved["rgb"], saved["planes"]
+    assert isinstance(rgb, VideoClip) and isinstance(planes, VideoClip)
+    assert isinstance(rgb.frames, torch.Tensor) and rgb.frames.dtype == torch.uint8
+    assert rgb.frames.numpy().tobytes() == saved["rgb_bytes"]
+    assert (rgb.indices, rgb.total_frames, rgb.fps, rgb.path) == ([0, 3], 5, 25.0, "clip.mp4")
+    assert isinstance(planes.frames, Yuv420Frames)
+    got = [p.numpy().tobytes() for p in (planes.frames.y, planes.frames.u, planes.frames.v)]
+    assert got == list(saved["planes_bytes"])
+    assert (planes.indices, planes.total_frames, planes.fps) == ([1, 2], 3, None)
+    assert rgb._buffer is None and planes._buffer is None

@@ -10,8 +10,9 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from sfllava_ext import normalize_frames
-from sfllava_ext.ops import CLIP_MEAN, CLIP_STD
-from sfllava_ext.yuv_to_rgb import Yuv420Frames, swscale_coeffs, yuv420_to_rgb
+from sfllava_ext.frames import Yuv420Frames
+from sfllava_ext.ops import CLIP_MEAN, CLIP_STD, yuv420_to_rgb
+from sfllava_ext.video.pyav.swscale import swscale_coeffs
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]

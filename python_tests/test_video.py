@@ -28,16 +28,16 @@ from videos import (
 )
 
 import sfllava_ext
-import sfllava_ext.video as video_module
 from sfllava_ext.video import (
     VideoClip,
     VideoDecodeError,
+    Yuv420Frames,
     decode_threads,
     fps_frame_indices,
     load_video,
     sample_frame_indices,
 )
-from sfllava_ext.yuv_to_rgb import Yuv420Frames
+from sfllava_ext.video.pyav import h264, planning, sinks, workers
 
 # Where the imported sfllava_ext lives (site-packages when installed, else the
 # checkout), so that child interpreters import the very package under test.
@@ -337,13 +337,13 @@ def test_yuv420_is_not_tried_where_the_stream_says_no(
     """A 4:4:4 stream goes straight to RGB; a rotation shows only in the decoded frames,
     so a rotated video is tried as planes, found out and decoded again to RGB."""
     made: list[str] = []
-    original = video_module._Yuv420Sink.__init__
+    original = sinks.Yuv420Sink.__init__
 
     def counting(self, *args, **kwargs):
         made.append("planes")
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(video_module._Yuv420Sink, "__init__", counting)
+    monkeypatch.setattr(sinks.Yuv420Sink, "__init__", counting)
     assert isinstance(load_video(videos["65x49_yuv444p"], 8, yuv420=True).frames, torch.Tensor)
     assert made == []
     assert isinstance(load_video(videos["64x36_rot90"], 8, yuv420=True).frames, torch.Tensor)
@@ -388,13 +388,13 @@ def test_slice_or_frame_threads_give_the_same_frames(
     per thread, frame threads otherwise; both give the reference decode's bits."""
     monkeypatch.setenv("SFLLAVA_DECODE_THREADS", threads)
     chosen: list[tuple[int, str]] = []
-    use = video_module._Reader._use  # every reader's container passes here, opened or taken over
+    use = workers.Reader.use  # every reader's container passes here, opened or taken over
 
     def spy(self, container, fresh: bool) -> None:
         use(self, container, fresh)
         chosen.append((self.decoder_threads, str(self.stream.thread_type)))
 
-    monkeypatch.setattr(video_module._Reader, "_use", spy)
+    monkeypatch.setattr(workers.Reader, "use", spy)
     path = sliced_videos[slices]
     clip = load_video(path, 30, backend="pyav")
     assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
@@ -410,16 +410,16 @@ def test_sequential_fallback_picks_thread_types_the_same_way(
     """The fallback for files whose timestamps do not give the order decodes from the
     start with the same choice of slice or frame threads, and the same bits."""
     monkeypatch.setenv("SFLLAVA_DECODE_THREADS", threads)
-    monkeypatch.setattr(video_module, "_timestamps_give_order", lambda index, reorders: False)
-    thread_type = video_module._decoder_thread_type
+    monkeypatch.setattr(planning, "timestamps_give_order", lambda index, reorders: False)
+    thread_type = workers.decoder_thread_type
     chosen: list[tuple[int, str]] = []
 
     def spy(n: int, counted: int) -> str:
         chosen.append((n, thread_type(n, counted)))
         return chosen[-1][1]
 
-    monkeypatch.setattr(video_module, "_decoder_thread_type", spy)
-    monkeypatch.setattr(video_module, "_run_chunks", None)  # no chunked decoding at all
+    monkeypatch.setattr(workers, "decoder_thread_type", spy)
+    monkeypatch.setattr(workers, "run_chunks", None)  # no chunked decoding at all
     path = sliced_videos[slices]
     clip = load_video(path, 30, backend="pyav")
     assert chosen == [(int(threads), "SLICE" if slices >= int(threads) else "FRAME")]
@@ -445,12 +445,12 @@ def test_first_worker_takes_over_the_indexing_container(
 
     monkeypatch.setattr(av, "open", counting_open)
     path = videos[name]
-    plan = video_module._plan_decode(av, path, 16, None)
+    plan = planning.plan_decode(path, 16, None)
     plan.close()
-    workers = len(video_module._assign_workers(int(threads), plan.chunks))
+    worker_count = len(workers.assign_workers(int(threads), plan.chunks))
     opened.clear()
     clip = load_video(path, 16, backend="pyav")
-    assert len(opened) == workers, (len(opened), workers)
+    assert len(opened) == worker_count, (len(opened), worker_count)
     for container in opened:  # every one closed
         with pytest.raises(AssertionError, match="not open"):
             next(container.demux())
@@ -467,7 +467,7 @@ def test_a_seek_that_misses_the_chunk_start_falls_back_to_a_reopened_file(
     monkeypatch.setenv("SFLLAVA_DECODE_THREADS", "1")
     path = videos["64x48_gop10"]
     seeks: list[int] = []
-    go_to = video_module._Reader.go_to
+    go_to = workers.Reader.go_to
 
     def missing_go_to(self, index, start) -> None:
         if not self.fresh and start == 0 and not seeks:
@@ -482,14 +482,14 @@ def test_a_seek_that_misses_the_chunk_start_falls_back_to_a_reopened_file(
         go_to(self, index, start)
 
     reopens: list[bool] = []
-    reopen = video_module._Reader.reopen
+    reopen = workers.Reader.reopen
 
     def counting_reopen(self) -> None:
         reopens.append(True)
         reopen(self)
 
-    monkeypatch.setattr(video_module._Reader, "go_to", missing_go_to)
-    monkeypatch.setattr(video_module._Reader, "reopen", counting_reopen)
+    monkeypatch.setattr(workers.Reader, "go_to", missing_go_to)
+    monkeypatch.setattr(workers.Reader, "reopen", counting_reopen)
     clip = load_video(path, 20, backend="pyav")
     assert seeks, "the first worker did not take over the indexing container"
     assert reopens == [True], "the overshooting seek was not caught"
@@ -500,11 +500,11 @@ def test_a_seek_that_misses_the_chunk_start_falls_back_to_a_reopened_file(
 def test_slice_counts_and_thread_types() -> None:
     # NAL header bytes: IDR slice 0x65, non-IDR reference slice 0x41, non-reference
     # slice 0x01, SEI 0x06, SPS 0x67, PPS 0x68
-    assert video_module._h264_slice_count([0x65, 0x65]) == 2
-    assert video_module._h264_slice_count([0x06, 0x41, 0x01]) == 2
-    assert video_module._h264_slice_count([0x67, 0x68]) == 0
-    assert video_module._h264_slice_count(None) == 0
-    pick = video_module._decoder_thread_type
+    assert h264.slice_count([0x65, 0x65]) == 2
+    assert h264.slice_count([0x06, 0x41, 0x01]) == 2
+    assert h264.slice_count([0x67, 0x68]) == 0
+    assert h264.slice_count(None) == 0
+    pick = workers.decoder_thread_type
     assert [pick(1, 0), pick(2, 0), pick(2, 2), pick(4, 2), pick(2, 4)] == [
         "SLICE",  # one thread: no threading
         "FRAME",  # slices unknown
@@ -779,6 +779,30 @@ def test_truncated_data_frames_are_right(bad_files: dict[str, str], yuv420: bool
     assert [read_frame_counter(f) for _, f in good] == [i for i, _ in good]
 
 
+@pytest.mark.parametrize("yuv420", [False, True])
+def test_missing_frames_warning_points_at_the_caller(
+    videos: dict[str, str], yuv420: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wanted frames the decoder never delivers end the clip early with a warning that,
+    like the truncated file's, names the line that called load_video."""
+    sink = sinks.Yuv420Sink if yuv420 else sinks.FrameSink
+    add = sink.add
+
+    def losing_the_last(self, frame_index, frame, converter) -> None:
+        if frame_index != max(self.slots):
+            add(self, frame_index, frame, converter)
+
+    monkeypatch.setattr(sink, "add", losing_the_last)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        clip = load_video(videos["64x48_gop10"], 8, yuv420=yuv420)
+    missing = [w for w in caught if "could not be decoded" in str(w.message)]
+    assert missing and all(w.filename == __file__ for w in missing), [
+        (w.filename, str(w.message)) for w in caught
+    ]
+    assert len(clip) == 7 and isinstance(clip.frames, Yuv420Frames) == yuv420
+
+
 def test_decord_is_imported_lazily() -> None:
     code = (
         f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); import sfllava_ext, sfllava_ext.video; "
@@ -789,6 +813,35 @@ def test_decord_is_imported_lazily() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_public_names_keep_their_paths() -> None:
+    """sfllava_ext.video is a package now; the names it exported are the same objects
+    at the same paths (old pickles name sfllava_ext.video.VideoClip)."""
+    from sfllava_ext import constants, frames
+
+    video = sfllava_ext.video
+    assert set(video.__all__) == {
+        "BACKENDS",
+        "FrameBuffers",
+        "VideoClip",
+        "VideoDecodeError",
+        "Yuv420Frames",
+        "decode_threads",
+        "fps_frame_indices",
+        "load_video",
+        "sample_frame_indices",
+    }
+    assert all(hasattr(video, name) for name in video.__all__)
+    assert (video.VideoClip, video.VideoDecodeError, video.Yuv420Frames) == (
+        frames.VideoClip,
+        frames.VideoDecodeError,
+        frames.Yuv420Frames,
+    )
+    assert video.BACKENDS is constants.BACKENDS
+    assert video.decode_threads is workers.decode_threads
+    assert sfllava_ext.load_video is video.load_video is load_video
+    assert sfllava_ext.FrameBuffers is video.FrameBuffers
 
 
 # --------------------------------------------------------------------------- threads, memory

@@ -8,7 +8,10 @@ non-reference pictures out is checked on hand-made NAL units and on real encodes
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 
 import av
 import numpy as np
@@ -17,8 +20,9 @@ import torch
 from av.video.reformatter import VideoReformatter
 from videos import write_test_video
 
-from sfllava_ext import video as video_module
-from sfllava_ext.yuv_to_rgb import frame_planes, native_coeffs, swscale_coeffs, yuv420_to_rgb
+from sfllava_ext.ops import yuv420_to_rgb
+from sfllava_ext.video.pyav import h264
+from sfllava_ext.video.pyav.swscale import frame_planes, native_coeffs, swscale_coeffs
 
 # (AVColorSpace, AVColorRange) pairs: unspecified / BT.709 / BT.601 / SMPTE 240M /
 # BT.2020, limited (1), unknown (0, treated as limited) and full (2) range.
@@ -219,18 +223,18 @@ PPS = bytes([0x68, 0xEE, 0x3C, 0x80])
 )
 def test_disposable_h264_packets(nals: tuple[bytes, ...], disposable: bool) -> None:
     extradata = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1]) + b"\x00"  # avcC, 4-byte lengths
-    assert video_module._disposable_packet_test("h264", extradata)(avcc(*nals)) is disposable
-    assert video_module._disposable_packet_test("h264", None)(annexb(*nals)) is disposable
+    assert h264.disposable_packet_test("h264", extradata)(avcc(*nals)) is disposable
+    assert h264.disposable_packet_test("h264", None)(annexb(*nals)) is disposable
 
 
 def test_malformed_h264_packets_are_kept() -> None:
-    test = video_module._disposable_packet_test("h264", bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0]))
+    test = h264.disposable_packet_test("h264", bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0]))
     good = avcc(NONREF_SLICE)
     assert not test(good[:-1])  # a length past the end
     assert not test(b"")
     assert not test(b"\x00\x00\x00\x00" + NONREF_SLICE)  # a zero length
-    assert video_module._disposable_packet_test("hevc", None) is None
-    assert video_module._disposable_packet_test("mpeg4", None) is None
+    assert h264.disposable_packet_test("hevc", None) is None
+    assert h264.disposable_packet_test("mpeg4", None) is None
 
 
 @pytest.mark.parametrize("ext", [".mp4", ".ts"])
@@ -242,7 +246,7 @@ def test_real_b_frames_are_disposable_exactly_when_unreferenced(tmp_path, ext: s
     path = write_test_video(tmp_path / f"clip{ext}", 96, 64, num_frames=60)
     with av.open(path) as container:
         stream = container.streams.video[0]
-        test = video_module._disposable_packet_test("h264", stream.codec_context.extradata)
+        test = h264.disposable_packet_test("h264", stream.codec_context.extradata)
         marks = [test(p) for p in container.demux(stream) if p.size]
     # x264's default pattern I/P, B-ref, B, B: about half of the B-frames are references
     assert 0 < sum(marks) < len(marks) / 2
@@ -252,3 +256,31 @@ def test_real_b_frames_are_disposable_exactly_when_unreferenced(tmp_path, ext: s
         kept = sum(1 for p in container.demux(stream) if p.size for _ in stream.decode(p))
         kept += sum(1 for _ in stream.decode(None))
     assert kept == len(marks) - sum(marks)
+
+
+def test_the_old_module_path_still_gives_the_moved_names() -> None:
+    """sfllava_ext.yuv_to_rgb is a compatibility module now: its names are the very
+    objects of their new homes, and it imports first in a fresh interpreter."""
+    import sfllava_ext
+    import sfllava_ext.yuv_to_rgb as old
+    from sfllava_ext.frames import Yuv420Frames
+    from sfllava_ext.video.pyav import swscale
+
+    assert old.Yuv420Frames is Yuv420Frames
+    assert old.yuv420_to_rgb is yuv420_to_rgb
+    for name in ("FULL_RANGE", "frame_planes", "native_coeffs", "swscale_coeffs"):
+        assert getattr(old, name) is getattr(swscale, name), name
+    # the imported package's root, so that the child imports the very package under test
+    root = os.path.dirname(os.path.dirname(os.path.abspath(sfllava_ext.__file__)))
+    for module in ("sfllava_ext.yuv_to_rgb", "sfllava_ext.video.pyav.swscale"):
+        code = (
+            f"import sys; sys.path.insert(0, {root!r}); import {module}; print({module}.__name__)"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        )
+        assert proc.returncode == 0 and proc.stdout.strip() == module, proc.stderr
