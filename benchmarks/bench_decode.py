@@ -2,7 +2,7 @@
 
 For H.264 at 360p, 720p and 1080p (10 s at 30 fps = 300 frames), each with libx264's
 default long GOP (keyint 250) and with a 1 s GOP (keyint 30), both load the 50 frames
-at the published indices (SPEC step 1):
+at the published indices (docs/method.md#sampling):
 
 * ``decord``: ``decord.VideoReader(path).get_batch(indices)`` with the reader's
   defaults (its automatic decoder threads), then ``.asnumpy()``;

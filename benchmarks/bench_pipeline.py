@@ -42,7 +42,7 @@ from bench_slowfast_pool import published as published_pooling  # noqa: E402
 
 from sfllava_ext import SlowFastLlava, sample_frame_indices  # noqa: E402
 from sfllava_ext.demo import demo_model, demo_tokenizer, write_synthetic_video  # noqa: E402
-from sfllava_ext.model import _FirstTokenClock  # noqa: E402
+from sfllava_ext.generation import FirstTokenClock  # noqa: E402
 from sfllava_ext.prompts import PROMPTS, build_prompt  # noqa: E402
 from sfllava_ext.timing import StageTimer  # noqa: E402
 from sfllava_ext.video.pyav import planning, sinks, workers  # noqa: E402
@@ -77,7 +77,7 @@ def reference_answer(path, model, tokenizer, processor, max_new_tokens, timer: S
             ids_head = torch.tensor(tokenizer(head).input_ids)
             ids_tail = torch.tensor(tokenizer(tail).input_ids[1:])
             embeds = torch.cat([embed(ids_head), visual, embed(ids_tail)]).unsqueeze(0)
-        clock = _FirstTokenClock(timer)
+        clock = FirstTokenClock(timer)
         with timer("prefill+generation"):
             clock.start()
             ids = model.generate(

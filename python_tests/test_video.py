@@ -59,7 +59,7 @@ BACKENDS = ["pyav", pytest.param("decord", marks=needs_decord)]
 
 
 def reference_indices(total: int, wanted: int) -> list[int]:
-    """SPEC step 1 in plain Python: builtin round() is round-half-to-even on floats."""
+    """docs/method.md#sampling in plain Python: builtin round() is round-half-to-even on floats."""
     n = min(total, wanted)
     if n == 0:
         return []

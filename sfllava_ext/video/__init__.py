@@ -1,4 +1,4 @@
-"""Video file -> sampled frames (SPEC step 1). The first stage of the data path.
+"""Video file -> sampled frames (docs/method.md#sampling). The first stage of the data path.
 
 ``load_video(path, num_frames=50)`` opens a video file (or a folder of images), picks
 frames with the published SlowFast-LLaVA rule (:func:`sample_frame_indices`) or on a

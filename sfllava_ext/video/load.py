@@ -14,7 +14,7 @@ import math
 import numbers
 import os
 
-from ..constants import AUTO_BACKEND, BACKENDS
+from ..constants import AUTO_BACKEND, BACKENDS, DEFAULT_BACKEND, DEFAULT_NUM_FRAMES
 from ..frames import VideoClip, VideoDecodeError
 from . import decord_backend, image_folder, pyav
 from .buffers import FrameBuffers
@@ -22,9 +22,9 @@ from .buffers import FrameBuffers
 
 def load_video(
     path: str | os.PathLike,
-    num_frames: int = 50,
+    num_frames: int = DEFAULT_NUM_FRAMES,
     *,
-    backend: str = "auto",
+    backend: str = DEFAULT_BACKEND,
     fps: float | None = None,
     buffers: FrameBuffers | None = None,
     yuv420: bool = False,

@@ -34,7 +34,7 @@ def pick_indices(
 
 
 def sample_frame_indices(total_frames: int, num_frames: int) -> list[int]:
-    """The published frame sampling (SPEC step 1).
+    """The published frame sampling (docs/method.md#sampling).
 
     ``n = min(total_frames, num_frames)``, ``step = (total_frames - 1) / n``, and frame
     ``i`` is ``(round(step * i) + round(step * (i + 1))) // 2`` with round-half-to-even.
