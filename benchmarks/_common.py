@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -120,7 +122,14 @@ def machine_info() -> dict[str, Any]:
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:
-    """Writes ``data`` (indented, keys in insertion order) and returns the path."""
+    """Writes ``data`` (indented, keys in insertion order), with the command that
+    produced it and the date, and returns the path."""
+    script = os.path.relpath(sys.argv[0], Path(__file__).resolve().parents[1])
+    data = {
+        "command": shlex.join(["python", script, *sys.argv[1:]]),
+        "date": data.get("date") or time.strftime("%Y-%m-%d"),
+        **data,
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")

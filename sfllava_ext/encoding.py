@@ -60,6 +60,41 @@ class VideoEncoder:
         self.device = device
         self.dtype = dtype
 
+    @classmethod
+    def from_llava(
+        cls,
+        model: nn.Module,
+        image_processor: Any,
+        aggregation: str | SlowFastConfig,
+        resize_mode: str,
+        micro_batch: int,
+    ) -> VideoEncoder:
+        """The encoder of a LLaVA-NeXT model: its tower up to ``vision_feature_layer``,
+        its projector, the grid and sizes of its configs, on the model's device and
+        in its dtype; normalisation from ``image_processor`` (or the vision config's
+        size with CLIP's mean and std)."""
+        config, inner = model.config, model.model
+        vc = config.vision_config
+        param = next(model.parameters())
+        tower = TruncatedVisionTower(
+            inner.vision_tower, config.vision_feature_layer, config.vision_feature_select_strategy
+        )
+        side = vc.image_size // vc.patch_size
+        normalize = make_normalizer(
+            image_processor, (vc.image_size, vc.image_size), resize_mode, param.dtype
+        )
+        return cls(
+            tower,
+            inner.multi_modal_projector,
+            normalize,
+            (side, side),
+            config.text_config.hidden_size,
+            aggregation,
+            micro_batch,
+            param.device,
+            param.dtype,
+        )
+
     def num_tokens(self, num_frames: int) -> int:
         """Visual tokens of ``num_frames`` frames."""
         return num_visual_tokens(num_frames, self.grid, self.aggregation)

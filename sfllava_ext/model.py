@@ -24,7 +24,7 @@ from torch import nn
 
 from .assembly import PromptItem, assemble
 from .constants import DEFAULT_BACKEND, DEFAULT_NUM_FRAMES, DEFAULT_RESIZE_MODE, DEFAULT_SLOWFAST
-from .encoding import VideoEncoder, make_normalizer
+from .encoding import VideoEncoder
 from .frames import VideoClip
 from .generation import generate
 from .loading import NotLlavaNextError, apply_rope_scaling, as_llava_next, load_pretrained
@@ -127,32 +127,30 @@ class SlowFastLlava:
         self.frame_buffers = FrameBuffers()
         self._chatml: tuple[Any, bool] | None = None  # (tokenizer, is it ChatML)
 
-        inner = model.model
-        vc = self.config.vision_config
-        self.tower = TruncatedVisionTower(
-            inner.vision_tower,
-            self.config.vision_feature_layer,
-            self.config.vision_feature_select_strategy,
+        self.encoder = VideoEncoder.from_llava(
+            model, image_processor, self.aggregation, resize_mode, micro_batch
         )
-        self.projector = inner.multi_modal_projector
-        self.language_model = inner.language_model
-        side = vc.image_size // vc.patch_size
-        self.grid = (side, side)
-        self.hidden_size = self.config.text_config.hidden_size
-        normalize = make_normalizer(
-            image_processor, (vc.image_size, vc.image_size), resize_mode, self.dtype
-        )
-        self.encoder = VideoEncoder(
-            self.tower,
-            self.projector,
-            normalize,
-            self.grid,
-            self.hidden_size,
-            self.aggregation,
-            micro_batch,
-            self.device,
-            self.dtype,
-        )
+        self.language_model = model.model.language_model
+
+    # the encoder's parts, as attributes of the facade
+    @property
+    def tower(self) -> TruncatedVisionTower:
+        """The vision tower, run up to its feature layer."""
+        return self.encoder.tower
+
+    @property
+    def projector(self) -> nn.Module:
+        return self.encoder.projector
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(H, W) of the tower's token grid."""
+        return self.encoder.grid
+
+    @property
+    def hidden_size(self) -> int:
+        """The language model's hidden size D."""
+        return self.encoder.hidden_size
 
     @classmethod
     def from_pretrained(

@@ -46,6 +46,9 @@ class FrameNormalizer:
         dtype: output dtype (float32, float16 or bfloat16).
         device: where to normalise (CPU frames bound for CUDA travel as uint8
             through pinned memory); None keeps the frames' device.
+
+    Raises:
+        ValueError: an unknown resize_mode or pass_order.
     """
 
     size: tuple[int, int]
@@ -64,8 +67,12 @@ class FrameNormalizer:
 
     def __call__(self, frames: Any, *, out: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 ``(T, H, W, 3)`` RGB frames (tensor or numpy array), or CPU
-        :class:`~sfllava_ext.yuv_to_rgb.Yuv420Frames` -> ``(T, 3, h, w)`` contiguous
-        pixels in ``dtype`` (written into ``out`` when given)."""
+        :class:`~sfllava_ext.frames.Yuv420Frames` -> ``(T, 3, h, w)`` contiguous
+        pixels in ``dtype`` (written into ``out`` when given).
+
+        Raises:
+            TypeError, ValueError: as :func:`~sfllava_ext.ops.normalize_frames`.
+        """
         return normalize_frames(
             frames,
             self.size,

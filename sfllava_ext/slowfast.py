@@ -38,7 +38,13 @@ _FAST_PART = re.compile(r"^fast_(\d+)x(\d+)$")
 @dataclass(frozen=True)
 class SlowFastConfig:
     """The two-pathway aggregation: ``slow_frames`` frames pooled with
-    ``slow_pool``, every frame average-pooled to ``fast_size`` (h, w)."""
+    ``slow_pool``, every frame average-pooled to ``fast_size`` (h, w)
+    (docs/method.md#pathways). ``str(config)`` is its published string.
+
+    Raises:
+        ValueError: slow_frames < 1, an unknown slow_pool, fast_size not (h, w) >= 1.
+        TypeError: fast_size not a pair.
+    """
 
     slow_frames: int = 10
     slow_pool: str = "spatial_1d_max_pool"
@@ -58,8 +64,13 @@ class SlowFastConfig:
 
     @classmethod
     def parse(cls, text: str) -> SlowFastConfig:
-        """Parses ``slowfast-slow_{Ns}frms_{pool}-fast_{h}x{w}``; a ValueError
-        names the part that is wrong."""
+        """Parses ``slowfast-slow_{Ns}frms_{pool}-fast_{h}x{w}``.
+
+        Raises:
+            TypeError: ``text`` is not a str.
+            ValueError: the text is not of that form; the message names the part
+                that is wrong.
+        """
         if not isinstance(text, str):
             raise TypeError(f"SlowFastConfig.parse: expected a str, got {type(text)}")
         parts = text.split("-")
@@ -92,7 +103,11 @@ class SlowFastConfig:
         return f"slowfast-slow_{self.slow_frames}frms_{self.slow_pool}-fast_{h}x{w}"
 
     def num_tokens(self, num_frames: int, grid: Sequence[int] = (24, 24)) -> int:
-        """Visual tokens for ``num_frames`` frames of an (H, W) token grid."""
+        """Visual tokens for ``num_frames`` frames of an (H, W) token grid.
+
+        Raises:
+            ValueError: num_frames < 1, a grid too small for the pooling.
+        """
         h, w = grid
         return slowfast_geometry(
             (num_frames, h, w, 1), self.slow_frames, self.slow_pool, list(self.fast_size), []
@@ -101,7 +116,12 @@ class SlowFastConfig:
 
 def parse_aggregation(name: str | SlowFastConfig) -> str | SlowFastConfig:
     """A SlowFastConfig for ``slowfast-...`` strings, else the validated
-    single-pathway name."""
+    single-pathway name (docs/method.md#single-pathway).
+
+    Raises:
+        TypeError: neither a str nor a SlowFastConfig.
+        ValueError: an unknown aggregation.
+    """
     if isinstance(name, SlowFastConfig):
         return name
     if not isinstance(name, str):
@@ -126,6 +146,10 @@ def num_visual_tokens(
 
     >>> num_visual_tokens(50)  # the published default: 10 * 288 + 50 * 16
     3680
+
+    Raises:
+        TypeError, ValueError: an unknown aggregation, num_frames < 1, a grid too
+            small for the pooling.
     """
     agg = parse_aggregation(aggregation)
     if num_frames < 1:
@@ -155,7 +179,13 @@ def aggregate(
     frame) run the fused kernel; ``concat`` is a reshape; the published
     ``spatial_temporal_pool`` (adaptive 3-D average to (16, 12, 12)) and
     ``temporal_global_pool`` (mean over frames) use PyTorch ops. ``out`` is
-    supported by the kernel-backed aggregations.
+    supported by the kernel-backed aggregations. The result has the features' dtype
+    and device.
+
+    Raises:
+        TypeError: features not a tensor (or not floating point, for the kernel).
+        ValueError: an unknown aggregation, a bad shape or grid, ``out=`` with an
+            aggregation that does not support it.
     """
     agg = parse_aggregation(name)
     if isinstance(agg, SlowFastConfig):

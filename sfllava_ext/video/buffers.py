@@ -32,6 +32,9 @@ class FrameBuffers:
     Args:
         max_idle_bytes: most bytes kept while not lent out (default 1 GiB); buffers
             beyond it are freed, oldest first.
+
+    Raises:
+        TypeError: max_idle_bytes not an int. ValueError: max_idle_bytes < 0.
     """
 
     def __init__(self, max_idle_bytes: int = 1 << 30) -> None:
@@ -63,7 +66,11 @@ class FrameBuffers:
         return np.empty(nbytes, dtype=np.uint8)
 
     def give(self, buffer: np.ndarray) -> None:
-        """Return a buffer from :meth:`take` (nothing may use it afterwards)."""
+        """Return a buffer from :meth:`take` (nothing may use it afterwards).
+
+        Raises:
+            TypeError: not a 1-D uint8 numpy array.
+        """
         if not isinstance(buffer, np.ndarray) or buffer.dtype != np.uint8 or buffer.ndim != 1:
             raise TypeError(
                 "FrameBuffers.give: buffer must be a 1-D uint8 numpy array from take(), got "

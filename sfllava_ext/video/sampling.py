@@ -40,6 +40,12 @@ def sample_frame_indices(total_frames: int, num_frames: int) -> list[int]:
     ``i`` is ``(round(step * i) + round(step * (i + 1))) // 2`` with round-half-to-even.
     A video shorter than ``num_frames`` gives ``total_frames`` indices (possibly
     repeated); an empty video gives none.
+
+    Returns:
+        The frame indices (0-based, presentation order), non-decreasing.
+
+    Raises:
+        ValueError: ``total_frames`` not an int >= 0, ``num_frames`` not an int >= 1.
     """
     if isinstance(total_frames, bool) or int(total_frames) != total_frames or total_frames < 0:
         raise ValueError(
@@ -67,7 +73,13 @@ def fps_frame_indices(
     shown at that time), computed exactly with fractions. When the grid holds more than
     ``max_frames`` samples, ``max_frames`` of them are kept, spread over the whole video
     with :func:`sample_frame_indices` over the grid (so the end of a long video is not
-    cut off).
+    cut off). Not part of the published method (docs/method.md#sampling).
+
+    Returns:
+        At most ``max_frames`` frame indices, increasing.
+
+    Raises:
+        ValueError: ``fps``, ``video_fps`` not > 0, ``max_frames`` < 1.
     """
     if not fps > 0:
         raise ValueError(f"fps_frame_indices: fps must be > 0, got {fps!r}")

@@ -30,7 +30,11 @@ _BALANCE_SLACK = 1.25  # largest-first GOP split within 25% of even: no decoder 
 
 def decode_threads() -> int:
     """Threads the ``pyav`` backend decodes with: ``$SFLLAVA_DECODE_THREADS`` if set,
-    else the CPUs this process may run on (at most 16)."""
+    else the CPUs this process may run on (at most 16).
+
+    Raises:
+        ValueError: ``$SFLLAVA_DECODE_THREADS`` is not an integer >= 1.
+    """
     env = os.environ.get(_THREADS_ENV, "").strip()
     if env:
         try:
@@ -209,9 +213,9 @@ class Reader:
 def decoder_thread_type(threads: int, slices: int) -> str:
     """FFmpeg threading for one decoder: ``"SLICE"`` when every picture has at least
     one slice per thread (the threads split each picture: no frame-thread hand-offs,
-    less CPU; measured on 2-slice 720p H.264 with 2 threads: 143 ms against 153 ms
-    for frame threads on a 246-picture GOP), else ``"FRAME"`` (threads take
-    successive pictures). One thread needs no threading (``"SLICE"`` with 1 thread)."""
+    less CPU; bench_pipeline.py's ``longest_gop`` measures both, docs/benchmarks.md),
+    else ``"FRAME"`` (threads take successive pictures). One thread needs no
+    threading (``"SLICE"`` with 1 thread)."""
     return "SLICE" if threads <= 1 or slices >= threads else "FRAME"
 
 
