@@ -120,7 +120,8 @@ def _extension():
     nvcc = ["-O3", "--threads", os.environ.get("NVCC_THREADS", "2")]
     return CUDAExtension(
         "sfllava_ext._C",
-        sources + _sources("csrc/cuda/*.cu"),
+        # csrc/cuda/*.cpp: CUDA-key registrations with no device code (host compiler)
+        sources + _sources("csrc/cuda/*.cu") + _sources("csrc/cuda/*.cpp"),
         define_macros=macros,
         include_dirs=_pip_cuda_includes(),
         extra_compile_args={"cxx": cxx, "nvcc": nvcc},

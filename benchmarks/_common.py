@@ -22,7 +22,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["copy_bandwidth", "machine_info", "time_median", "warm_memory", "write_json"]
+__all__ = [
+    "copy_bandwidth",
+    "machine_info",
+    "time_cuda",
+    "time_median",
+    "warm_memory",
+    "write_json",
+]
 
 
 def _sync(device: torch.device | str | None) -> None:
@@ -36,9 +43,11 @@ def time_median(
     warmup: int = 1,
     device: torch.device | str | None = None,
 ) -> dict[str, Any]:
-    """Runs ``fn`` ``warmup`` times, then ``repeats`` timed times (wall clock,
-    synchronising ``device`` when it is a GPU). Returns milliseconds:
-    ``{"median_ms", "min_ms", "times_ms"}``."""
+    """Runs ``fn`` ``warmup`` times, then ``repeats`` timed times. Returns
+    milliseconds: ``{"median_ms", "min_ms", "times_ms"}``. On the CPU each call is
+    timed with the wall clock; on a GPU with CUDA events (:func:`time_cuda`)."""
+    if device is not None and torch.device(device).type == "cuda":
+        return time_cuda(fn, repeats=repeats, warmup=warmup)
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -52,6 +61,40 @@ def time_median(
         "median_ms": statistics.median(times),
         "min_ms": min(times),
         "times_ms": [round(t, 3) for t in times],
+    }
+
+
+def time_cuda(
+    fn: Callable[[], Any], repeats: int = 5, warmup: int = 1, min_sample_ms: float = 2.0
+) -> dict[str, Any]:
+    """GPU time per call of ``fn``: CUDA events on the current stream around
+    ``inner`` back-to-back calls, ``inner`` doubled until one sample takes at least
+    ``min_sample_ms`` (at most 1024), so that neither launch latency nor the host's
+    timer dominates a sub-millisecond kernel. Returns ``{"median_ms", "min_ms",
+    "times_ms", "inner"}``, per call."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+
+    def sample(inner: int) -> float:
+        start.record()
+        for _ in range(inner):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+
+    inner = 1
+    while sample(inner) < min_sample_ms and inner < 1024:
+        inner *= 2
+    times = [sample(inner) / inner for _ in range(repeats)]
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "times_ms": [round(t, 5) for t in times],
+        "inner": inner,
     }
 
 
@@ -117,7 +160,11 @@ def machine_info() -> dict[str, Any]:
         "torch": torch.__version__,
     }
     if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
         info["gpu"] = torch.cuda.get_device_name()
+        info["gpu_capability"] = f"{props.major}.{props.minor}"
+        info["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+        info["cuda"] = torch.version.cuda
     return info
 
 

@@ -2,7 +2,7 @@
 (360p, 720p, 1080p) into one (50, H, W, 3) uint8 clip buffer, every path in one run,
 single-threaded (it runs on the decode workers).
 
-  swscale  what the loader did before and decord does: PyAV
+  swscale  what decord does (and the loader for frames the native path refuses): PyAV
            ``VideoReformatter.reformat(frame, format="rgb24")`` into a new frame,
            then a copy into the clip buffer;
   torch    the same fixed-point arithmetic in plain torch ops (int32 tensors);

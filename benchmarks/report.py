@@ -120,18 +120,19 @@ def normalize_section(d: dict) -> list[str]:
     rows = []
     for name, r in d["results"].items():
         best = min(r["ours"]["median_ms"], r["ours_out"]["median_ms"])
+        published = r.get("published", {}).get("median_ms")  # CPU only
         rows.append(
             [
                 name,
-                ms(r["published"]["median_ms"]),
+                ms(published) if published else "-",
                 ms(r["torch"]["median_ms"]),
                 ms(r["ours"]["median_ms"]),
                 ms(r["ours_out"]["median_ms"]),
                 ms(r["floor_ms"]),
-                x(r["published"]["median_ms"] / best),
+                x(published / best) if published else "-",
                 x(r["torch"]["median_ms"] / best),
                 x(best / r["floor_ms"]),
-                f"{r['max_abs_diff_vs_published_fp16']:g}",
+                f"{r['max_abs_diff_vs_published_fp16']:g}" if published else "-",
             ]
         )
     out += table(
@@ -354,21 +355,38 @@ def pipeline_section(d: dict) -> list[str]:
 
 
 def gpu_section() -> list[str]:
-    gpu = sorted(RESULTS.glob("gpu_check_*.json"))
-    if not gpu:
+    """The committed GPU checks (benchmarks/gpu_check.sh): one summary per card."""
+    out = ['<a id="gpu"></a>', "## GPU", ""]
+    summaries = sorted(p for p in RESULTS.glob("gpu_check_*.json") if p.stem.count("_") == 2)
+    if not summaries:
         return [
-            '<a id="gpu"></a>',
-            "## GPU",
-            "",
+            *out,
             "No GPU run is committed yet: every GPU figure is **unverified**. Targets: "
             "pooling at 60% or more of the device copy bandwidth, normalisation at 50% or "
-            "more.",
+            "more. `bash benchmarks/gpu_check.sh` measures both (README.md, *The GPU check*).",
             "",
         ]
-    out = ['<a id="gpu"></a>', "## GPU", ""]
-    for path in gpu:
-        out += [f"- [{path.name}](../benchmarks/results/{path.name})"]
-    return [*out, ""]
+    for path in summaries:
+        summary = json.loads(path.read_text())
+        card = summary["card"]
+        env = json.loads((RESULTS / f"gpu_check_{card}_env.json").read_text())
+        out += [
+            f"### {env.get('gpu', card)}",
+            "",
+            f"`bash benchmarks/gpu_check.sh` in {summary['seconds']:.0f} s: torch "
+            f"{env.get('torch')}, CUDA {env.get('torch_cuda')}, compute capability "
+            f"{env.get('capability')}, {env.get('cores')} cores.",
+            "",
+        ]
+        rows = [[step, r["status"], r["figures"]] for step, r in summary["steps"].items()]
+        out += table(["step", "status", "figures"], rows)
+        for step, section in (("bench_pool", pool_section), ("bench_normalize", normalize_section)):
+            step_path = RESULTS / f"gpu_check_{card}_{step}.json"
+            data = json.loads(step_path.read_text()).get("result") if step_path.exists() else None
+            if data:
+                body = section(data)
+                out += ["#" + body[1], *body[2:]]  # one heading level down
+    return out
 
 
 def render_doc() -> str:

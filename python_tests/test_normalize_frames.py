@@ -12,13 +12,11 @@ from __future__ import annotations
 import math
 import warnings
 
-import av
 import numpy as np
 import PIL
 import pytest
 import torch
 from PIL import Image
-from videos import write_test_video
 
 import sfllava_ext
 from sfllava_ext.ops import CLIP_MEAN, CLIP_STD, normalize_frames
@@ -112,7 +110,11 @@ def random_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 def h264_frames(path, width: int, height: int, count: int = 3) -> np.ndarray:
     """Encodes `count` test frames with libx264 (yuv420p), decodes them back to
-    RGB: the chroma subsampling and compression of a real video."""
+    RGB: the chroma subsampling and compression of a real video. PyAV is imported
+    here, so that this file's CUDA tests also run where PyAV is not installed."""
+    av = pytest.importorskip("av", reason="encoding test videos needs PyAV")
+    from videos import write_test_video
+
     write_test_video(path, width, height, count, fps=24, preset="ultrafast", crf=20)
     with av.open(str(path)) as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])

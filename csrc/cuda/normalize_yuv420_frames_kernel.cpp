@@ -4,6 +4,8 @@
 // error that names the argument instead of the dispatcher's missing-kernel one:
 // planes on a GPU get "y must be on the CPU" from the host-side checks, and an
 // `out` on a GPU beside CPU planes gets "out is on cuda:0 but y is on cpu".
+// No device code: a .cpp that setup.py compiles with the host compiler in CUDA
+// builds only.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
