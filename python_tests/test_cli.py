@@ -15,7 +15,13 @@ from tokenizers_for_tests import hf_llama_tokenizer, train_llama_sentencepiece
 from videos import write_test_video
 
 import sfllava_ext
-from sfllava_ext import SlowFastLlava, load_video, num_visual_tokens, sample_frame_indices
+from sfllava_ext import (
+    SlowFastLlava,
+    VideoSession,
+    load_video,
+    num_visual_tokens,
+    sample_frame_indices,
+)
 from sfllava_ext.cli import main
 from sfllava_ext.timing import STAGES
 
@@ -73,6 +79,11 @@ def test_embed_writes_tokens_and_metadata(model_folder, video, tmp_path, capsys)
     sf = SlowFastLlava.from_pretrained(model_folder, device="cpu", dtype=torch.float32)
     assert torch.equal(tokens, sf.encode(load_video(video, 8)))
     assert tokens.shape[0] == num_visual_tokens(8)
+    # the session file format: a session loads from it without decoding or encoding
+    sf.num_frames = 8
+    session = VideoSession.load(out_path, sf)
+    assert torch.equal(session.tokens, tokens)
+    assert session.info["frame_indices"] == sample_frame_indices(40, 8)
 
 
 def test_ask_open_and_multiple_choice(model_folder, video, capsys):

@@ -23,6 +23,9 @@ Where each piece lives:
     generation.py    generate() and its prefill clock
     loading.py       from_pretrained's pieces: device, dtype, memory check, RoPE scaling
     video_input.py   what counts as a video, and the planes-on-CPU rule
+    session.py       VideoSession: encode once, ask many (kv_cache.py: the KV-cache calls)
+    streaming.py     text pieces as they are generated
+    tokens_file.py   the session file: visual tokens and what made them
     model.py         SlowFastLlava, the facade over all of the above
     constants.py     every fixed choice and default, written once
     cli.py, demo.py  the `sfllava` command and its no-download demo
@@ -40,6 +43,8 @@ from .model import SlowFastLlava
 from .ops import normalize_frames, slowfast_pool
 from .preprocess import FrameNormalizer, frame_normalizer
 from .prompts import PromptError
+from .session import VideoSession
+from .tokens_file import SessionFileError
 from .slowfast import SlowFastConfig, aggregate, num_visual_tokens, parse_aggregation
 from .video import FrameBuffers, load_video, sample_frame_indices
 
@@ -53,9 +58,11 @@ __all__ = [
     "NotLlavaNextError",
     "PromptError",
     "SlowFastConfig",
+    "SessionFileError",
     "SlowFastLlava",
     "VideoClip",
     "VideoDecodeError",
+    "VideoSession",
     "Yuv420Frames",
     "__version__",
     "aggregate",

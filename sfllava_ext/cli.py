@@ -12,7 +12,6 @@ traceback).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -83,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-new-tokens", type=int, default=256)
     _shared(ask)
 
-    embed = sub.add_parser("embed", help="write a video's visual tokens to a .safetensors file")
+    embed = sub.add_parser(
+        "embed",
+        help="write a video's visual tokens to a .safetensors session file (VideoSession.load)",
+    )
     embed.add_argument("video")
     embed.add_argument("-o", "--output", required=True, help="output .safetensors path")
     embed.add_argument("--model", required=True, help="LLaVA-NeXT folder or hub id")
@@ -124,29 +126,21 @@ def cmd_ask(args) -> None:
     if args.options:
         letter = model.choose(args.video, args.question, args.options)
         print(letter if letter is not None else "(no option chosen)")
-    else:
-        print(model.answer(args.video, args.question, max_new_tokens=args.max_new_tokens))
+        return
+    # the answer as it is generated
+    for piece in model.stream(args.video, args.question, max_new_tokens=args.max_new_tokens):
+        print(piece, end="", flush=True)
+    print()
 
 
 def cmd_embed(args) -> None:
-    from safetensors.torch import save_file
-
     model = _load(args)
-    clip = model.load_video(args.video)  # as encode(path) decodes it
-    try:
-        tokens = model.encode(clip)
-    finally:
-        model.frame_buffers.release(clip)
-    metadata = {
-        "frame_indices": json.dumps([int(i) for i in clip.indices]),
-        "aggregation": str(model.aggregation),
-        "model": str(args.model),
-        "video": os.path.abspath(args.video),
-        "grid": json.dumps(list(model.grid)),
-        "dtype": str(tokens.dtype).replace("torch.", ""),
-    }
-    save_file({"tokens": tokens.contiguous().cpu()}, args.output, metadata=metadata)
-    print(f"wrote {tuple(tokens.shape)} tokens from {len(clip.indices)} frames to {args.output}")
+    session = model.session(args.video)  # decoded as encode(path) decodes it
+    session.save(args.output)  # the session file format (VideoSession.load reads it)
+    print(
+        f"wrote {tuple(session.tokens.shape)} tokens from {len(session.info['frame_indices'])} "
+        f"frames to {args.output}"
+    )
 
 
 def cmd_demo(args) -> None:

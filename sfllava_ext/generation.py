@@ -1,58 +1,73 @@
 """Generation from assembled input embeddings, and the clock that splits its time
-into prefill (up to the first new token) and the rest."""
+into prefill (up to the first new token) and the rest.
+
+:func:`generation_kwargs` gives every call the same defaults (greedy, one beam, the
+tokenizer's pad id); :func:`timed_generate` runs one ``generate()`` call inside the
+``prefill`` and ``generation`` stages of a timer, with an optional second streamer
+(text pieces, :mod:`sfllava_ext.streaming`) beside the clock.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 
 from .timing import StageTimer
 
-__all__ = ["FirstTokenClock", "generate"]
+__all__ = ["FirstTokenClock", "generation_kwargs", "timed_generate"]
 
 
-@torch.inference_mode()
-def generate(
-    model: nn.Module,
-    tokenizer: Any,
-    embeds: torch.Tensor,
-    mask: torch.Tensor,
-    max_new_tokens: int,
-    timer: StageTimer,
-    **generate_kwargs: Any,
-) -> list[str]:
-    """Greedy ``model.generate`` (unless ``generate_kwargs`` say otherwise) from
-    ``inputs_embeds`` ``(B, L, hidden)`` and ``attention_mask`` ``(B, L)``; the decoded
-    new text of each row, stripped. Records "prefill" and "generation" in ``timer``."""
-    clock = FirstTokenClock(timer)
-    kwargs = dict(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens)
+def generation_kwargs(tokenizer: Any, max_new_tokens: int, overrides: dict[str, Any]) -> dict:
+    """Greedy decoding of at most ``max_new_tokens`` (published: 256 for open-ended
+    answers), the tokenizer's pad id (else its EOS), then the caller's ``overrides``.
+
+    Raises:
+        ValueError: ``max_new_tokens`` is not an int >= 1.
+    """
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens}")
+    kwargs: dict[str, Any] = dict(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens)
     if tokenizer.pad_token_id is not None:
         kwargs["pad_token_id"] = tokenizer.pad_token_id
     elif tokenizer.eos_token_id is not None:
         kwargs["pad_token_id"] = tokenizer.eos_token_id
-    kwargs.update(generate_kwargs)
+    kwargs.update(overrides)
+    return kwargs
+
+
+def timed_generate(
+    call: Callable[[Any], torch.Tensor], timer: StageTimer, then: Any = None
+) -> torch.Tensor:
+    """``call(streamer)`` (a ``generate()`` call given its streamer), timed: the stage
+    "prefill" ends at the first new token, "generation" takes the rest. ``then``, a
+    second streamer, receives every token too. Returns what ``call`` returns."""
+    clock = FirstTokenClock(timer, then)
     with timer("prefill+generation"):
         clock.start()
-        ids = model.generate(inputs_embeds=embeds, attention_mask=mask, streamer=clock, **kwargs)
+        ids = call(clock)
     clock.split()
-    return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    return ids
 
 
 class FirstTokenClock:
     """A ``generate()`` streamer that splits prefill (up to the first new token)
-    from the rest of generation in a :class:`~sfllava_ext.timing.StageTimer`.
+    from the rest of generation in a :class:`~sfllava_ext.timing.StageTimer`, and
+    hands every call on to ``then`` (another streamer) when given.
 
     Use: ``clock.start()`` just before ``generate(..., streamer=clock)`` inside the
     timer's ``"prefill+generation"`` stage, then ``clock.split()`` after it, which
     replaces that stage by "prefill" and "generation".
     """
 
-    def __init__(self, timer: StageTimer):
+    def __init__(self, timer: StageTimer, then: Any = None):
         self._now = time.perf_counter
         self.timer = timer
+        self.then = then
         self.t0: float | None = None
         self.first: float | None = None
         self._puts = 0
@@ -66,9 +81,12 @@ class FirstTokenClock:
         self._puts += 1
         if self._puts == 2:
             self.first = self._now()
+        if self.then is not None:
+            self.then.put(value)
 
     def end(self) -> None:
-        pass
+        if self.then is not None:
+            self.then.end()
 
     def split(self) -> None:
         if not self.timer.enabled or self.t0 is None:

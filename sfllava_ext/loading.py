@@ -54,7 +54,6 @@ def load_pretrained(
     """
     from transformers import (
         AutoConfig,
-        AutoImageProcessor,
         AutoTokenizer,
         LlavaNextForConditionalGeneration,
     )
@@ -73,12 +72,24 @@ def load_pretrained(
     )
     model = model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    return model, tokenizer, _image_processor(name_or_path)
+
+
+def _image_processor(name_or_path: str | os.PathLike) -> Any:
+    """The checkpoint's image processor; its settings as a dict where this release's
+    default processor class needs torchvision (frame_normalizer reads either); None
+    when the checkpoint has none."""
+    from transformers import AutoImageProcessor
+    from transformers.image_processing_utils import ImageProcessingMixin
+
     try:
-        image_processor = AutoImageProcessor.from_pretrained(name_or_path)
+        try:
+            return AutoImageProcessor.from_pretrained(name_or_path)
+        except ImportError:
+            return ImageProcessingMixin.get_image_processor_dict(name_or_path)[0]
     except (OSError, ValueError) as exc:
         logger.warning("no image processor in %s (%s); using the vision config", name_or_path, exc)
-        image_processor = None
-    return model, tokenizer, image_processor
+        return None
 
 
 def default_device() -> torch.device:
@@ -157,3 +168,16 @@ def as_llava_next(model: Any) -> nn.Module:
             f".multi_modal_projector, .language_model and lm_head), got {type(model).__name__}"
         )
     return model
+
+
+def rope_limit(config: Any) -> int | None:
+    """The original context of a model with dynamic RoPE scaling: past it, the
+    frequencies change with the sequence length (docs/method.md#rope). None for models
+    whose RoPE does not depend on the length."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    params = dict(
+        getattr(text, "rope_parameters", None) or getattr(text, "rope_scaling", None) or {}
+    )
+    if params.get("rope_type", params.get("type")) != "dynamic":
+        return None
+    return int(params.get("original_max_position_embeddings") or text.max_position_embeddings)

@@ -7,16 +7,24 @@ The data path, top to bottom, one module per job (docs/method.md gives every num
                                                  slow/fast pooling
       --------------- assembly.assemble -------> inputs_embeds, visual tokens written
                                                  in place by the pooling kernel
-      --------------- generation.generate -----> text
+      --------------- generation (generate) ---> text, whole or streamed
 
-Loading lives in :mod:`sfllava_ext.loading`, the prompts in :mod:`sfllava_ext.prompts`.
+Loading lives in :mod:`sfllava_ext.loading`, the prompts in :mod:`sfllava_ext.prompts`,
+many questions about one video in :mod:`sfllava_ext.session`.
+
+Thread safety: one SlowFastLlava may serve several threads. Decoding and the vision
+tower run concurrently; the language model runs one call at a time (``_lm_lock``: its
+dynamic RoPE frequencies are module state), the tokenizer too (``_tokenizer_lock``:
+fast tokenizers are not safe to share), and the frame-buffer pool has its own lock.
+``last_timings`` is per thread.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -26,8 +34,14 @@ from .assembly import PromptItem, assemble
 from .constants import DEFAULT_BACKEND, DEFAULT_NUM_FRAMES, DEFAULT_RESIZE_MODE, DEFAULT_SLOWFAST
 from .encoding import VideoEncoder
 from .frames import VideoClip
-from .generation import generate
-from .loading import NotLlavaNextError, apply_rope_scaling, as_llava_next, load_pretrained
+from .generation import generation_kwargs, timed_generate
+from .loading import (
+    NotLlavaNextError,
+    apply_rope_scaling,
+    as_llava_next,
+    load_pretrained,
+    rope_limit,
+)
 from .ops._checks import check_resize_mode
 from .prompts import (
     PromptError,
@@ -37,7 +51,9 @@ from .prompts import (
     resolve_template,
     tokenize_around_image,
 )
+from .session import VideoSession
 from .slowfast import SlowFastConfig, parse_aggregation
+from .streaming import stream_generation
 from .timing import StageTimer
 from .video import FrameBuffers
 from .video_input import VideoInput, frames_of, load_for_device
@@ -75,9 +91,10 @@ class SlowFastLlava:
             resize mode, a num_frames or micro_batch below 1.
 
     Every public call (:meth:`encode`, :meth:`encode_pixels`, :meth:`build_inputs`,
-    :meth:`answer`, :meth:`choose`) starts its own timings: ``last_timings`` is the
-    :class:`~sfllava_ext.timing.StageTimer` of the latest call. Videos given as paths
-    are decoded into memory reused from call to call (``frame_buffers``, a
+    :meth:`answer`, :meth:`choose`, :meth:`stream`, and a session's questions) starts
+    its own timings: ``last_timings`` is the :class:`~sfllava_ext.timing.StageTimer` of
+    the calling thread's latest call. Thread-safe (see the module's docstring). Videos
+    given as paths are decoded into memory reused from call to call (``frame_buffers``, a
     :class:`~sfllava_ext.video.FrameBuffers` that keeps at most 1 GiB while idle;
     ``frame_buffers.clear()`` frees it).
     """
@@ -123,7 +140,10 @@ class SlowFastLlava:
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.profile = profile
-        self.last_timings = StageTimer(self.device, enabled=False)
+        self.name_or_path: str | None = None  # set by from_pretrained
+        self._timings = threading.local()
+        self._lm_lock = threading.RLock()
+        self._tokenizer_lock = threading.Lock()
         self.frame_buffers = FrameBuffers()
         self._chatml: tuple[Any, bool] | None = None  # (tokenizer, is it ChatML)
 
@@ -131,6 +151,15 @@ class SlowFastLlava:
             model, image_processor, self.aggregation, resize_mode, micro_batch
         )
         self.language_model = model.model.language_model
+        self.rope_limit = rope_limit(self.config)
+
+    @property
+    def last_timings(self) -> StageTimer:
+        """The calling thread's latest call's timings (empty before its first call)."""
+        timer = getattr(self._timings, "value", None)
+        if timer is None:
+            timer = self._timings.value = StageTimer(self.device, enabled=False)
+        return timer
 
     # the encoder's parts, as attributes of the facade
     @property
@@ -184,7 +213,7 @@ class SlowFastLlava:
             rope_scaling_factor=rope_scaling_factor,
             **model_kwargs,
         )
-        return cls(
+        sf = cls(
             model,
             tokenizer,
             image_processor,
@@ -195,6 +224,8 @@ class SlowFastLlava:
             micro_batch=micro_batch,
             profile=profile,
         )
+        sf.name_or_path = os.fspath(name_or_path)
+        return sf
 
     # ----------------------------------------------------------------- encoding
 
@@ -218,13 +249,33 @@ class SlowFastLlava:
             FileNotFoundError, VideoDecodeError: an unreadable path.
             TypeError, ValueError: frames that are not uint8 (T, H, W, 3).
         """
-        timer = self._new_timings()
-        frames, clip = self._frames(video, timer)
+        return self._encode(video, self._new_timings())[0]
+
+    @torch.inference_mode()
+    def session(self, video: VideoInput) -> VideoSession:
+        """Decodes and encodes ``video`` once (as :meth:`encode`) and returns a
+        :class:`~sfllava_ext.VideoSession` that answers any number of questions about
+        it, reusing a cached prompt prefix (see :mod:`sfllava_ext.session`).
+
+        Raises:
+            as :meth:`encode`.
+        """
+        tokens, clip = self._encode(video, self._new_timings())
+        info = {"frame_indices": [], "total_frames": None, "fps": None, "video": None}
+        if clip is not None:
+            info.update(frame_indices=list(clip.indices), total_frames=clip.total_frames,
+                        fps=clip.fps, video=clip.path or None)  # fmt: skip
+        return VideoSession(self, tokens, info)
+
+    def _encode(self, video: VideoInput, timer: StageTimer):
+        """Visual tokens of any video input, and its clip when it is a path or clip."""
+        frames, loaded = self._frames(video, timer)
         try:
             features = self.encoder.features(frames, timer)
         finally:
-            self.frame_buffers.release(clip)
-        return self.encoder.pool(features, timer)
+            self.frame_buffers.release(loaded)
+        clip = loaded if loaded is not None else video if isinstance(video, VideoClip) else None
+        return self.encoder.pool(features, timer), clip
 
     @torch.inference_mode()
     def encode_pixels(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -252,9 +303,11 @@ class SlowFastLlava:
             raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
         tokenizer = self._require_tokenizer()
         # is_chatml reads the whole vocabulary: once per tokenizer, not per call
-        if self._chatml is None or self._chatml[0] is not tokenizer:
-            self._chatml = (tokenizer, is_chatml(tokenizer))
-        return resolve_template(prompt, self._chatml[1])
+        chatml = self._chatml
+        if chatml is None or chatml[0] is not tokenizer:
+            with self._tokenizer_lock:
+                chatml = self._chatml = (tokenizer, is_chatml(tokenizer))
+        return resolve_template(prompt, chatml[1])
 
     @torch.inference_mode()
     def build_inputs(
@@ -295,16 +348,40 @@ class SlowFastLlava:
         texts = [build_prompt(template, q) for q in questions]
         timer = self._new_timings()
         embeds, mask = self._build_inputs(videos, texts, timer)
-        answers = generate(
-            self.model,
-            self._require_tokenizer(),
-            embeds,
-            mask,
-            max_new_tokens,
-            timer,
-            **generate_kwargs,
-        )
+        answers = self._generate(embeds, mask, max_new_tokens, generate_kwargs, timer)
         return answers[0] if single else answers
+
+    def stream(
+        self,
+        video: VideoInput,
+        question: str,
+        *,
+        prompt: str = "image_seq_v3",
+        max_new_tokens: int = 256,
+        **generate_kwargs: Any,
+    ) -> Iterator[str]:
+        """:meth:`answer`'s text as it is generated, piece by piece: the pieces joined
+        are :meth:`answer`'s text. The video is decoded and encoded, and bad arguments
+        raise, here, before any piece; closing the iterator early stops the generation."""
+        template = self.prompt_template(prompt)
+        text = build_prompt(template, question)
+        kwargs = generation_kwargs(self._require_tokenizer(), max_new_tokens, generate_kwargs)
+        timer = self._new_timings()
+        embeds, mask = self._build_inputs([video], [text], timer)
+
+        def run(streamer, stopping):
+            extra = list(kwargs.pop("stopping_criteria", None) or [])
+            with self._lm_lock, torch.inference_mode():
+                return timed_generate(
+                    lambda clock: self.model.generate(
+                        inputs_embeds=embeds, attention_mask=mask, streamer=clock,
+                        stopping_criteria=type(stopping)([*extra, *stopping]), **kwargs,
+                    ),
+                    timer,
+                    then=streamer,
+                )  # fmt: skip
+
+        return stream_generation(run, self._decode)
 
     @torch.inference_mode()
     def choose(
@@ -328,10 +405,7 @@ class SlowFastLlava:
         text = build_prompt(template, question, options)
         timer = self._new_timings()
         embeds, mask = self._build_inputs([video], [text], timer)
-        tokenizer = self._require_tokenizer()
-        generated = generate(
-            self.model, tokenizer, embeds, mask, max_new_tokens, timer, **generate_kwargs
-        )[0]
+        generated = self._generate(embeds, mask, max_new_tokens, generate_kwargs, timer)[0]
         letter = parse_choice(generated, len(options))
         if letter is None:
             logger.warning("no option letter in the generated text %r", generated)
@@ -340,9 +414,39 @@ class SlowFastLlava:
     # ------------------------------------------------------------ internals
 
     def _new_timings(self) -> StageTimer:
-        """A fresh timer for one public call; it becomes ``last_timings``."""
-        self.last_timings = StageTimer(self.device, enabled=self.profile)
-        return self.last_timings
+        """A fresh timer for one public call; it becomes this thread's ``last_timings``."""
+        timer = self._timings.value = StageTimer(self.device, enabled=self.profile)
+        return timer
+
+    def _generate(self, embeds, mask, max_new_tokens, overrides, timer) -> list[str]:
+        """Greedy ``generate()`` (unless ``overrides`` say otherwise) from assembled
+        inputs, one language-model call at a time; the decoded new text of each row."""
+        kwargs = generation_kwargs(self._require_tokenizer(), max_new_tokens, overrides)
+        with self._lm_lock, torch.inference_mode():
+            ids = timed_generate(
+                lambda clock: self.model.generate(
+                    inputs_embeds=embeds, attention_mask=mask, streamer=clock, **kwargs
+                ),
+                timer,
+            )
+        return [self._decode(row) for row in ids]
+
+    def _tokenize(self, text: str) -> tuple[list[int], list[int]]:
+        """Ids before and after ``<image>`` (LLaVA's rule), under the tokenizer lock."""
+        tokenizer = self._require_tokenizer()
+        with self._tokenizer_lock:
+            ids = tokenize_around_image(tokenizer, text)
+        return ids.before, ids.after
+
+    def _tokenize_text(self, text: str) -> list[int]:
+        with self._tokenizer_lock:
+            return list(self._require_tokenizer()(text).input_ids)
+
+    def _decode(self, ids) -> str:
+        """New token ids -> text, special tokens skipped, white space stripped."""
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        with self._tokenizer_lock:
+            return self._require_tokenizer().decode(ids, skip_special_tokens=True).strip()
 
     def _frames(self, video: VideoInput, timer: StageTimer):
         return frames_of(
@@ -357,14 +461,14 @@ class SlowFastLlava:
     def _build_inputs(
         self, videos: Sequence[VideoInput], texts: Sequence[str], timer: StageTimer
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        tokenizer = self._require_tokenizer()
+        self._require_tokenizer()
         items: list[PromptItem] = []
         try:
             for video, text in zip(videos, texts, strict=True):
-                ids = tokenize_around_image(tokenizer, text)  # a bad prompt fails before decoding
+                before, after = self._tokenize(text)  # a bad prompt fails before decoding
                 frames, clip = self._frames(video, timer)
                 count = self.encoder.num_tokens(frames.shape[0])
-                items.append(PromptItem(frames, clip, ids.before, ids.after, count))
+                items.append(PromptItem(frames, clip, before, after, count))
             embed = self.language_model.get_input_embeddings()
             return assemble(items, self.encoder, embed, self.frame_buffers, timer)
         finally:

@@ -1,0 +1,106 @@
+"""Text as it is generated: ``generate()`` runs on a worker thread and hands each new
+token to a streamer, which decodes and queues the text that became final; the caller
+iterates over the pieces. Closing the iterator early stops the generation.
+
+The pieces joined are exactly the text that the non-streaming call returns (decoded
+without special tokens, leading and trailing white space stripped): white space is held
+back until text follows it, and a piece is emitted only once the decoded text stops
+ending in an incomplete character.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+__all__ = ["TextPieces", "stream_generation"]
+
+_DONE = object()
+
+
+class TextPieces:
+    """A ``generate()`` streamer that turns new token ids into text pieces.
+
+    ``decode(ids) -> str`` decodes a list of ids (the caller makes it thread-safe).
+    ``put`` receives the prompt ids first (empty with ``inputs_embeds``), then each new
+    token; ``end`` flushes. Pieces go to ``emit``.
+    """
+
+    def __init__(self, decode: Callable[[list[int]], str], emit: Callable[[str], None]):
+        self.decode = decode
+        self.emit = emit
+        self.ids: list[int] = []
+        self.sent = ""  # text emitted so far (already stripped on the left)
+        self.first = True
+
+    def put(self, value: torch.Tensor) -> None:
+        if self.first:  # the prompt
+            self.first = False
+            return
+        self.ids.extend(int(i) for i in value.reshape(-1).tolist())
+        self._flush(final=False)
+
+    def end(self) -> None:
+        self._flush(final=True)
+
+    def _flush(self, final: bool) -> None:
+        text = self.decode(self.ids).lstrip()
+        if not final:
+            if text.endswith("\ufffd"):  # a character whose bytes are not all there yet
+                return
+            text = text.rstrip()  # white space waits for the text after it
+        else:
+            text = text.rstrip()
+        if text.startswith(self.sent) and len(text) > len(self.sent):
+            piece, self.sent = text[len(self.sent) :], text
+            self.emit(piece)
+
+
+class _Stop:
+    """A stopping criterion that ends ``generate()`` once ``event`` is set."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        stop = self.event.is_set()
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+def stream_generation(
+    run: Callable[[Any, Any], Any], decode: Callable[[list[int]], str]
+) -> Iterator[str]:
+    """Runs ``run(streamer, stopping_criteria)`` (a ``generate()`` call) on a worker
+    thread and yields its text pieces. An exception in the worker is raised here;
+    closing the iterator stops the generation and waits for the worker."""
+    from transformers import StoppingCriteriaList
+
+    pieces: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            run(TextPieces(decode, pieces.put), StoppingCriteriaList([_Stop(stop)]))
+        except BaseException as exc:  # handed to the consumer
+            failure.append(exc)
+        finally:
+            pieces.put(_DONE)
+
+    worker = threading.Thread(target=work, name="sfllava-stream", daemon=True)
+    worker.start()
+    try:
+        while True:
+            piece = pieces.get()
+            if piece is _DONE:
+                break
+            yield piece
+        if failure:
+            raise failure[0]
+    finally:
+        stop.set()
+        worker.join()
