@@ -157,8 +157,9 @@ def main() -> None:
         "targets": {"follow_up_20x": ratio >= 20},
         "memory": memory,
     }
-    path = args.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                     "session_cpu.json")  # fmt: skip
+    path = args.json or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "results", "session_cpu.json"
+    )
     write_json(path, result)
     print("wrote", path)
 

@@ -480,22 +480,37 @@ def render_summary() -> str:
     if dec:
         c = next(c for c in dec["cases"] if c["resolution"] == "720p" and "250" in c["gop"])
         what = "decode 50 frames of 720p (long GOP) as planes into reused memory"
-        row(dec, what, ms(c["load_video_planes_ms"]), f"decord {ms(c['decord_ms'])}",
-            x(c["speedup_planes"]))  # fmt: skip
+        row(
+            dec,
+            what,
+            ms(c["load_video_planes_ms"]),
+            f"decord {ms(c['decord_ms'])}",
+            x(c["speedup_planes"]),
+        )
     nf = load("normalize_frames_cpu")
     if nf:
         r = nf["results"]["720p"]
         best = min(r["ours"]["median_ms"], r["ours_out"]["median_ms"])
         what = "normalise 50 frames, 720p to 336 x 336 fp16"
-        row(nf, what, ms(best), f"PIL + CLIP processor {ms(r['published']['median_ms'])}",
-            x(r["published"]["median_ms"] / best))  # fmt: skip
+        row(
+            nf,
+            what,
+            ms(best),
+            f"PIL + CLIP processor {ms(r['published']['median_ms'])}",
+            x(r["published"]["median_ms"] / best),
+        )
     pool = load("slowfast_pool_cpu")
     if pool:
         wanted = ([50, 576, 4096], "bfloat16")
         r = next(r for r in pool["rows"] if (r["shape"], r["dtype"]) == wanted)
         what = "slow/fast pooling of (50, 576, 4096) bf16, `out=`"
-        row(pool, what, ms(r["ours_out_ms"]), f"published torch ops {ms(r['published_ms'])}",
-            x(r["published_ms"] / r["ours_out_ms"]))  # fmt: skip
+        row(
+            pool,
+            what,
+            ms(r["ours_out_ms"]),
+            f"published torch ops {ms(r['published_ms'])}",
+            x(r["published_ms"] / r["ours_out_ms"]),
+        )
     yuv = load("yuv_to_rgb_cpu")
     if yuv:
         r = yuv["results"]["720p"]
@@ -508,15 +523,24 @@ def render_summary() -> str:
         ref, ours = pipe["reference_ms"], pipe["ours_ms"]
         key, e2e = "everything but the model", "end to end"
         what = "`answer` on the demo model, 720p clip: outside the model / end to end"
-        row(pipe, what, f"{ms(ours[key])} / {ms(ours[e2e])}",
+        row(
+            pipe,
+            what,
+            f"{ms(ours[key])} / {ms(ours[e2e])}",
             f"published pipeline {ms(ref[key])} / {ms(ref[e2e])}",
-            f"{x(ref[key] / ours[key])} / {x(ref[e2e] / ours[e2e])}")  # fmt: skip
+            f"{x(ref[key] / ours[key])} / {x(ref[e2e] / ours[e2e])}",
+        )
     sess = load("session_cpu")
     if sess:
         med = sess["median_ms"]
         what = "time to first token of a follow-up question in a session (demo model, 720p)"
-        row(sess, what, ms(med["session_ttft_ms"]), f"fresh `answer` {ms(med['fresh_ttft_ms'])}",
-            x(sess["ratio"]))  # fmt: skip
+        row(
+            sess,
+            what,
+            ms(med["session_ttft_ms"]),
+            f"fresh `answer` {ms(med['fresh_ttft_ms'])}",
+            x(sess["ratio"]),
+        )
     header = ["what", "machine", "command", "ours", "reference", "ratio"]
     return "\n".join(table(header, rows)).rstrip() + "\n"
 

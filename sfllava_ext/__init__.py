@@ -44,8 +44,8 @@ from .ops import normalize_frames, slowfast_pool
 from .preprocess import FrameNormalizer, frame_normalizer
 from .prompts import PromptError
 from .session import VideoSession
-from .tokens_file import SessionFileError
 from .slowfast import SlowFastConfig, aggregate, num_visual_tokens, parse_aggregation
+from .tokens_file import SessionFileError
 from .video import FrameBuffers, load_video, sample_frame_indices
 
 __all__ = [

@@ -3,6 +3,7 @@
     sfllava ask VIDEO "question" --model PATH [--options A B C ...]
     sfllava embed VIDEO -o tokens.safetensors --model PATH
     sfllava demo
+    sfllava serve (--model PATH | --demo) [--media-dir DIR] [--api-key KEY] ...
 
 Shared flags: --device, --dtype, --num-frames, --slowfast, --resize-mode,
 --backend. Errors print one line and exit non-zero (SFLLAVA_DEBUG=1 shows the
@@ -98,6 +99,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--video", default=None, help="use this video instead of the synthetic one")
     demo.add_argument("--max-new-tokens", type=int, default=32)
     _shared(demo)
+
+    serve = sub.add_parser("serve", help="an OpenAI-compatible HTTP service (the [serve] extra)")
+    which = serve.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="LLaVA-NeXT folder or hub id")
+    which.add_argument("--demo", action="store_true", help="the built-in random demo model")
+    serve.add_argument("--host", default="127.0.0.1", help="default: this machine only")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--media-dir", default=None, help="the one folder file:// URLs may name")
+    serve.add_argument(
+        "--api-key", default=None, help="require this key (default: $SFLLAVA_API_KEY if set)"
+    )
+    serve.add_argument("--max-video-mb", type=float, default=256)
+    serve.add_argument("--max-duration-s", type=float, default=3600)
+    serve.add_argument("--max-pixels", type=int, default=3840 * 2160)
+    serve.add_argument("--cache-gb", type=float, default=4, help="sessions kept, LRU")
+    serve.add_argument("--max-queue", type=int, default=64, help="requests waiting; then 503")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    _shared(serve)
     return parser
 
 
@@ -169,7 +188,49 @@ def cmd_demo(args) -> None:
     print(result["timings"].table())
 
 
-COMMANDS = {"ask": cmd_ask, "embed": cmd_embed, "demo": cmd_demo}
+def cmd_serve(args) -> None:
+    from .serve import require_serve_extra, serve
+    from .serve.config import ServeConfig
+
+    require_serve_extra()  # before loading any model
+    if args.demo:
+        import torch
+
+        from .demo import demo_model, demo_tokenizer
+        from .loading import default_device, default_dtype
+        from .model import SlowFastLlava
+
+        device = default_device() if args.device is None else torch.device(args.device)
+        tokenizer = demo_tokenizer()
+        model = demo_model(tokenizer, dtype=_dtype(args.dtype) or default_dtype(device)).to(device)
+        sf = SlowFastLlava(
+            model,
+            tokenizer,
+            slowfast=args.slowfast,
+            num_frames=args.num_frames,
+            resize_mode=args.resize_mode,
+            backend=args.backend,
+        )
+        model_id = "sfllava-demo"
+    else:
+        sf = _load(args)
+        model_id = os.path.basename(os.path.normpath(args.model))
+    config = ServeConfig(
+        host=args.host,
+        port=args.port,
+        media_dir=args.media_dir,
+        api_key=args.api_key or os.environ.get("SFLLAVA_API_KEY") or None,
+        max_video_mb=args.max_video_mb,
+        max_duration_s=args.max_duration_s,
+        max_pixels=args.max_pixels,
+        cache_gb=args.cache_gb,
+        max_queue=args.max_queue,
+        model_id=model_id,
+    )
+    serve(sf, config, log_level=args.log_level)
+
+
+COMMANDS = {"ask": cmd_ask, "embed": cmd_embed, "demo": cmd_demo, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

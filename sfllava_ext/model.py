@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -53,7 +53,7 @@ from .prompts import (
 )
 from .session import VideoSession
 from .slowfast import SlowFastConfig, parse_aggregation
-from .streaming import stream_generation
+from .streaming import TextStream, stream_generation
 from .timing import StageTimer
 from .video import FrameBuffers
 from .video_input import VideoInput, frames_of, load_for_device
@@ -263,8 +263,12 @@ class SlowFastLlava:
         tokens, clip = self._encode(video, self._new_timings())
         info = {"frame_indices": [], "total_frames": None, "fps": None, "video": None}
         if clip is not None:
-            info.update(frame_indices=list(clip.indices), total_frames=clip.total_frames,
-                        fps=clip.fps, video=clip.path or None)  # fmt: skip
+            info.update(
+                frame_indices=list(clip.indices),
+                total_frames=clip.total_frames,
+                fps=clip.fps,
+                video=clip.path or None,
+            )
         return VideoSession(self, tokens, info)
 
     def _encode(self, video: VideoInput, timer: StageTimer):
@@ -359,7 +363,7 @@ class SlowFastLlava:
         prompt: str = "image_seq_v3",
         max_new_tokens: int = 256,
         **generate_kwargs: Any,
-    ) -> Iterator[str]:
+    ) -> TextStream:
         """:meth:`answer`'s text as it is generated, piece by piece: the pieces joined
         are :meth:`answer`'s text. The video is decoded and encoded, and bad arguments
         raise, here, before any piece; closing the iterator early stops the generation."""
@@ -374,12 +378,15 @@ class SlowFastLlava:
             with self._lm_lock, torch.inference_mode():
                 return timed_generate(
                     lambda clock: self.model.generate(
-                        inputs_embeds=embeds, attention_mask=mask, streamer=clock,
-                        stopping_criteria=type(stopping)([*extra, *stopping]), **kwargs,
+                        inputs_embeds=embeds,
+                        attention_mask=mask,
+                        streamer=clock,
+                        stopping_criteria=type(stopping)([*extra, *stopping]),
+                        **kwargs,
                     ),
                     timer,
                     then=streamer,
-                )  # fmt: skip
+                )
 
         return stream_generation(run, self._decode)
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ from . import kv_cache
 from .assembly import embed_text
 from .generation import generation_kwargs, timed_generate
 from .prompts import IMAGE_PLACEHOLDER, build_prompt, parse_choice
-from .streaming import stream_generation
+from .streaming import TextStream, stream_generation
 from .tokens_file import read_tokens, write_tokens
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ class VideoSession:
         prompt: str = "image_seq_v3",
         max_new_tokens: int = 256,
         **generate_kwargs: Any,
-    ) -> Iterator[str]:
+    ) -> TextStream:
         """:meth:`answer`'s text as it is generated, piece by piece; the pieces joined
         are :meth:`answer`'s text. Bad arguments raise here, before any piece; closing
         the iterator early stops the generation."""
@@ -167,12 +167,16 @@ class VideoSession:
             with self.model._lm_lock:
                 return timed_generate(
                     lambda clock: kv_cache.generate_from(
-                        self.model.model, embeds, cache, streamer=clock,
-                        stopping_criteria=type(stopping)([*extra, *stopping]), **kwargs,
+                        self.model.model,
+                        embeds,
+                        cache,
+                        streamer=clock,
+                        stopping_criteria=type(stopping)([*extra, *stopping]),
+                        **kwargs,
                     ),
                     timer,
                     then=streamer,
-                )  # fmt: skip
+                )
 
         return stream_generation(run, self.model._decode)
 
@@ -205,8 +209,9 @@ class VideoSession:
         with self.model._lm_lock, torch.inference_mode():
             return kv_cache.logits_from(self.model.model, embeds, cache)[0]
 
-    def reused_positions(self, question: str, *, prompt: str = "image_seq_v3",
-                         options: Sequence[str] | None = None) -> tuple[int, int]:  # fmt: skip
+    def reused_positions(
+        self, question: str, *, prompt: str = "image_seq_v3", options: Sequence[str] | None = None
+    ) -> tuple[int, int]:
         """(positions taken from the cached prefix, positions of the whole prompt) for
         a question: how much of its prefill a session saves."""
         template = self._template(prompt)
@@ -306,8 +311,11 @@ class VideoSession:
         else:  # the question comes before <image>: only the text before it is shared
             text = head[: head.index("{question}")]
             ids = list(self.model._tokenize_text(text))
-            embeds = torch.empty((1, len(ids), self.model.hidden_size), dtype=self.model.dtype,
-                                 device=self.model.device)  # fmt: skip
+            embeds = torch.empty(
+                (1, len(ids), self.model.hidden_size),
+                dtype=self.model.dtype,
+                device=self.model.device,
+            )
             with torch.inference_mode():
                 embed_text(self.model.language_model.get_input_embeddings(), ids, embeds[0])
         limit = self.model.rope_limit

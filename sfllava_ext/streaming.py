@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["TextPieces", "stream_generation"]
+__all__ = ["TextPieces", "TextStream", "stream_generation"]
 
 _DONE = object()
 
@@ -71,21 +71,50 @@ class _Stop:
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
 
+class TextStream:
+    """An iterator over the text pieces of one generation (see
+    :func:`stream_generation`). ``token_ids`` holds the new token ids generated so far
+    (all of them once the iteration has ended); ``close()`` stops the generation."""
+
+    def __init__(self, pieces: Iterator[str], streamer: TextPieces):
+        self._pieces = pieces
+        self._streamer = streamer
+
+    def __iter__(self) -> TextStream:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        self._pieces.close()  # type: ignore[attr-defined]
+
+    @property
+    def token_ids(self) -> list[int]:
+        return list(self._streamer.ids)
+
+
 def stream_generation(
     run: Callable[[Any, Any], Any], decode: Callable[[list[int]], str]
-) -> Iterator[str]:
+) -> TextStream:
     """Runs ``run(streamer, stopping_criteria)`` (a ``generate()`` call) on a worker
-    thread and yields its text pieces. An exception in the worker is raised here;
-    closing the iterator stops the generation and waits for the worker."""
+    thread and returns the :class:`TextStream` of its text pieces. An exception in the
+    worker is raised by the iteration; closing the stream stops the generation and
+    waits for the worker."""
+    pieces: queue.Queue = queue.Queue()
+    streamer = TextPieces(decode, pieces.put)
+    return TextStream(_pieces(run, streamer, pieces), streamer)
+
+
+def _pieces(run, streamer: TextPieces, pieces: queue.Queue) -> Iterator[str]:
     from transformers import StoppingCriteriaList
 
-    pieces: queue.Queue = queue.Queue()
     stop = threading.Event()
     failure: list[BaseException] = []
 
     def work() -> None:
         try:
-            run(TextPieces(decode, pieces.put), StoppingCriteriaList([_Stop(stop)]))
+            run(streamer, StoppingCriteriaList([_Stop(stop)]))
         except BaseException as exc:  # handed to the consumer
             failure.append(exc)
         finally:

@@ -22,11 +22,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from typing import Any
 
 import torch
 
-__all__ = ["TOKEN_FORMAT", "SessionFileError", "fingerprint", "read_tokens", "write_tokens"]
+__all__ = [
+    "TOKEN_FORMAT",
+    "SessionFileError",
+    "fingerprint",
+    "read_tokens",
+    "tokens_bytes",
+    "write_tokens",
+]
 
 FORMAT = "sfllava-visual-tokens"
 #: Changes only when the same model and settings would give other tokens.
@@ -65,8 +73,22 @@ def write_tokens(path: str | os.PathLike, tokens: torch.Tensor, sf: Any, info: d
     """Writes ``tokens`` with ``sf``'s fingerprint and the video's ``info``
     (``frame_indices``, ``total_frames``, ``fps``, ``video``) to ``path``, atomically
     (a temporary file in the same folder, then a rename)."""
-    from safetensors.torch import save_file
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(tokens_bytes(tokens, sf, info))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
+
+def tokens_bytes(tokens: torch.Tensor, sf: Any, info: dict) -> bytes:
+    """The session file's bytes (what :func:`write_tokens` writes)."""
+    from safetensors.torch import save
+
+    video = info.get("video")
     meta = {
         "format": FORMAT,
         "token_format": str(TOKEN_FORMAT),
@@ -74,21 +96,15 @@ def write_tokens(path: str | os.PathLike, tokens: torch.Tensor, sf: Any, info: d
         "frame_indices": json.dumps([int(i) for i in info.get("frame_indices", [])]),
         "total_frames": json.dumps(info.get("total_frames")),
         "fps": json.dumps(info.get("fps")),
-        "video": str(info.get("video") or ""),
+        "video": os.path.abspath(video) if video else "",
+        "sha256": str(info.get("sha256") or ""),
         "model": str(getattr(sf, "name_or_path", None) or getattr(sf.config, "_name_or_path", "")),
         "aggregation": str(sf.aggregation),
         "grid": json.dumps(list(sf.grid)),
         "dtype": str(tokens.dtype).replace("torch.", ""),
         "num_frames": str(sf.num_frames),
     }
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        save_file({"tokens": tokens.detach().contiguous().cpu()}, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    return save({"tokens": tokens.detach().contiguous().cpu()}, metadata=meta)
 
 
 def read_tokens(path: str | os.PathLike, sf: Any) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -128,6 +144,7 @@ def read_tokens(path: str | os.PathLike, sf: Any) -> tuple[torch.Tensor, dict[st
         "total_frames": json.loads(meta.get("total_frames", "null")),
         "fps": json.loads(meta.get("fps", "null")),
         "video": meta.get("video") or None,
+        "sha256": meta.get("sha256") or None,
     }
     return tokens.to(sf.device), info
 

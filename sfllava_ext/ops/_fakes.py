@@ -59,9 +59,17 @@ def slowfast_pool_simt_fake(features, slow_frames, slow_pool, fast_size, grid, v
 
 
 def _normalize_checks(
-    op, frames_shape, size, resize_mode, shortest_edge, mean, std, rescale_factor, pass_order,
+    op,
+    frames_shape,
+    size,
+    resize_mode,
+    shortest_edge,
+    mean,
+    std,
+    rescale_factor,
+    pass_order,
     dtype,
-):  # fmt: skip
+):
     shape = normalize_frames_shape(frames_shape, size, resize_mode, shortest_edge, op)
     check_normalize_values(op, mean, std, rescale_factor, pass_order, dtype)
     return shape

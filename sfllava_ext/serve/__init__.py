@@ -1,0 +1,61 @@
+"""``sfllava serve``: an OpenAI-compatible HTTP service for video questions and visual
+tokens, over :class:`~sfllava_ext.SlowFastLlava` and :class:`~sfllava_ext.VideoSession`.
+
+The optional extra ``[serve]`` (FastAPI and uvicorn) is needed:
+``pip install --no-build-isolation "sfllava_ext[serve]"``.
+
+    config.py    the limits (ServeConfig)
+    media.py     data: and file:// URLs, the media dir, the header checks
+    protocol.py  the chat-completions schema and replies
+    engine.py    the one worker that owns the model, its queue, the session cache
+    app.py       the FastAPI routes
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ServeConfig", "create_app", "require_serve_extra", "serve"]
+
+SERVE_EXTRA = 'pip install --no-build-isolation "sfllava_ext[serve]"'
+
+
+def require_serve_extra() -> None:
+    """Raises ImportError naming the missing package and the line that installs it."""
+    import importlib.util
+
+    missing = [name for name in ("fastapi", "uvicorn") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(
+            f"sfllava serve needs {' and '.join(missing)} (the [serve] extra): {SERVE_EXTRA}"
+        )
+
+
+def create_app(sf: Any, config: Any):
+    """The FastAPI app (see :mod:`sfllava_ext.serve.app`)."""
+    require_serve_extra()
+    from .app import create_app as make
+
+    return make(sf, config)
+
+
+def serve(sf: Any, config: Any, log_level: str = "info") -> None:
+    """Runs the service until interrupted (SIGINT or SIGTERM end it cleanly)."""
+    require_serve_extra()
+    import uvicorn
+
+    uvicorn.run(
+        create_app(sf, config),
+        host=config.host,
+        port=config.port,
+        log_level=log_level,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def __getattr__(name: str):
+    if name == "ServeConfig":
+        from .config import ServeConfig
+
+        return ServeConfig
+    raise AttributeError(name)

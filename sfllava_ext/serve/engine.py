@@ -1,0 +1,181 @@
+"""The one worker that owns the model, its bounded queue, and the session cache.
+
+Requests become jobs, run one at a time on the worker thread in arrival order; at most
+``--max-queue`` wait, and past that a request is refused at once (503, Retry-After).
+Sessions (:class:`~sfllava_ext.VideoSession`) are kept by the SHA-256 of their video's
+bytes, least recently used first out once they hold more than ``--cache-gb``, so a
+second question about a video skips decoding and encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from ..frames import VideoDecodeError
+from ..session import VideoSession
+from .config import ServeConfig
+from .errors import ApiError
+from .media import Video, check_header
+
+__all__ = ["Engine"]
+
+logger = logging.getLogger(__name__)
+_STOP = object()
+
+
+class Engine:
+    """Runs jobs for the model on one thread.
+
+    Args:
+        sf: the :class:`~sfllava_ext.SlowFastLlava` served.
+        config: the service's limits.
+    """
+
+    def __init__(self, sf: Any, config: ServeConfig) -> None:
+        self.sf = sf
+        self.config = config
+        self.context = _context_length(sf)
+        self._jobs: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._sessions: OrderedDict[str, VideoSession] = OrderedDict()
+        self.stats = {"completed": 0, "failed": 0, "cancelled": 0, "refused_busy": 0}
+        self._thread = threading.Thread(target=self._run, name="sfllava-serve", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Lets the job in hand finish, drops the waiting ones, ends the thread."""
+        while True:
+            try:
+                item = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                item[1].cancel()
+        self._jobs.put(_STOP)
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
+
+    def submit(self, fn: Callable[[], Any]) -> Future:
+        """Queues ``fn`` for the worker.
+
+        Raises:
+            ApiError: 503 with ``Retry-After`` when ``--max-queue`` jobs already wait.
+        """
+        with self._lock:
+            if self._waiting >= self.config.max_queue:
+                self.stats["refused_busy"] += 1
+                raise ApiError(
+                    503,
+                    f"the server is busy: {self._waiting} requests are waiting "
+                    f"(--max-queue {self.config.max_queue}); retry shortly",
+                    code="server_busy",
+                    headers={"Retry-After": "1"},
+                )
+            self._waiting += 1
+        future: Future = Future()
+        self._jobs.put((fn, future))
+        return future
+
+    def health(self) -> dict[str, Any]:
+        with self._lock:
+            sessions = list(self._sessions.values())
+            stats = {"waiting": self._waiting, **self.stats}
+        # outside the engine's lock: a session builds its prefix under its own
+        return {**stats, "sessions": len(sessions), "session_bytes": sum(map(_held, sessions))}
+
+    def _run(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is _STOP:
+                return
+            fn, future = item
+            try:
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    future.set_result(fn())
+                    self._count("completed")
+                except BaseException as exc:  # handed to the request
+                    self._count("failed")
+                    future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.stats[key] += 1
+
+    # ------------------------------------------------------------- in the worker
+
+    def session_for(self, video: Video, param: str) -> VideoSession:
+        """The cached session of the video's bytes, or a new one (the header checked,
+        then decoded and encoded). The service's temporary copy is removed either way.
+
+        Raises:
+            ApiError: 400 for a video over the limits or one that cannot be decoded.
+        """
+        try:
+            with self._lock:
+                session = self._sessions.get(video.sha256)
+                if session is not None:
+                    self._sessions.move_to_end(video.sha256)
+                    return session
+            check_header(video, param, self.config)
+            try:
+                session = self.sf.session(video.path)
+            except (VideoDecodeError, FileNotFoundError) as exc:
+                raise ApiError(400, f"the video cannot be decoded: {exc}", param=param) from exc
+        finally:
+            video.discard()
+        session.info.update(sha256=video.sha256, video=None)
+        with self._lock:
+            self._sessions[video.sha256] = session
+        self.trim()
+        return session
+
+    def trim(self) -> None:
+        """Drops the least recently used sessions while they hold more than
+        ``--cache-gb`` (the newest always stays until the next one arrives)."""
+        with self._lock:
+            while len(self._sessions) > 1 and (
+                sum(_held(s) for s in self._sessions.values()) > self.config.cache_bytes
+            ):
+                self._sessions.popitem(last=False)
+            if self.config.cache_bytes == 0:
+                self._sessions.clear()
+
+    def check_length(self, prompt_tokens: int, max_tokens: int) -> None:
+        """Raises ApiError (400, ``max_tokens``) when the prompt and ``max_tokens`` pass
+        the model's context."""
+        if prompt_tokens + max_tokens > self.context:
+            raise ApiError(
+                400,
+                f"the prompt holds {prompt_tokens} tokens (with the video's visual tokens); "
+                f"with max_tokens {max_tokens} that passes the model's context of "
+                f"{self.context}",
+                param="max_tokens",
+                code="context_length_exceeded",
+            )
+
+
+def _held(session: VideoSession) -> int:
+    return sum(session.held_bytes.values())
+
+
+def _context_length(sf: Any) -> int:
+    """Positions the language model serves: its context, times the dynamic RoPE
+    factor when that scaling is on (docs/method.md#rope)."""
+    text = sf.config.text_config
+    params = dict(getattr(text, "rope_parameters", None) or {})
+    factor = float(params.get("factor", 1.0)) if params.get("rope_type") == "dynamic" else 1.0
+    return int(text.max_position_embeddings * factor)

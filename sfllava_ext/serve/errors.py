@@ -1,0 +1,57 @@
+"""OpenAI-style errors: every refusal is a 4xx (or 503) with a JSON body
+``{"error": {"message", "type", "param", "code"}}`` that names what was wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ApiError", "error_body"]
+
+
+class ApiError(Exception):
+    """A request the service refuses.
+
+    Args:
+        status: the HTTP status (400, 401, 404, 413, 503, ...).
+        message: what was wrong, for a person.
+        param: the request field at fault (``messages[0].content[1]``, ``max_tokens``).
+        code: a machine-readable code (``invalid_api_key``, ``video_too_long``, ...).
+        headers: extra response headers (``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    @property
+    def type(self) -> str:
+        if self.status == 401:
+            return "authentication_error"
+        if self.status == 404:
+            return "not_found_error"
+        if self.status == 503:
+            return "server_overloaded"
+        if self.status >= 500:
+            return "server_error"
+        return "invalid_request_error"
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+def error_body(
+    message: str, type_: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
