@@ -26,7 +26,7 @@ from videos import write_test_video
 from sfllava_ext import SlowFastLlava, VideoSession, kv_cache
 from sfllava_ext.demo import demo_model, demo_tokenizer
 from sfllava_ext.loading import apply_rope_scaling
-from sfllava_ext.prompts import build_prompt
+from sfllava_ext.prompts import PromptError, build_prompt
 from sfllava_ext.tokens_file import SessionFileError
 
 QUESTIONS = [
@@ -65,11 +65,15 @@ def demo_sf():
 
 
 def reference(sf: SlowFastLlava, video, text: str, max_new_tokens: int):
-    """Fresh prefill logits (vocab,), greedy ids and the top-2 margin at each step."""
+    """Fresh prefill logits (vocab,), greedy ids and the top-2 margin at each step, as a
+    freshly loaded model computes them: its dynamic-RoPE frequencies at their original
+    values, whatever an earlier call grew them to."""
     embeds, mask = sf.build_inputs([video], [text])
     tok = sf.tokenizer
     with torch.inference_mode():
+        kv_cache.reset_dynamic_rope(sf.model)
         logits = sf.model(inputs_embeds=embeds, attention_mask=mask).logits[0, -1].float()
+        kv_cache.reset_dynamic_rope(sf.model)
         out = sf.model.generate(
             inputs_embeds=embeds,
             attention_mask=mask,
@@ -176,10 +180,12 @@ def test_the_generate_call_and_the_pinned_range(demo_sf):
     with torch.inference_mode():
         fresh = kv_cache.generate_from(demo_sf.model, embeds, None, **kwargs)
         prefix, _ = kv_cache.prefill(demo_sf.model, embeds[:, :30])
+        before = [(k.clone(), v.clone()) for k, v in prefix]
         again = kv_cache.generate_from(
             demo_sf.model, embeds, kv_cache.fresh_cache(prefix, 25), **kwargs
         )
-        assert prefix[0][0].shape[-2] == 30  # the shared prefix was not written
+        for (k, v), (k0, v0) in zip(prefix, before, strict=True):  # never written
+            assert torch.equal(k, k0) and torch.equal(v, v0)
         with pytest.raises(ValueError, match="at least one position"):
             kv_cache.generate_from(
                 demo_sf.model, embeds[:, :30], kv_cache.fresh_cache(prefix, 30), **kwargs
@@ -222,6 +228,17 @@ def test_dynamic_rope_context_edge(rope_sf):
     assert reused_mid > 0 and total_mid < EDGE < total_mid + 30  # generation crosses it
     for question, new in ((short, 8), (long, 8), (middle, 30), (short, 8)):
         assert_matches(session, rope_sf, frames, question, "image_seq_v3", new=new)
+    # a prompt of exactly the original context, right after a longer call (whose
+    # frequencies the rotary module would otherwise keep)
+    edge = None
+    for digits in range(60):  # the tokenizer splits digits: one more position each
+        question = "why " + "7" * digits
+        if session.reused_positions(question)[1] == EDGE:
+            edge = question
+            break
+    assert edge is not None, "no question made a prompt of exactly EDGE positions"
+    for question in (long, edge, long, edge):
+        assert_matches(session, rope_sf, frames, question, "image_seq_v3", new=4)
 
 
 # ------------------------------------------------------------- streaming
@@ -242,14 +259,24 @@ def test_stream_pieces_join_to_the_answer(demo_sf, spm_sf, tmp_path):
 def test_stream_errors_come_first_and_closing_stops(spm_sf):
     frames = random_frames(2, seed=7)
     session = spm_sf.session(frames)
-    with pytest.raises(Exception, match="question is empty"):
+    with pytest.raises(PromptError, match="question is empty"):
         session.stream("  ")
-    with pytest.raises(Exception, match="max_new_tokens"):
+    with pytest.raises(ValueError, match="max_new_tokens"):
         spm_sf.stream(frames, "why", max_new_tokens=0)
+    with pytest.raises(TypeError, match="max_new_tokens"):
+        session.answer("why", max_new_tokens="5")
+    with pytest.raises(ValueError, match="streamer: set by sfllava_ext"):
+        session.stream("why", streamer=object())
+    with pytest.raises(ValueError, match="num_return_sequences must be 1"):
+        session.answer("why", num_return_sequences=2, do_sample=True)
+    with pytest.raises(ValueError, match="num_beams must be 1"):
+        spm_sf.answer(frames, "why", num_beams=2)
     pieces = session.stream("What is happening?", max_new_tokens=200, min_new_tokens=200)
     next(pieces)
     pieces.close()  # stops the generation and releases the model
+    assert len(pieces.token_ids) < 200, "closing did not stop the generation"
     assert not [t for t in threading.enumerate() if t.name == "sfllava-stream"]
+    assert list(pieces) == []
     assert isinstance(session.answer("why", max_new_tokens=2), str)
 
 
@@ -302,6 +329,44 @@ def test_eight_threads_give_the_serial_results(spm_sf):
     assert len(work) == 3 * len(tasks) == 3 * 38
 
 
+def test_a_new_session_asked_by_eight_threads_at_once(spm_sf):
+    """The prefixes are built while 8 threads ask: each template once, every answer the
+    serial one."""
+    frames = random_frames(3, seed=13)
+    serial = spm_sf.session(frames)
+    work = [(q, p) for q in QUESTIONS for p in ("image_seq_v3", USER_AFTER)] * 2
+    expected = {job: serial.answer(job[0], prompt=job[1], max_new_tokens=5) for job in work}
+    fresh = spm_sf.session(frames)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda job: fresh.answer(job[0], prompt=job[1], max_new_tokens=5),
+                            work))  # fmt: skip
+    assert got == [expected[job] for job in work]
+    assert len(fresh._prefixes) == 2
+
+
+def test_sliding_window_model(spm_tokenizer):
+    """A Mistral-style language model whose window is shorter than the prefix: the
+    session keeps every position, and answers as the fresh call does."""
+    from transformers import CLIPVisionConfig, LlavaNextConfig, MistralConfig
+    from transformers import LlavaNextForConditionalGeneration as Llava
+
+    text = MistralConfig(
+        vocab_size=len(spm_tokenizer), bos_token_id=1, eos_token_id=2, sliding_window=64,
+        **{k: v for k, v in TEXT.items() if k != "max_position_embeddings"},
+        max_position_embeddings=4096,
+    )  # fmt: skip
+    config = LlavaNextConfig(vision_config=CLIPVisionConfig(**VISION), text_config=text,
+                             image_token_index=0)  # fmt: skip
+    torch.manual_seed(14)
+    sf = SlowFastLlava(Llava(config).eval(), spm_tokenizer,
+                       slowfast="slowfast-slow_1frms_spatial_2d_avg_pool-fast_1x1")  # fmt: skip
+    frames = random_frames(3, seed=15)
+    session = sf.session(frames)
+    for question in QUESTIONS[:3]:
+        assert_matches(session, sf, frames, question, "image_seq_v3")
+    assert session.reused_positions(QUESTIONS[0])[0] > 64
+
+
 # ------------------------------------------------------------------ files
 
 
@@ -320,8 +385,30 @@ def test_save_and_load(spm_sf, spm_tokenizer, tmp_path):
     with pytest.raises(SessionFileError, match="aggregation"):
         VideoSession.load(path, other_settings)
     other_frames = SlowFastLlava(spm_sf.model, spm_tokenizer, num_frames=8)
-    with pytest.raises(SessionFileError, match="num_frames"):
+    with pytest.raises(SessionFileError, match="num_frames: file 50, model 8"):
         VideoSession.load(path, other_frames)
+    other_mode = SlowFastLlava(spm_sf.model, spm_tokenizer, resize_mode="pad")
+    with pytest.raises(SessionFileError, match="preprocess.resize_mode"):
+        VideoSession.load(path, other_mode)
+    processor = {
+        "size": {"shortest_edge": 336},
+        "crop_size": {"height": 336, "width": 336},
+        "do_center_crop": True,
+        "image_mean": [0.5] * 3,
+        "image_std": [0.5] * 3,
+    }
+    other_norm = SlowFastLlava(spm_sf.model, spm_tokenizer, image_processor=processor)
+    with pytest.raises(SessionFileError, match="preprocess.mean"):
+        VideoSession.load(path, other_norm)
+    import copy
+
+    other_dtype = SlowFastLlava(copy.deepcopy(spm_sf.model).to(torch.bfloat16), spm_tokenizer)
+    with pytest.raises(SessionFileError, match="dtype"):
+        VideoSession.load(path, other_dtype)
+    other_lm = SlowFastLlava(copy.deepcopy(spm_sf.model), spm_tokenizer)
+    with torch.no_grad():
+        other_lm.language_model.get_input_embeddings().weight.add_(1.0)
+    assert torch.equal(VideoSession.load(path, other_lm).tokens, session.tokens)  # LM apart
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(SessionFileError, match="not a"):

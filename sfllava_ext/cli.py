@@ -147,9 +147,13 @@ def cmd_ask(args) -> None:
         print(letter if letter is not None else "(no option chosen)")
         return
     # the answer as it is generated
-    for piece in model.stream(args.video, args.question, max_new_tokens=args.max_new_tokens):
-        print(piece, end="", flush=True)
-    print()
+    pieces = model.stream(args.video, args.question, max_new_tokens=args.max_new_tokens)
+    try:
+        for piece in pieces:
+            print(piece, end="", flush=True)
+    finally:
+        pieces.close()
+        print()  # the line ends even when the generation fails midway
 
 
 def cmd_embed(args) -> None:
@@ -241,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sfllava: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (`sfllava ask ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:  # one clear line, not a traceback
         if os.environ.get("SFLLAVA_DEBUG"):
             raise

@@ -19,18 +19,34 @@ from .timing import StageTimer
 
 __all__ = ["FirstTokenClock", "generation_kwargs", "timed_generate"]
 
+_RESERVED = frozenset(
+    {"inputs_embeds", "input_ids", "attention_mask", "cache", "past_key_values", "streamer"}
+)
+
 
 def generation_kwargs(tokenizer: Any, max_new_tokens: int, overrides: dict[str, Any]) -> dict:
     """Greedy decoding of at most ``max_new_tokens`` (published: 256 for open-ended
     answers), the tokenizer's pad id (else its EOS), then the caller's ``overrides``.
 
     Raises:
-        ValueError: ``max_new_tokens`` is not an int >= 1.
+        TypeError: ``max_new_tokens`` is not an int.
+        ValueError: ``max_new_tokens`` below 1; an override that sfllava_ext sets itself
+            (the inputs, the cache, the streamer) or one it cannot serve (beam search,
+            several sequences per prompt).
     """
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
-        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+        raise TypeError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens}")
+    reserved = sorted(set(overrides) & _RESERVED)
+    if reserved:
+        raise ValueError(f"{', '.join(reserved)}: set by sfllava_ext itself; leave it out")
+    for name in ("num_beams", "num_return_sequences"):
+        if overrides.get(name, 1) != 1:
+            raise ValueError(
+                f"{name} must be 1 (greedy or sampled decoding of one sequence), "
+                f"got {overrides[name]!r}"
+            )
     kwargs: dict[str, Any] = dict(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens)
     if tokenizer.pad_token_id is not None:
         kwargs["pad_token_id"] = tokenizer.pad_token_id

@@ -168,16 +168,3 @@ def as_llava_next(model: Any) -> nn.Module:
             f".multi_modal_projector, .language_model and lm_head), got {type(model).__name__}"
         )
     return model
-
-
-def rope_limit(config: Any) -> int | None:
-    """The original context of a model with dynamic RoPE scaling: past it, the
-    frequencies change with the sequence length (docs/method.md#rope). None for models
-    whose RoPE does not depend on the length."""
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    params = dict(
-        getattr(text, "rope_parameters", None) or getattr(text, "rope_scaling", None) or {}
-    )
-    if params.get("rope_type", params.get("type")) != "dynamic":
-        return None
-    return int(params.get("original_max_position_embeddings") or text.max_position_embeddings)

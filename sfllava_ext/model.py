@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import kv_cache
 from .assembly import PromptItem, assemble
 from .constants import DEFAULT_BACKEND, DEFAULT_NUM_FRAMES, DEFAULT_RESIZE_MODE, DEFAULT_SLOWFAST
 from .encoding import VideoEncoder
@@ -40,7 +41,6 @@ from .loading import (
     apply_rope_scaling,
     as_llava_next,
     load_pretrained,
-    rope_limit,
 )
 from .ops._checks import check_resize_mode
 from .prompts import (
@@ -151,7 +151,7 @@ class SlowFastLlava:
             model, image_processor, self.aggregation, resize_mode, micro_batch
         )
         self.language_model = model.model.language_model
-        self.rope_limit = rope_limit(self.config)
+        self.rope_limit = kv_cache.dynamic_rope_limit(self.model)
 
     @property
     def last_timings(self) -> StageTimer:
@@ -376,6 +376,7 @@ class SlowFastLlava:
         def run(streamer, stopping):
             extra = list(kwargs.pop("stopping_criteria", None) or [])
             with self._lm_lock, torch.inference_mode():
+                kv_cache.reset_dynamic_rope(self.model)
                 return timed_generate(
                     lambda clock: self.model.generate(
                         inputs_embeds=embeds,
@@ -430,6 +431,7 @@ class SlowFastLlava:
         inputs, one language-model call at a time; the decoded new text of each row."""
         kwargs = generation_kwargs(self._require_tokenizer(), max_new_tokens, overrides)
         with self._lm_lock, torch.inference_mode():
+            kv_cache.reset_dynamic_rope(self.model)
             ids = timed_generate(
                 lambda clock: self.model.generate(
                     inputs_embeds=embeds, attention_mask=mask, streamer=clock, **kwargs

@@ -15,23 +15,29 @@ follow what it shares with a cached prefix:
    reused, less one position when it covers the whole prompt (at least one prompt
    token is always prefilled). Comparing ids, not strings, matters: tokenizers merge
    across the boundary (the space before the question, for one).
-3. **Never written.** Each question starts from a fresh cache made of views of the
-   prefix (:mod:`sfllava_ext.kv_cache`), so questions can come in any order, and from
-   several threads.
+3. **Never written.** Each question starts from a fresh cache holding a copy of the
+   reused positions (:mod:`sfllava_ext.kv_cache`), made under the model's lock just
+   before its prefill, so questions can come in any order, and from several threads,
+   with one copy alive at a time.
 4. **RoPE.** With dynamic RoPE scaling (docs/method.md#rope) the frequencies change
    once a sequence passes the original context, and a fresh prefill of a longer prompt
    uses the new frequencies for every position. A question whose prompt, or the cached
    prefix, is longer than that context is therefore prefilled in full, from the stored
-   visual tokens (no decode, no encode): the answer is the fresh call's.
+   visual tokens (no decode, no encode): the answer is the fresh call's. The rotary
+   modules are reset before every language-model call, fresh or cached, so that no
+   answer depends on the length of the call before it.
 
-A template whose ``{question}`` comes before ``<image>`` works too, but reuses only
-the text before the question: everything from the question on (the visual tokens
-included) is prefilled for every question.
+A template whose ``{question}`` (or ``{options}``) comes before ``<image>`` works too,
+but reuses only the text before it: everything from there on (the visual tokens
+included) is prefilled for every question. Memory: each template used keeps its
+prefix's keys and values (:attr:`VideoSession.held_bytes`; :meth:`clear_prefixes`
+frees them).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = ["VideoSession"]
 
 _VISUAL = -1  # the id compared at a visual token's position (no text id is negative)
+_PLACEHOLDER = re.compile(r"\{question\}|\{options\}")
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ class VideoSession:
         self.model = model
         self.tokens = tokens
         self.info = dict(info)
-        self._prefixes: dict[str, _Prefix] = {}
+        self._prefixes: dict[tuple[int, str], _Prefix] = {}
         self._lock = threading.Lock()
 
     @property
@@ -105,6 +112,11 @@ class VideoSession:
             "tokens": self.tokens.numel() * self.tokens.element_size(),
             "prefixes": sum(t.numel() * t.element_size() for t in kv),
         }
+
+    def clear_prefixes(self) -> None:
+        """Frees the cached prompt prefixes (rebuilt on the next question)."""
+        with self._lock:
+            self._prefixes.clear()
 
     # ------------------------------------------------------------------ questions
 
@@ -157,14 +169,15 @@ class VideoSession:
         """:meth:`answer`'s text as it is generated, piece by piece; the pieces joined
         are :meth:`answer`'s text. Bad arguments raise here, before any piece; closing
         the iterator early stops the generation."""
-        template = self._template(prompt)
-        embeds, cache = self._inputs(template, build_prompt(template, question))
         kwargs = generation_kwargs(self.model._require_tokenizer(), max_new_tokens, generate_kwargs)
+        template = self._template(prompt)
+        embeds, prefix, reuse = self._inputs(template, build_prompt(template, question))
         timer = self.model._new_timings()
 
         def run(streamer, stopping):
             extra = list(kwargs.pop("stopping_criteria", None) or [])
-            with self.model._lm_lock:
+            with self.model._lm_lock, torch.inference_mode():
+                cache = self._cache(prefix, reuse)  # made under the lock: one copy at a time
                 return timed_generate(
                     lambda clock: kv_cache.generate_from(
                         self.model.model,
@@ -205,9 +218,9 @@ class VideoSession:
         """The language model's logits (vocab,) at the last prompt position, computed
         the way :meth:`answer` prefills (from the cached prefix)."""
         template = self._template(prompt)
-        embeds, cache = self._inputs(template, build_prompt(template, question, options))
+        embeds, prefix, reuse = self._inputs(template, build_prompt(template, question, options))
         with self.model._lm_lock, torch.inference_mode():
-            return kv_cache.logits_from(self.model.model, embeds, cache)[0]
+            return kv_cache.logits_from(self.model.model, embeds, self._cache(prefix, reuse))[0]
 
     def reused_positions(
         self, question: str, *, prompt: str = "image_seq_v3", options: Sequence[str] | None = None
@@ -246,10 +259,11 @@ class VideoSession:
     def _generate(
         self, template: str, text: str, max_new_tokens: int, overrides: dict
     ) -> torch.Tensor:
-        embeds, cache = self._inputs(template, text)
         kwargs = generation_kwargs(self.model._require_tokenizer(), max_new_tokens, overrides)
+        embeds, prefix, reuse = self._inputs(template, text)
         timer = self.model._new_timings()
         with self.model._lm_lock, torch.inference_mode():
+            cache = self._cache(prefix, reuse)  # made under the lock: one copy at a time
             ids = timed_generate(
                 lambda clock: kv_cache.generate_from(
                     self.model.model, embeds, cache, streamer=clock, **kwargs
@@ -258,14 +272,18 @@ class VideoSession:
             )
         return ids[0]
 
-    def _inputs(self, template: str, text: str) -> tuple[torch.Tensor, Any]:
-        """The whole prompt's embeddings (1, L, hidden) and a fresh cache of the
-        positions it shares with the template's cached prefix (None: prefill all)."""
+    def _inputs(self, template: str, text: str) -> tuple[torch.Tensor, _Prefix, int]:
+        """The whole prompt's embeddings (1, L, hidden), the template's cached prefix and
+        how many of its positions the prompt reuses (0: prefill all)."""
         ids, embeds = self._ids_and_embeds(text)
         prefix = self._prefix(template)
-        reuse = self._reuse(prefix, ids)
-        cache = kv_cache.fresh_cache(prefix.kv, reuse) if reuse else None
-        return embeds, cache
+        return embeds, prefix, self._reuse(prefix, ids)
+
+    @staticmethod
+    def _cache(prefix: _Prefix, reuse: int) -> Any:
+        """A fresh cache of the reused positions (None: nothing reused). Call it under
+        the model's lock, so that the copies of a prefix exist one at a time."""
+        return kv_cache.fresh_cache(prefix.kv, reuse) if reuse else None
 
     def _ids_and_embeds(self, text: str) -> tuple[list[int], torch.Tensor]:
         before, after = self.model._tokenize(text)
@@ -290,26 +308,29 @@ class VideoSession:
             if a != b:
                 break
             shared += 1
-        return min(shared, len(ids) - 1)
+        held = prefix.kv[0][0].shape[-2]
+        return min(shared, held, len(ids) - 1)
 
     def _prefix(self, template: str) -> _Prefix:
-        """The template's cached prefix, built on first use (one build per template,
-        also when several threads ask at once)."""
+        """The template's cached prefix, built on first use (one build per template and
+        tokenizer, also when several threads ask at once)."""
+        key = (id(self.model.tokenizer), template)
         with self._lock:
-            prefix = self._prefixes.get(template)
+            prefix = self._prefixes.get(key)
             if prefix is None:
-                prefix = self._prefixes[template] = self._build_prefix(template)
+                prefix = self._prefixes[key] = self._build_prefix(template)
         return prefix
 
     def _build_prefix(self, template: str) -> _Prefix:
         """Tokenizes and prefills the template's fixed part: up to ``{question}`` after
         ``<image>`` (visual tokens included), or before it."""
         head, tail = template.split(IMAGE_PLACEHOLDER)
-        if "{question}" in tail:
-            fixed = head + IMAGE_PLACEHOLDER + tail[: tail.index("{question}")]
+        if not _PLACEHOLDER.search(head):
+            cut = _PLACEHOLDER.search(tail)
+            fixed = head + IMAGE_PLACEHOLDER + (tail[: cut.start()] if cut else tail)
             ids, embeds = self._ids_and_embeds(fixed)
-        else:  # the question comes before <image>: only the text before it is shared
-            text = head[: head.index("{question}")]
+        else:  # the question (or options) come before <image>: only the text before it
+            text = head[: _PLACEHOLDER.search(head).start()]
             ids = list(self.model._tokenize_text(text))
             embeds = torch.empty(
                 (1, len(ids), self.model.hidden_size),

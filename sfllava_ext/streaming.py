@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -72,64 +73,72 @@ class _Stop:
 
 
 class TextStream:
-    """An iterator over the text pieces of one generation (see
-    :func:`stream_generation`). ``token_ids`` holds the new token ids generated so far
-    (all of them once the iteration has ended); ``close()`` stops the generation."""
+    """The text pieces of one generation, as an iterator (see :func:`stream_generation`).
 
-    def __init__(self, pieces: Iterator[str], streamer: TextPieces):
-        self._pieces = pieces
-        self._streamer = streamer
+    The generation starts at once on a worker thread. ``token_ids`` holds the new
+    token ids generated so far (all of them once the iteration has ended). ``close()``,
+    or dropping the stream, stops the generation; ``close()`` also waits for it.
+    """
+
+    def __init__(self, run: Callable[[Any, Any], Any], decode: Callable[[list[int]], str]):
+        from transformers import StoppingCriteriaList
+
+        self._queue: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._failure: list[BaseException] = []
+        self._streamer = TextPieces(decode, self._queue.put)
+        self._done = False
+        criteria = StoppingCriteriaList([_Stop(self._stop)])
+        # the worker holds the queue and the event, never the stream itself, so that a
+        # stream nobody holds any more is collected, and its finalizer stops the work
+        self._worker = threading.Thread(
+            target=_work,
+            args=(run, self._streamer, criteria, self._queue, self._failure),
+            name="sfllava-stream",
+            daemon=True,
+        )
+        weakref.finalize(self, self._stop.set)
+        self._worker.start()
 
     def __iter__(self) -> TextStream:
         return self
 
     def __next__(self) -> str:
-        return next(self._pieces)
+        if self._done:
+            raise StopIteration
+        piece = self._queue.get()
+        if piece is _DONE:
+            self._done = True
+            self._worker.join()
+            if self._failure:
+                raise self._failure[0]
+            raise StopIteration
+        return piece
 
     def close(self) -> None:
-        self._pieces.close()  # type: ignore[attr-defined]
+        """Stops the generation and waits for it."""
+        self._stop.set()
+        self._worker.join()
+        self._done = True
 
     @property
     def token_ids(self) -> list[int]:
         return list(self._streamer.ids)
 
 
+def _work(run, streamer, criteria, pieces: queue.Queue, failure: list) -> None:
+    try:
+        run(streamer, criteria)
+    except BaseException as exc:  # handed to the consumer
+        failure.append(exc)
+    finally:
+        pieces.put(_DONE)
+
+
 def stream_generation(
     run: Callable[[Any, Any], Any], decode: Callable[[list[int]], str]
 ) -> TextStream:
-    """Runs ``run(streamer, stopping_criteria)`` (a ``generate()`` call) on a worker
+    """Starts ``run(streamer, stopping_criteria)`` (a ``generate()`` call) on a worker
     thread and returns the :class:`TextStream` of its text pieces. An exception in the
-    worker is raised by the iteration; closing the stream stops the generation and
-    waits for the worker."""
-    pieces: queue.Queue = queue.Queue()
-    streamer = TextPieces(decode, pieces.put)
-    return TextStream(_pieces(run, streamer, pieces), streamer)
-
-
-def _pieces(run, streamer: TextPieces, pieces: queue.Queue) -> Iterator[str]:
-    from transformers import StoppingCriteriaList
-
-    stop = threading.Event()
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            run(streamer, StoppingCriteriaList([_Stop(stop)]))
-        except BaseException as exc:  # handed to the consumer
-            failure.append(exc)
-        finally:
-            pieces.put(_DONE)
-
-    worker = threading.Thread(target=work, name="sfllava-stream", daemon=True)
-    worker.start()
-    try:
-        while True:
-            piece = pieces.get()
-            if piece is _DONE:
-                break
-            yield piece
-        if failure:
-            raise failure[0]
-    finally:
-        stop.set()
-        worker.join()
+    worker is raised by the iteration."""
+    return TextStream(run, decode)

@@ -5,10 +5,11 @@ metadata:
 
 - ``format`` (``sfllava-visual-tokens``) and ``token_format`` (:data:`TOKEN_FORMAT`, a
   number that changes only when the same settings would give other tokens);
-- ``fingerprint``: what the tokens depend on (:func:`fingerprint`): the model's config,
-  a digest of its weights, the aggregation, the number of frames sampled, the resize
-  mode and the dtype; a file is refused by a model whose fingerprint differs, with the
-  differences named;
+- ``fingerprint``: what the tokens depend on (:func:`fingerprint`): the vision tower's
+  and projector's config and a digest of their weights, the frame normalisation (resize
+  mode included), the aggregation, the number of frames sampled, the dtype and the
+  device type; a file is refused by a model whose fingerprint differs, with every
+  differing key named;
 - about the video: ``frame_indices``, ``total_frames``, ``fps``, ``video`` (its path,
   when it came from one); and ``model``, ``aggregation``, ``grid``, ``dtype``,
   ``num_frames`` in plain words.
@@ -40,6 +41,36 @@ FORMAT = "sfllava-visual-tokens"
 #: Changes only when the same model and settings would give other tokens.
 TOKEN_FORMAT = 1
 _SAMPLES = 4096  # values per weight tensor that enter the weights digest
+# Hugging Face config keys that say nothing about what a model computes
+_BOOKKEEPING = frozenset(
+    {
+        "architectures",
+        "id2label",
+        "label2id",
+        "output_hidden_states",
+        "output_attentions",
+        "return_dict",
+        "chunk_size_feed_forward",
+        "is_encoder_decoder",
+        "problem_type",
+        "torchscript",
+        "tie_word_embeddings",
+        "pruned_heads",
+        "tokenizer_class",
+        "prefix",
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+        "sep_token_id",
+        "decoder_start_token_id",
+        "task_specific_params",
+        "finetuning_task",
+        "transformers_version",
+        "dtype",
+        "torch_dtype",
+        "use_cache",
+    }
+)
 
 
 class SessionFileError(ValueError):
@@ -47,26 +78,62 @@ class SessionFileError(ValueError):
 
 
 def fingerprint(sf: Any) -> dict[str, Any]:
-    """What a :class:`~sfllava_ext.SlowFastLlava`'s visual tokens depend on.
+    """What a :class:`~sfllava_ext.SlowFastLlava`'s visual tokens depend on, and
+    nothing else (a file stays valid for another language model on the same tower):
 
-    ``config_sha256`` hashes the model's config (Hugging Face's dict, without its
-    bookkeeping keys); ``weights_sha256`` the name, shape, dtype and 4096 evenly spaced
-    values of every tensor of its state dict (computed once per model: a full hash of a
-    7B model's 13 GB would take tens of seconds).
+    - ``vision``: the configuration of the vision tower, the layer and CLS choice, the
+      projector and the hidden size it projects to;
+    - ``weights_sha256``: the name, shape, dtype and 4096 evenly spaced values of every
+      tensor of the vision tower and the projector (computed once per model: a full
+      hash of hundreds of MB would take seconds);
+    - ``preprocess``: the frame normalisation (size, resize mode, crop, mean, std,
+      rescale, Pillow's pass order);
+    - ``aggregation``, ``num_frames`` (the frames a path is sampled to), ``dtype``,
+      ``device`` (its type) and :data:`TOKEN_FORMAT`.
     """
     cached = getattr(sf, "_weights_sha256", None)
     if cached is None:
         cached = sf._weights_sha256 = _weights_digest(sf.model)
+    config = sf.config
+    vision = {
+        "model_type": getattr(config, "model_type", None),
+        "vision_config": _clean(config.vision_config.to_dict()),
+        "vision_feature_layer": getattr(config, "vision_feature_layer", None),
+        "vision_feature_select_strategy": getattr(config, "vision_feature_select_strategy", None),
+        "projector_hidden_act": getattr(config, "projector_hidden_act", None),
+        "multimodal_projector_bias": getattr(config, "multimodal_projector_bias", None),
+        "text_hidden_size": config.text_config.hidden_size,
+    }
+    normalize = sf.encoder.normalize
+    preprocess = {k: _clean(v) for k, v in vars(normalize).items() if k not in ("dtype", "device")}
     return {
-        "model_type": getattr(sf.config, "model_type", None),
-        "config_sha256": _config_digest(sf.config),
+        "vision": vision,
         "weights_sha256": cached,
+        "preprocess": preprocess,
         "aggregation": str(sf.aggregation),
         "num_frames": sf.num_frames,
-        "resize_mode": sf.resize_mode,
         "dtype": str(sf.dtype).replace("torch.", ""),
+        "device": sf.device.type,
         "token_format": TOKEN_FORMAT,
     }
+
+
+def _differences(theirs: Any, ours: Any, path: str = "") -> list[str]:
+    """The keys (dotted) whose values differ, with both values."""
+    if isinstance(theirs, dict) and isinstance(ours, dict):
+        found = []
+        for key in sorted(set(theirs) | set(ours)):
+            sub = f"{path}.{key}" if path else str(key)
+            found += _differences(theirs.get(key), ours.get(key), sub)
+        return found
+    if theirs != ours:
+        return [f"{path}: file {_short(theirs)}, model {_short(ours)}"]
+    return []
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def write_tokens(path: str | os.PathLike, tokens: torch.Tensor, sf: Any, info: dict) -> None:
@@ -124,17 +191,19 @@ def read_tokens(path: str | os.PathLike, sf: Any) -> tuple[torch.Tensor, dict[st
         with safe_open(path, "pt") as f:
             meta = f.metadata() or {}
             if meta.get("format") != FORMAT or "tokens" not in f.keys():
-                raise SessionFileError(f"'{path}' is not a session file (format {FORMAT})")
+                raise SessionFileError(
+                    f"'{path}' is not a session file (format {FORMAT}); files that "
+                    "sfllava_ext 0.1.0's `sfllava embed` wrote have no fingerprint: "
+                    "embed the video again"
+                )
             tokens = f.get_tensor("tokens")
     except SafetensorError as exc:
         raise SessionFileError(f"'{path}' is not a safetensors file: {exc}") from exc
-    theirs = json.loads(meta.get("fingerprint", "{}"))
-    ours = fingerprint(sf)
-    differ = [
-        f"{key}: file {theirs.get(key)!r}, model {ours[key]!r}"
-        for key in ours
-        if theirs.get(key) != ours[key]
-    ]
+    try:
+        theirs = json.loads(meta["fingerprint"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise SessionFileError(f"'{path}' has no readable fingerprint ({exc})") from exc
+    differ = _differences(theirs, json.loads(json.dumps(fingerprint(sf), default=str)))
     if differ:
         raise SessionFileError(
             f"'{path}' was made by another model or other settings: " + "; ".join(differ)
@@ -158,20 +227,27 @@ def _config_digest(config: Any) -> str:
 
 def _clean(value: Any) -> Any:
     """A config dict without the keys that say nothing about the model."""
-    volatile = {"transformers_version", "_name_or_path", "_commit_hash", "dtype", "torch_dtype"}
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items() if k not in volatile}
+        kept = {k: v for k, v in value.items() if k not in _BOOKKEEPING and k[:1] != "_"}
+        return {k: _clean(v) for k, v in kept.items()}
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
-    return value
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
 
 
 def _weights_digest(model: torch.nn.Module) -> str:
     digest = hashlib.sha256()
+    inner = model.model
+    parts = {
+        "vision_tower": inner.vision_tower,
+        "multi_modal_projector": inner.multi_modal_projector,
+    }
     with torch.no_grad():
-        # the state dict: parameters and persistent buffers, not the RoPE frequencies
-        # that dynamic scaling rewrites at run time
-        for name, tensor in model.state_dict().items():
+        # state dicts: parameters and persistent buffers
+        tensors = [(f"{p}.{n}", t) for p, m in parts.items() for n, t in m.state_dict().items()]
+        for name, tensor in tensors:
             flat = tensor.detach().reshape(-1)
             step = max(1, flat.numel() // _SAMPLES)
             sample = flat[::step][:_SAMPLES].float().cpu()
