@@ -44,6 +44,7 @@ API = [
             "stream",
             "generate",
             "next_token_logits",
+            "prompt_positions",
             "reused_positions",
             "save",
             "load",

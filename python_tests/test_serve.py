@@ -83,8 +83,8 @@ def server(media, tmp_path_factory):
     children = psutil.Process(proc.pid).children(recursive=True)
     assert list(tmp.glob("sfllava-serve-*")), "the server keeps its uploads in TMPDIR"
     proc.send_signal(signal.SIGTERM)
-    # uvicorn shuts down gracefully, then re-raises the signal: exit status 0 or -SIGTERM
-    assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+    # SIGTERM: the HTTP server shuts down gracefully, then the worker; exit status 0
+    assert proc.wait(timeout=60) == 0
     assert not list(tmp.glob("sfllava-serve-*")), "the shutdown did not run (uploads left)"
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 

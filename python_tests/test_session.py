@@ -120,6 +120,25 @@ def test_demo_model_questions_in_any_order_match_fresh_calls(demo_sf, tmp_path, 
     )
 
 
+@pytest.mark.parametrize("template", ["image_seq_v3", USER_BEFORE])
+def test_the_first_question_makes_the_prefix_from_its_own_prefill(spm_sf, template):
+    """A template's first question generates from an empty cache and keeps the positions
+    it shares with the fixed part: its tokens are the fresh call's, and the next
+    questions reuse that prefix with the fresh call's logits."""
+    frames = random_frames(3, seed=17)
+    session = spm_sf.session(frames)
+    text = build_prompt(spm_sf.prompt_template(template), QUESTIONS[0])
+    _, ref_ids, margins = reference(spm_sf, frames, text, 6)
+    ids = session.generate(QUESTIONS[0], prompt=template, max_new_tokens=6)
+    decided = next((i for i, m in enumerate(margins) if m <= 1e-4), len(margins))
+    assert decided >= 1 and ids[:decided] == ref_ids[:decided]
+    assert len(session._prefixes) == 1  # kept, with no separate prefill
+    reused, _ = session.reused_positions(QUESTIONS[1], prompt=template)
+    assert reused > (session.num_visual_tokens if template == "image_seq_v3" else 0)
+    for question in QUESTIONS[1:]:
+        assert_matches(session, spm_sf, frames, question, template)
+
+
 @pytest.mark.parametrize("template", ["image_seq_v3", USER_AFTER, USER_BEFORE])
 def test_sentencepiece_templates_match_fresh_calls(spm_sf, template):
     frames = random_frames(4, seed=1)
@@ -254,6 +273,23 @@ def test_stream_pieces_join_to_the_answer(demo_sf, spm_sf, tmp_path):
             assert "".join(pieces) == answer
             assert "".join(session.stream(question, max_new_tokens=12)) == answer
             assert session.answer(question, max_new_tokens=12) == answer
+
+
+def test_generate_on_the_calling_thread_with_text_pieces_and_stop(spm_sf):
+    frames = random_frames(2, seed=16)
+    session = spm_sf.session(frames)
+    answer = session.answer("What is happening?", max_new_tokens=12)
+    pieces: list[str] = []
+    ids = session.generate("What is happening?", max_new_tokens=12, on_text=pieces.append)
+    assert "".join(pieces) == answer == spm_sf._decode(ids)
+    stop = threading.Event()
+
+    def halt(piece: str) -> None:
+        stop.set()  # the first piece ends the generation
+
+    ids = session.generate("What is happening?", max_new_tokens=200, min_new_tokens=200,
+                           on_text=halt, stop=stop)  # fmt: skip
+    assert len(ids) < 200
 
 
 def test_stream_errors_come_first_and_closing_stops(spm_sf):

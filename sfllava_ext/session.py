@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ from . import kv_cache
 from .assembly import embed_text
 from .generation import generation_kwargs, timed_generate
 from .prompts import IMAGE_PLACEHOLDER, build_prompt, parse_choice
-from .streaming import TextStream, stream_generation
+from .streaming import StopOn, TextPieces, TextStream, stream_generation
 from .tokens_file import read_tokens, write_tokens
 
 if TYPE_CHECKING:
@@ -200,13 +200,24 @@ class VideoSession:
         prompt: str = "image_seq_v3",
         options: Sequence[str] | None = None,
         max_new_tokens: int = 256,
+        on_text: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
         **generate_kwargs: Any,
     ) -> list[int]:
         """The new token ids that :meth:`answer` (or, with ``options`` and the
-        multiple-choice prompt, :meth:`choose`) decodes."""
+        multiple-choice prompt, :meth:`choose`) decodes, generated on the calling thread.
+
+        ``on_text``, when given, receives the text as it is generated, piece by piece
+        (the pieces joined are :meth:`answer`'s text), on the calling thread; setting
+        ``stop`` ends the generation early. This is streaming for a caller that runs
+        the model on a thread of its own (a server's worker): :meth:`stream` instead
+        generates on a new thread, which on the CPU costs PyTorch's thread pools a wake-up
+        per parallel region.
+        """
         template = self._template(prompt)
         text = build_prompt(template, question, options)
-        return self._generate(template, text, max_new_tokens, generate_kwargs).tolist()
+        ids = self._generate(template, text, max_new_tokens, generate_kwargs, on_text, stop)
+        return ids.tolist()
 
     def next_token_logits(
         self,
@@ -221,6 +232,16 @@ class VideoSession:
         embeds, prefix, reuse = self._inputs(template, build_prompt(template, question, options))
         with self.model._lm_lock, torch.inference_mode():
             return kv_cache.logits_from(self.model.model, embeds, self._cache(prefix, reuse))[0]
+
+    def prompt_positions(
+        self, question: str, *, prompt: str = "image_seq_v3", options: Sequence[str] | None = None
+    ) -> int:
+        """Positions of a question's whole prompt (text tokens and visual tokens), with
+        no work for the model: what ``usage.prompt_tokens`` counts."""
+        before, after = self.model._tokenize(
+            build_prompt(self._template(prompt), question, options)
+        )
+        return len(before) + self.num_visual_tokens + len(after)
 
     def reused_positions(
         self, question: str, *, prompt: str = "image_seq_v3", options: Sequence[str] | None = None
@@ -257,9 +278,26 @@ class VideoSession:
         return self.model.prompt_template(prompt)
 
     def _generate(
-        self, template: str, text: str, max_new_tokens: int, overrides: dict
+        self,
+        template: str,
+        text: str,
+        max_new_tokens: int,
+        overrides: dict,
+        on_text: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> torch.Tensor:
         kwargs = generation_kwargs(self.model._require_tokenizer(), max_new_tokens, overrides)
+        pieces = TextPieces(self.model._decode, on_text) if on_text is not None else None
+        if stop is not None:
+            extra = list(kwargs.pop("stopping_criteria", None) or [])
+            from transformers import StoppingCriteriaList
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList([*extra, StopOn(stop)])
+        key = (id(self.model.tokenizer), template)
+        with self._lock:
+            known = key in self._prefixes
+        if not known:  # the template's first question: its prefill makes the prefix
+            return self._generate_and_keep(key, template, text, kwargs, pieces)
         embeds, prefix, reuse = self._inputs(template, text)
         timer = self.model._new_timings()
         with self.model._lm_lock, torch.inference_mode():
@@ -269,8 +307,49 @@ class VideoSession:
                     self.model.model, embeds, cache, streamer=clock, **kwargs
                 ),
                 timer,
+                then=pieces,
             )
         return ids[0]
+
+    def _generate_and_keep(self, key, template: str, text: str, kwargs: dict, pieces):
+        """Generates for a template's first question from a plain, empty cache, and keeps
+        the positions its prompt shares with the template's fixed part as the prefix:
+        the same keys and values a separate prefill of that part would give (each
+        position sees only those before it), without a second prefill."""
+        from transformers import DynamicCache
+
+        fixed, _ = self._fixed(template, embed=False)
+        ids, embeds = self._ids_and_embeds(text)
+        shared = 0
+        for a, b in zip(fixed, ids, strict=False):
+            if a != b:
+                break
+            shared += 1
+        shared = min(shared, len(ids) - 1)
+        limit = self.model.rope_limit
+        keep = shared > 0 and (limit is None or max(len(ids), len(fixed)) <= limit)
+        timer = self.model._new_timings()
+        with self.model._lm_lock, torch.inference_mode():
+            cache = DynamicCache()
+            out = timed_generate(
+                lambda clock: kv_cache.generate_from(
+                    self.model.model, embeds, cache, streamer=clock, **kwargs
+                ),
+                timer,
+                then=pieces,
+            )
+            kv = (
+                [
+                    (k[:, :, :shared].clone(), v[:, :, :shared].clone())
+                    for k, v in kv_cache.prefix_tensors(cache)
+                ]
+                if keep
+                else None
+            )
+        if kv is not None:  # else a later question prefills the fixed part itself
+            with self._lock:
+                self._prefixes.setdefault(key, _Prefix(fixed, kv))
+        return out[0]
 
     def _inputs(self, template: str, text: str) -> tuple[torch.Tensor, _Prefix, int]:
         """The whole prompt's embeddings (1, L, hidden), the template's cached prefix and
@@ -322,26 +401,32 @@ class VideoSession:
         return prefix
 
     def _build_prefix(self, template: str) -> _Prefix:
-        """Tokenizes and prefills the template's fixed part: up to ``{question}`` after
-        ``<image>`` (visual tokens included), or before it."""
-        head, tail = template.split(IMAGE_PLACEHOLDER)
-        if not _PLACEHOLDER.search(head):
-            cut = _PLACEHOLDER.search(tail)
-            fixed = head + IMAGE_PLACEHOLDER + (tail[: cut.start()] if cut else tail)
-            ids, embeds = self._ids_and_embeds(fixed)
-        else:  # the question (or options) come before <image>: only the text before it
-            text = head[: _PLACEHOLDER.search(head).start()]
-            ids = list(self.model._tokenize_text(text))
-            embeds = torch.empty(
-                (1, len(ids), self.model.hidden_size),
-                dtype=self.model.dtype,
-                device=self.model.device,
-            )
-            with torch.inference_mode():
-                embed_text(self.model.language_model.get_input_embeddings(), ids, embeds[0])
+        """Tokenizes and prefills the template's fixed part (:meth:`_fixed`)."""
+        ids, embeds = self._fixed(template)
         limit = self.model.rope_limit
         if not ids or (limit is not None and len(ids) > limit):
             return _Prefix(ids, None)
         with self.model._lm_lock, torch.inference_mode():
             kv, _ = kv_cache.prefill(self.model.model, embeds)
         return _Prefix(ids, kv)
+
+    def _fixed(self, template: str, embed: bool = True) -> tuple[list[int], torch.Tensor | None]:
+        """The ids (and embeddings) of the template's fixed part: up to ``{question}``
+        after ``<image>`` (visual tokens included), or the text before it."""
+        head, tail = template.split(IMAGE_PLACEHOLDER)
+        if not _PLACEHOLDER.search(head):
+            cut = _PLACEHOLDER.search(tail)
+            fixed = head + IMAGE_PLACEHOLDER + (tail[: cut.start()] if cut else tail)
+            if not embed:
+                before, after = self.model._tokenize(fixed)
+                return [*before, *([_VISUAL] * self.num_visual_tokens), *after], None
+            return self._ids_and_embeds(fixed)
+        # the question (or options) come before <image>: only the text before it
+        ids = list(self.model._tokenize_text(head[: _PLACEHOLDER.search(head).start()]))
+        if not embed:
+            return ids, None
+        m = self.model
+        embeds = torch.empty((1, len(ids), m.hidden_size), dtype=m.dtype, device=m.device)
+        with torch.inference_mode():
+            embed_text(m.language_model.get_input_embeddings(), ids, embeds[0])
+        return ids, embeds

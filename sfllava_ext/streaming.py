@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["TextPieces", "TextStream", "stream_generation"]
+__all__ = ["StopOn", "TextPieces", "TextStream", "stream_generation"]
 
 _DONE = object()
 
@@ -61,7 +61,7 @@ class TextPieces:
             self.emit(piece)
 
 
-class _Stop:
+class StopOn:
     """A stopping criterion that ends ``generate()`` once ``event`` is set."""
 
     def __init__(self, event: threading.Event):
@@ -88,7 +88,7 @@ class TextStream:
         self._failure: list[BaseException] = []
         self._streamer = TextPieces(decode, self._queue.put)
         self._done = False
-        criteria = StoppingCriteriaList([_Stop(self._stop)])
+        criteria = StoppingCriteriaList([StopOn(self._stop)])
         # the worker holds the queue and the event, never the stream itself, so that a
         # stream nobody holds any more is collected, and its finalizer stops the work
         self._worker = threading.Thread(

@@ -40,17 +40,40 @@ def create_app(sf: Any, config: Any):
 
 
 def serve(sf: Any, config: Any, log_level: str = "info") -> None:
-    """Runs the service until interrupted (SIGINT or SIGTERM end it cleanly)."""
+    """Runs the service until SIGINT or SIGTERM, which end it cleanly: the HTTP server
+    on a thread, the model's worker on this (the main) thread."""
     require_serve_extra()
+    import signal
+    import threading
+
     import uvicorn
 
-    uvicorn.run(
-        create_app(sf, config),
+    from .app import create_app as make
+    from .engine import Engine
+
+    engine = Engine(sf, config)
+    settings = uvicorn.Config(
+        make(sf, config, engine),
         host=config.host,
         port=config.port,
         log_level=log_level,
         timeout_graceful_shutdown=10,
     )
+    server = uvicorn.Server(settings)  # off the main thread, it leaves signals alone
+    http = threading.Thread(target=server.run, name="sfllava-http", daemon=True)
+
+    def leave(signum, frame) -> None:
+        server.should_exit = True
+        if not http.is_alive():
+            engine.stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, leave)
+    http.start()
+    watchdog = threading.Thread(target=lambda: (http.join(), engine.stop()), daemon=True)
+    watchdog.start()  # the HTTP server ended (shut down, or failed to bind): so does the worker
+    engine.serve()
+    http.join(timeout=30)
 
 
 def __getattr__(name: str):

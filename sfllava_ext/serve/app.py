@@ -41,15 +41,19 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_TOKENS = 256  # the published answer length
 
 
-def create_app(sf: Any, config: ServeConfig) -> FastAPI:
+def create_app(sf: Any, config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     """The service's app, serving ``sf`` (a :class:`~sfllava_ext.SlowFastLlava`) within
-    ``config``'s limits. The engine's worker starts and stops with the app."""
-    engine = Engine(sf, config)
+    ``config``'s limits. Without ``engine``, it makes one whose worker runs on a thread
+    and starts and stops with the app; with one, the caller runs its worker
+    (``sfllava serve`` runs it on the main thread) and the app stops it."""
+    own_engine = engine is None
+    engine = engine if engine is not None else Engine(sf, config)
     workdir = tempfile.mkdtemp(prefix="sfllava-serve-")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        engine.start()
+        if own_engine:
+            engine.start()
         try:
             yield
         finally:
@@ -140,19 +144,29 @@ def create_app(sf: Any, config: ServeConfig) -> FastAPI:
         max_tokens = req.max_tokens or DEFAULT_MAX_TOKENS
         cid = protocol.completion_id()
         if not req.stream:
+            queued = time.perf_counter()
 
-            def job() -> tuple[str, str, dict]:
+            def job() -> tuple[str, str, dict, float, float]:
+                started = time.perf_counter()
                 session = engine.session_for(video, req.video_param)
-                total = session.reused_positions(req.question)[1]
+                total = session.prompt_positions(req.question)
                 engine.check_length(total, max_tokens)
                 ids = session.generate(
                     req.question, max_new_tokens=max_tokens, **req.generate_kwargs()
                 )
                 text = sf._decode(ids)
-                return text, _finish(ids, max_tokens, sf), protocol.usage(total, len(ids))
+                used = protocol.usage(total, len(ids))
+                return text, _finish(ids, max_tokens, sf), used, started, time.perf_counter()
 
-            text, finish, used = await _wait(_submit(engine, job, video), video)
-            return JSONResponse(protocol.completion(cid, config.model_id, text, finish, used))
+            text, finish, used, started, ended = await _wait(_submit(engine, job, video), video)
+            # OpenAI's header for the time spent on the request; ours also says how long
+            # it waited for the model
+            headers = {
+                "openai-processing-ms": f"{(ended - started) * 1e3:.1f}",
+                "x-queue-ms": f"{(started - queued) * 1e3:.1f}",
+            }
+            body = protocol.completion(cid, config.model_id, text, finish, used)
+            return JSONResponse(body, headers=headers)
         return await _stream(req, video, max_tokens, cid)
 
     async def _stream(req, video, max_tokens: int, cid: str) -> Response:
@@ -168,23 +182,20 @@ def create_app(sf: Any, config: ServeConfig) -> FastAPI:
                 return  # the client left while the job waited
             try:
                 session = engine.session_for(video, req.video_param)
-                total = session.reused_positions(req.question)[1]
+                total = session.prompt_positions(req.question)
                 engine.check_length(total, max_tokens)
                 emit("start")
-                pieces = session.stream(
-                    req.question, max_new_tokens=max_tokens, **req.generate_kwargs()
+                # generated on the worker's thread; the client's leaving sets `cancel`
+                ids = session.generate(
+                    req.question,
+                    max_new_tokens=max_tokens,
+                    on_text=lambda piece: emit("piece", piece),
+                    stop=cancel,
+                    **req.generate_kwargs(),
                 )
-                try:
-                    for piece in pieces:
-                        if cancel.is_set():
-                            break
-                        emit("piece", piece)
-                finally:
-                    pieces.close()  # stops the generation when the client left
                 if cancel.is_set():
                     engine._count("cancelled")
                     return
-                ids = pieces.token_ids
                 emit("end", _finish(ids, max_tokens, sf), protocol.usage(total, len(ids)))
             except ApiError as exc:
                 emit("error", exc)

@@ -1,10 +1,16 @@
 """The one worker that owns the model, its bounded queue, and the session cache.
 
-Requests become jobs, run one at a time on the worker thread in arrival order; at most
+Requests become jobs, run one at a time on the worker in arrival order; at most
 ``--max-queue`` wait, and past that a request is refused at once (503, Retry-After).
 Sessions (:class:`~sfllava_ext.VideoSession`) are kept by the SHA-256 of their video's
 bytes, least recently used first out once they hold more than ``--cache-gb``, so a
 second question about a video skips decoding and encoding.
+
+The worker is the process's main thread under ``sfllava serve`` (:meth:`Engine.serve`;
+the HTTP server then runs on a thread of its own): on the CPU, PyTorch's thread pools
+answer a parallel region from the main thread at once, but wake up per region from
+any other thread, which doubles the time of the small operations of token-by-token
+decoding. :meth:`Engine.start` runs the worker on a thread instead.
 """
 
 from __future__ import annotations
@@ -49,10 +55,15 @@ class Engine:
         self._thread = threading.Thread(target=self._run, name="sfllava-serve", daemon=True)
 
     def start(self) -> None:
+        """Runs the worker on a thread of its own."""
         self._thread.start()
 
+    def serve(self) -> None:
+        """Runs the worker on the calling thread (the main one) until :meth:`stop`."""
+        self._run()
+
     def stop(self) -> None:
-        """Lets the job in hand finish, drops the waiting ones, ends the thread."""
+        """Lets the job in hand finish, drops the waiting ones, ends the worker."""
         while True:
             try:
                 item = self._jobs.get_nowait()
@@ -61,7 +72,7 @@ class Engine:
             if item is not _STOP:
                 item[1].cancel()
         self._jobs.put(_STOP)
-        if self._thread.is_alive():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
 
     def submit(self, fn: Callable[[], Any]) -> Future:

@@ -1,0 +1,241 @@
+"""What ``sfllava serve`` adds to a request: the service against an in-process loop over
+the same requests, in one run, at 1, 4 and 8 concurrent clients.
+
+    python benchmarks/bench_serve.py [--fresh 4] [--follow-ups 20] [--max-tokens 16]
+
+The demo model (bf16), 720p 10 s 30 fps H.264 clips sent as ``file://`` URLs inside the
+server's media dir, async ``httpx`` clients, 16 new tokens, greedy. Two kinds of request:
+
+- **fresh**: a video the server has never seen (copies of one clip, each made distinct
+  by an MP4 ``free`` box of its own at the end, so that the bytes and their SHA-256
+  differ but the frames do not): the server checks the header, decodes, encodes and
+  answers; the in-process loop calls ``SlowFastLlava.answer(path, question)``;
+- **follow-up**: another question about a video whose session the server holds; the
+  in-process loop calls ``VideoSession.answer`` on a session of the same clip.
+
+Latency is per request, from sending it to having the whole answer; throughput is
+requests over the wall time of the level. The in-process loop runs the same requests
+one after the other (one model serves one request at a time either way). The server
+runs in its own process on the same machine, idle while the in-process loop runs.
+Targets: at most 15 ms more than in-process at p50 for a cached follow-up; at most 10%
+more for a fresh video at one client. Writes benchmarks/results/serve_cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import machine_info, write_json  # noqa: E402
+
+from sfllava_ext import SlowFastLlava  # noqa: E402
+from sfllava_ext.demo import demo_model, demo_tokenizer, write_synthetic_video  # noqa: E402
+
+QUESTIONS = [
+    "What is moving across the screen?",
+    "Which colour does the square have?",
+    "Where does the square go at the end?",
+    "Does the camera move to the left?",
+    "What happens before the square stops?",
+]
+LEVELS = (1, 4, 8)
+
+
+def distinct_copy(src: str, dst: str, tag: int) -> str:
+    """``src`` with an MP4 ``free`` box of its own appended: other bytes, same frames."""
+    shutil.copyfile(src, dst)
+    payload = f"sfllava bench copy {tag}".encode()
+    with open(dst, "ab") as f:
+        f.write((8 + len(payload)).to_bytes(4, "big") + b"free" + payload)
+    return dst
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(latencies_ms: list[float], wall_s: float) -> dict[str, float]:
+    return {
+        "requests": len(latencies_ms),
+        "p50_ms": statistics.median(latencies_ms),
+        "p99_ms": percentile(latencies_ms, 0.99),
+        "throughput_rps": len(latencies_ms) / wall_s,
+    }
+
+
+def body(path: str, question: str, max_tokens: int) -> dict:
+    parts = [
+        {"type": "video_url", "video_url": {"url": f"file://{path}"}},
+        {"type": "text", "text": question},
+    ]
+    return {"messages": [{"role": "user", "content": parts}], "max_tokens": max_tokens}
+
+
+async def run_clients(base: str, jobs: list[tuple[str, str]], clients: int, max_tokens: int):
+    """``jobs`` (path, question) spread over ``clients`` concurrent clients: the answers
+    in job order, each request's latency (ms), and the wall time (s)."""
+    answers: list[str | None] = [None] * len(jobs)
+    latencies: list[float] = [0.0] * len(jobs)
+    processing: list[float] = [0.0] * len(jobs)
+
+    async def client(worker: int) -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=600) as http:
+            for i in range(worker, len(jobs), clients):
+                start = time.perf_counter()
+                reply = await http.post("/v1/chat/completions", json=body(*jobs[i], max_tokens))
+                latencies[i] = (time.perf_counter() - start) * 1e3
+                reply.raise_for_status()
+                answers[i] = reply.json()["choices"][0]["message"]["content"]
+                processing[i] = float(reply.headers["openai-processing-ms"])
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client(w) for w in range(clients)))
+    return answers, latencies, time.perf_counter() - start, processing
+
+
+def in_process(call, jobs: list[tuple[str, str]]) -> tuple[list[str], list[float], float]:
+    answers, latencies = [], []
+    start = time.perf_counter()
+    for job in jobs:
+        t0 = time.perf_counter()
+        answers.append(call(*job))
+        latencies.append((time.perf_counter() - t0) * 1e3)
+    return answers, latencies, time.perf_counter() - start
+
+
+def start_server(media: str, port: int, threads: int) -> subprocess.Popen:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": root}
+    argv = [sys.executable, "-m", "sfllava_ext.cli", "serve", "--demo", "--port", str(port)]
+    argv += ["--media-dir", media, "--dtype", "bfloat16", "--log-level", "warning"]
+    proc = subprocess.Popen(argv, env=env)
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            sys.exit("bench_serve: the server did not start")
+        time.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fresh", type=int, default=4, help="fresh videos per client level")
+    parser.add_argument("--follow-ups", type=int, default=20, help="follow-ups per level")
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    tokenizer = demo_tokenizer()
+    sf = SlowFastLlava(demo_model(tokenizer, dtype=torch.bfloat16), tokenizer)
+    n = args.max_tokens
+    with tempfile.TemporaryDirectory() as media:
+        clip = write_synthetic_video(
+            os.path.join(media, "720p.mp4"), width=1280, height=720, seconds=10, fps=30
+        )
+        copies = iter(range(10_000))
+        port = socket.socket()
+        port.bind(("127.0.0.1", 0))
+        number = port.getsockname()[1]
+        port.close()
+        server = start_server(media, number, args.threads)
+        base = f"http://127.0.0.1:{number}"
+        try:
+            # warm both sides; the server's session of the clip serves the follow-ups
+            asyncio.run(run_clients(base, [(clip, QUESTIONS[0])], 1, n))
+            session = sf.session(clip)
+            session.answer(QUESTIONS[0], max_new_tokens=n)
+            sf.answer(clip, QUESTIONS[0], max_new_tokens=n)
+            levels = {}
+            for clients in LEVELS:
+                count = args.fresh * (1 if clients == 1 else 2)
+                fresh = [
+                    (
+                        distinct_copy(clip, os.path.join(media, f"c{i}.mp4"), i),
+                        QUESTIONS[i % len(QUESTIONS)],
+                    )
+                    for i in (next(copies) for _ in range(count))
+                ]
+                follow = [(clip, QUESTIONS[i % len(QUESTIONS)]) for i in range(args.follow_ups)]
+                row = {}
+                for kind, jobs, call in (
+                    ("fresh", fresh, lambda p, q: sf.answer(p, q, max_new_tokens=n)),
+                    ("follow_up", follow, lambda p, q: session.answer(q, max_new_tokens=n)),
+                ):
+                    local = in_process(call, jobs)
+                    served = asyncio.run(run_clients(base, jobs, clients, n))
+                    assert served[0] == local[0], f"{kind}: the service's answers differ"
+                    row[kind] = {
+                        "service": summary(served[1], served[2]),
+                        "in_process": summary(local[1], local[2]),
+                        # the model's own time in the server: the rest is HTTP and queueing
+                        "service_processing_p50_ms": statistics.median(served[3]),
+                    }
+                    s, p = row[kind]["service"], row[kind]["in_process"]
+                    row[kind]["added_p50_ms"] = s["p50_ms"] - p["p50_ms"]
+                    row[kind]["added_p50_fraction"] = s["p50_ms"] / p["p50_ms"] - 1
+                for path, _ in fresh:
+                    os.remove(path)
+                levels[str(clients)] = row
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+    one = levels["1"]
+    targets = {
+        "follow_up_adds_at_most_15ms_p50": one["follow_up"]["added_p50_ms"] <= 15,
+        "fresh_adds_at_most_10pct_at_one_client": one["fresh"]["added_p50_fraction"] <= 0.10,
+    }
+    print(f"sfllava serve against in-process, demo model (bf16), 720p 10 s clips, {n} tokens")
+    print(
+        f"{'clients':>7} {'kind':<10} {'service p50':>12} {'p99':>9} {'req/s':>7} "
+        f"{'in-process p50':>15} {'p99':>9} {'req/s':>7} {'added p50':>10}"
+    )
+    for clients, row in levels.items():
+        for kind, r in row.items():
+            s, p = r["service"], r["in_process"]
+            print(
+                f"{clients:>7} {kind:<10} {s['p50_ms']:>10.1f}ms {s['p99_ms']:>7.1f}ms "
+                f"{s['throughput_rps']:>7.2f} {p['p50_ms']:>13.1f}ms {p['p99_ms']:>7.1f}ms "
+                f"{p['throughput_rps']:>7.2f} {r['added_p50_ms']:>8.1f}ms "
+                f"{r['service_processing_p50_ms']:>8.1f}ms"
+            )
+    print("targets:", targets)
+    result = {
+        "machine": machine_info(),
+        "threads": args.threads,
+        "clip": "720p 10 s 30 fps H.264 (libx264 defaults), 50 frames",
+        "model": "demo (CLIP 64/256/4 layers, Llama 128/256/2 layers), bf16, random weights",
+        "max_tokens": n,
+        "levels": levels,
+        "targets": targets,
+    }
+    path = args.json or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "results", "serve_cpu.json"
+    )
+    write_json(path, result)
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
