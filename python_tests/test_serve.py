@@ -164,6 +164,32 @@ def test_openai_client_chat_stream_and_usage(client, local, media):
         assert "".join(pieces) == expected
         assert usage is not None and usage.completion_tokens == reply.usage.completion_tokens
     assert [m.id for m in client.models.list().data] == ["sfllava-demo"]
+    # temperature > 0 samples (with top_p); max_tokens bounds the answer
+    sampled = client.chat.completions.create(
+        model="sfllava-demo", messages=message(file_url(path), QUESTIONS[0]),
+        max_tokens=3, temperature=0.9, top_p=0.8,
+    )  # fmt: skip
+    assert sampled.usage.completion_tokens <= 3 and sampled.choices[0].finish_reason
+
+
+def test_sessions_are_cached_by_content_and_evicted_least_recent_first(local, media):
+    """Engine: a second request for the same bytes (another path) reuses the session;
+    past --cache-gb the least recently used session goes first."""
+    from sfllava_ext.serve.config import ServeConfig
+    from sfllava_ext.serve.engine import Engine
+    from sfllava_ext.serve.media import resolve_video
+
+    a, b = media["videos"][0], media["videos"][1]
+    one = local.session(a)
+    budget = sum(one.held_bytes.values()) * 1.5 / 2**30  # room for one session, not two
+    config = ServeConfig(media_dir=media["root"], cache_gb=budget)
+    engine = Engine(local, config)
+    first = engine.session_for(resolve_video(file_url(a), "v", config, "/tmp"), "v")
+    again = engine.session_for(resolve_video(data_url(a), "v", config, media["root"]), "v")
+    assert again is first and engine.health()["sessions"] == 1
+    engine.session_for(resolve_video(file_url(b), "v", config, "/tmp"), "v")
+    assert engine.health()["sessions"] == 1  # a's session was the least recently used
+    assert engine.session_for(resolve_video(file_url(a), "v", config, "/tmp"), "v") is not first
 
 
 def test_tokens_endpoint(server, local, media):
