@@ -122,7 +122,7 @@ def start_server(media: str, port: int, threads: int) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": root}
     argv = [sys.executable, "-m", "sfllava_ext.cli", "serve", "--demo", "--port", str(port)]
     argv += ["--media-dir", media, "--dtype", "bfloat16", "--log-level", "warning"]
-    proc = subprocess.Popen(argv, env=env)
+    proc = subprocess.Popen(argv, env=env, cwd=media)  # not the checkout: the package
     deadline = time.monotonic() + 300
     while True:
         try:

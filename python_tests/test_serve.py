@@ -65,7 +65,10 @@ def server(media, tmp_path_factory):
     argv += ["--dtype", "float32", "--device", "cpu", "--max-video-mb", "1"]
     argv += ["--max-duration-s", "3", "--max-pixels", "10000", "--log-level", "warning"]
     env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT, "TMPDIR": str(tmp)}
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # cwd: not the checkout, whose unbuilt sfllava_ext `-m` would import first
+    proc = subprocess.Popen(
+        argv, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
