@@ -10,9 +10,11 @@ metadata:
   mode included), the aggregation, the number of frames sampled, the dtype and the
   device type; a file is refused by a model whose fingerprint differs, with every
   differing key named;
+- ``settings_key``: the SHA-256 of the fingerprint (:func:`settings_key`), which
+  ``sfllava embed`` compares to know a video is done;
 - about the video: ``frame_indices``, ``total_frames``, ``fps``, ``video`` (its path,
-  when it came from one); and ``model``, ``aggregation``, ``grid``, ``dtype``,
-  ``num_frames`` in plain words.
+  when it came from one), ``sha256`` (of its bytes, when known); and ``model``,
+  ``aggregation``, ``grid``, ``dtype``, ``num_frames`` in plain words.
 
 :meth:`sfllava_ext.VideoSession.save` writes it, :meth:`sfllava_ext.VideoSession.load`
 reads it, and ``sfllava embed`` writes it too.
@@ -33,6 +35,7 @@ __all__ = [
     "SessionFileError",
     "fingerprint",
     "read_tokens",
+    "settings_key",
     "tokens_bytes",
     "write_tokens",
 ]
@@ -118,6 +121,16 @@ def fingerprint(sf: Any) -> dict[str, Any]:
     }
 
 
+def settings_key(sf: Any) -> str:
+    """The SHA-256 of ``sf``'s :func:`fingerprint`: equal keys, equal tokens for the
+    same video bytes."""
+    return hashlib.sha256(_fingerprint_text(sf).encode()).hexdigest()
+
+
+def _fingerprint_text(sf: Any) -> str:
+    return json.dumps(fingerprint(sf), sort_keys=True, default=str)
+
+
 def _differences(theirs: Any, ours: Any, path: str = "") -> list[str]:
     """The keys (dotted) whose values differ, with both values."""
     if isinstance(theirs, dict) and isinstance(ours, dict):
@@ -159,7 +172,8 @@ def tokens_bytes(tokens: torch.Tensor, sf: Any, info: dict) -> bytes:
     meta = {
         "format": FORMAT,
         "token_format": str(TOKEN_FORMAT),
-        "fingerprint": json.dumps(fingerprint(sf), sort_keys=True),
+        "fingerprint": _fingerprint_text(sf),
+        "settings_key": settings_key(sf),
         "frame_indices": json.dumps([int(i) for i in info.get("frame_indices", [])]),
         "total_frames": json.dumps(info.get("total_frames")),
         "fps": json.dumps(info.get("fps")),
