@@ -26,6 +26,9 @@ Where each piece lives:
     session.py       VideoSession: encode once, ask many (kv_cache.py: the KV-cache calls)
     streaming.py     text pieces as they are generated
     tokens_file.py   the session file: visual tokens and what made them
+    embed/           `sfllava embed` over many videos: inputs, output folder, decode workers
+    distributed.py   the same job on Ray Data (the [ray] extra)
+    model_spec.py    a picklable description of a model to build (demo or checkpoint)
     model.py         SlowFastLlava, the facade over all of the above
     constants.py     every fixed choice and default, written once
     cli.py, demo.py  the `sfllava` command and its no-download demo
@@ -37,6 +40,7 @@ from . import ops
 from ._extension import ExtensionBuildError, build_info
 from ._version import __version__
 from .constants import CLIP_MEAN, CLIP_STD, DEFAULT_SLOWFAST
+from .embed import EmbedSummary, embed_videos
 from .frames import VideoClip, VideoDecodeError, Yuv420Frames
 from .loading import NotLlavaNextError
 from .model import SlowFastLlava
@@ -52,6 +56,7 @@ __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
     "DEFAULT_SLOWFAST",
+    "EmbedSummary",
     "ExtensionBuildError",
     "FrameBuffers",
     "FrameNormalizer",
@@ -67,6 +72,7 @@ __all__ = [
     "__version__",
     "aggregate",
     "build_info",
+    "embed_videos",
     "frame_normalizer",
     "load_video",
     "normalize_frames",

@@ -2,6 +2,7 @@
 
     sfllava ask VIDEO "question" --model PATH [--options A B C ...]
     sfllava embed VIDEO -o tokens.safetensors --model PATH
+    sfllava embed INPUT... -o OUTDIR (--model PATH | --demo) [--decode-workers N] [--ray [ADDR]]
     sfllava demo
     sfllava serve (--model PATH | --demo) [--media-dir DIR] [--api-key KEY] ...
 
@@ -85,11 +86,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     embed = sub.add_parser(
         "embed",
-        help="write a video's visual tokens to a .safetensors session file (VideoSession.load)",
+        help="write videos' visual tokens to session files (VideoSession.load reads them)",
+        description="One video and -o FILE.safetensors: that file. Otherwise every video of "
+        "the inputs (files, folders, globs, .jsonl/.csv manifests with a 'video' column and "
+        "an optional 'id') into the folder -o OUTDIR, with index.jsonl and errors.jsonl; a "
+        "rerun skips what is done.",
     )
-    embed.add_argument("video")
-    embed.add_argument("-o", "--output", required=True, help="output .safetensors path")
-    embed.add_argument("--model", required=True, help="LLaVA-NeXT folder or hub id")
+    embed.add_argument("inputs", nargs="+", metavar="INPUT")
+    embed.add_argument(
+        "-o", "--output", required=True, help="output folder (or one .safetensors file)"
+    )
+    source = embed.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="LLaVA-NeXT folder or hub id")
+    source.add_argument("--demo", action="store_true", help="the built-in random demo model")
+    embed.add_argument(
+        "--decode-workers", type=int, default=None, help="decode processes (default: CPUs / 2)"
+    )
+    embed.add_argument("--quiet", action="store_true", help="no progress bar")
+    embed.add_argument(
+        "--ray",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Ray cluster (the [ray] extra): ADDRESS, or $RAY_ADDRESS, or a local one",
+    )
+    embed.add_argument(
+        "--actors", type=int, default=None, help="with --ray: model actors (default: GPUs, or 1)"
+    )
     _shared(embed)
 
     demo = sub.add_parser(
@@ -126,18 +150,22 @@ def _dtype(name):
     return None if name is None else getattr(torch, DTYPES[name])
 
 
-def _load(args):
-    from .model import SlowFastLlava
+def _spec(args):
+    from .model_spec import DEMO, ModelSpec
 
-    return SlowFastLlava.from_pretrained(
-        args.model,
+    return ModelSpec(
+        model=DEMO if getattr(args, "demo", False) else args.model,
         device=args.device,
-        dtype=_dtype(args.dtype),
+        dtype=None if args.dtype is None else DTYPES[args.dtype],
         slowfast=args.slowfast,
         num_frames=args.num_frames,
         resize_mode=args.resize_mode,
         backend=args.backend,
     )
+
+
+def _load(args):
+    return _spec(args).build()
 
 
 def cmd_ask(args) -> None:
@@ -156,13 +184,60 @@ def cmd_ask(args) -> None:
         print()  # the line ends even when the generation fails midway
 
 
-def cmd_embed(args) -> None:
-    model = _load(args)
-    session = model.session(args.video)  # decoded as encode(path) decodes it
-    session.save(args.output)  # the session file format (VideoSession.load reads it)
-    print(
-        f"wrote {tuple(session.tokens.shape)} tokens from {len(session.info['frame_indices'])} "
-        f"frames to {args.output}"
+def cmd_embed(args) -> int:
+    if _single_file(args):
+        model = _load(args)
+        session = model.session(args.inputs[0])  # decoded as encode(path) decodes it
+        session.save(args.output)  # the session file format (VideoSession.load reads it)
+        print(
+            f"wrote {tuple(session.tokens.shape)} tokens from "
+            f"{len(session.info['frame_indices'])} frames to {args.output}"
+        )
+        return 0
+    if args.ray is not None:
+        from .distributed import embed_dataset
+
+        summary = embed_dataset(
+            args.inputs,
+            args.output,
+            _spec(args),
+            address=None if args.ray == "auto" else args.ray,
+            actors=args.actors,
+            progress=not args.quiet,
+        )
+    else:
+        from .embed import embed_videos
+
+        summary = embed_videos(
+            args.inputs,
+            args.output,
+            model=_load(args),
+            decode_workers=args.decode_workers,
+            progress=not args.quiet,
+        )
+    print(summary.line())
+    for failure in summary.failures:
+        print(f"  failed: {failure['source']}: {failure['reason']}", file=sys.stderr)
+    if summary.failed:
+        print(
+            f"sfllava: {summary.failed} video(s) failed, listed in {summary.errors}",
+            file=sys.stderr,
+        )
+    return 1 if summary.failed else 0
+
+
+def _single_file(args) -> bool:
+    """``sfllava embed VIDEO -o FILE.safetensors``: one video to one file."""
+    from .embed.inputs import is_manifest
+
+    if len(args.inputs) != 1:
+        return False
+    only = args.inputs[0]
+    return (
+        os.path.isfile(only)
+        and not is_manifest(only)
+        and args.output.endswith(".safetensors")
+        and args.ray is None
     )
 
 
@@ -197,28 +272,8 @@ def cmd_serve(args) -> None:
     from .serve.config import ServeConfig
 
     require_serve_extra()  # before loading any model
-    if args.demo:
-        import torch
-
-        from .demo import demo_model, demo_tokenizer
-        from .loading import default_device, default_dtype
-        from .model import SlowFastLlava
-
-        device = default_device() if args.device is None else torch.device(args.device)
-        tokenizer = demo_tokenizer()
-        model = demo_model(tokenizer, dtype=_dtype(args.dtype) or default_dtype(device)).to(device)
-        sf = SlowFastLlava(
-            model,
-            tokenizer,
-            slowfast=args.slowfast,
-            num_frames=args.num_frames,
-            resize_mode=args.resize_mode,
-            backend=args.backend,
-        )
-        model_id = "sfllava-demo"
-    else:
-        sf = _load(args)
-        model_id = os.path.basename(os.path.normpath(args.model))
+    sf = _load(args)
+    model_id = "sfllava-demo" if args.demo else os.path.basename(os.path.normpath(args.model))
     config = ServeConfig(
         host=args.host,
         port=args.port,
@@ -239,9 +294,13 @@ COMMANDS = {"ask": cmd_ask, "embed": cmd_embed, "demo": cmd_demo, "serve": cmd_s
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "embed" and "torch" not in sys.modules:
+        # the model's threads sleep when idle rather than spin, leaving the cores to the
+        # decode workers (set before torch loads its OpenMP runtime; yours wins)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.WARNING, format="sfllava: %(levelname)s: %(message)s")
     try:
-        COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("sfllava: interrupted", file=sys.stderr)
         return 130
@@ -254,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"sfllava: error: {type(exc).__name__}: {message}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":
