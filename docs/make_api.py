@@ -76,7 +76,12 @@ API = [
     ("sfllava_ext", "VideoDecodeError", []),
     ("sfllava_ext", "PromptError", []),
     ("sfllava_ext", "SessionFileError", []),
+    ("sfllava_ext", "UnsupportedModelError", []),
     ("sfllava_ext", "NotLlavaNextError", []),
+    ("sfllava_ext.families", "family_of", []),
+    ("sfllava_ext.families", "Family", ["chat_format", "wants_dynamic_rope", "load_class"]),
+    ("sfllava_ext.prompts", "chat_format", []),
+    ("sfllava_ext.demo", "demo_parts", []),
     ("sfllava_ext", "ExtensionBuildError", []),
 ]
 

@@ -315,7 +315,7 @@ def test_bad_input(llava, tokenizers, tmp_path):
         sf.encode(frames.float())
     with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
         sf.encode(frames[..., :2])
-    with pytest.raises(NotLlavaNextError, match="LlavaNextForConditionalGeneration"):
+    with pytest.raises(NotLlavaNextError, match="LLaVA-style model"):
         SlowFastLlava(llava.model.language_model)
     with pytest.raises(ValueError, match="requested but the model is on cpu"):
         SlowFastLlava(llava, tok, device="meta")

@@ -21,6 +21,7 @@ Where each piece lives:
     prompts.py       the published prompts and LLaVA's tokenization around <image>
     assembly.py      the LLM's input embeddings with the visual tokens written in place
     generation.py    generate() and its prefill clock
+    families/        one adapter per model type: llava_next, llava_next_video, llava_onevision
     loading.py       from_pretrained's pieces: device, dtype, memory check, RoPE scaling
     video_input.py   what counts as a video, and the planes-on-CPU rule
     session.py       VideoSession: encode once, ask many (kv_cache.py: the KV-cache calls)
@@ -31,7 +32,7 @@ Where each piece lives:
     model_spec.py    a picklable description of a model to build (demo or checkpoint)
     model.py         SlowFastLlava, the facade over all of the above
     constants.py     every fixed choice and default, written once
-    cli.py, demo.py  the `sfllava` command and its no-download demo
+    cli.py, demo.py  the `sfllava` command and its no-download demo (demo_onevision.py)
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from ._version import __version__
 from .constants import CLIP_MEAN, CLIP_STD, DEFAULT_SLOWFAST
 from .embed import EmbedSummary, embed_videos
 from .frames import VideoClip, VideoDecodeError, Yuv420Frames
-from .loading import NotLlavaNextError
+from .loading import NotLlavaNextError, UnsupportedModelError
 from .model import SlowFastLlava
 from .ops import normalize_frames, slowfast_pool
 from .preprocess import FrameNormalizer, frame_normalizer
@@ -64,6 +65,7 @@ __all__ = [
     "PromptError",
     "SlowFastConfig",
     "SessionFileError",
+    "UnsupportedModelError",
     "SlowFastLlava",
     "VideoClip",
     "VideoDecodeError",

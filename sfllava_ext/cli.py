@@ -24,6 +24,7 @@ from .constants import (
     DEFAULT_NUM_FRAMES,
     DEFAULT_RESIZE_MODE,
     DEFAULT_SLOWFAST,
+    DEMO_FAMILIES,
     RESIZE_MODES,
 )
 
@@ -55,8 +56,9 @@ def _shared(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--slowfast",
-        default=DEFAULT_SLOWFAST,
-        help="aggregation string (any published one; default %(default)s)",
+        default=None,
+        help=f"aggregation string (any published one; default: the model family's, "
+        f"for LLaVA-NeXT {DEFAULT_SLOWFAST})",
     )
     parser.add_argument("--resize-mode", default=DEFAULT_RESIZE_MODE, choices=RESIZE_MODES)
     parser.add_argument(
@@ -97,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", required=True, help="output folder (or one .safetensors file)"
     )
     source = embed.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="LLaVA-NeXT folder or hub id")
+    source.add_argument("--model", help="a checkpoint folder (or hub id) of a supported family")
     source.add_argument("--demo", action="store_true", help="the built-in random demo model")
+    _family(embed)
     embed.add_argument(
         "--decode-workers", type=int, default=None, help="decode processes (default: CPUs / 2)"
     )
@@ -122,12 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--question", default=None)
     demo.add_argument("--video", default=None, help="use this video instead of the synthetic one")
     demo.add_argument("--max-new-tokens", type=int, default=32)
+    _family(demo)
     _shared(demo)
 
     serve = sub.add_parser("serve", help="an OpenAI-compatible HTTP service (the [serve] extra)")
     which = serve.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", help="LLaVA-NeXT folder or hub id")
+    which.add_argument("--model", help="a checkpoint folder (or hub id) of a supported family")
     which.add_argument("--demo", action="store_true", help="the built-in random demo model")
+    _family(serve)
     serve.add_argument("--host", default="127.0.0.1", help="default: this machine only")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--media-dir", default=None, help="the one folder file:// URLs may name")
@@ -161,6 +166,13 @@ def _spec(args):
         num_frames=args.num_frames,
         resize_mode=args.resize_mode,
         backend=args.backend,
+        family=getattr(args, "family", "next"),
+    )
+
+
+def _family(parser) -> None:
+    parser.add_argument(
+        "--family", default="next", choices=DEMO_FAMILIES, help="the demo model's family"
     )
 
 
@@ -254,8 +266,12 @@ def cmd_demo(args) -> None:
         backend=args.backend,
         max_new_tokens=args.max_new_tokens,
         video=args.video,
+        family=args.family,
     )
-    print("SlowFast-LLaVA demo: built-in LLaVA-NeXT with RANDOM weights (no download);")
+    name = {"next": "LLaVA-NeXT", "next_video": "LLaVA-NeXT-Video", "onevision": "LLaVA-OneVision"}[
+        args.family
+    ]
+    print(f"SlowFast-LLaVA demo: built-in {name} with RANDOM weights (no download);")
     print("the answer below is meaningless, the latencies are real.")
     print(
         f"device {result['device']}, dtype {result['dtype']}, aggregation {result['aggregation']}, "

@@ -36,6 +36,9 @@ DEFAULT_SLOWFAST = "slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4"
 #: Frames sampled from a video (the published 50).
 DEFAULT_NUM_FRAMES = 50
 
+#: The families the no-download demo builds (``sfllava demo --family``).
+DEMO_FAMILIES = ("next", "next_video", "onevision")
+
 #: Video decoding backends; ``auto`` picks ``pyav`` (same frames, faster).
 BACKENDS = ("auto", "pyav", "decord")
 DEFAULT_BACKEND = "auto"
@@ -51,6 +54,7 @@ __all__ = [
     "DEFAULT_PASS_ORDER",
     "DEFAULT_RESIZE_MODE",
     "DEFAULT_SLOWFAST",
+    "DEMO_FAMILIES",
     "PASS_ORDERS",
     "RESIZE_MODES",
     "SLOW_POOLS",

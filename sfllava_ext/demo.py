@@ -16,7 +16,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from .constants import DEFAULT_BACKEND, DEFAULT_NUM_FRAMES, DEFAULT_RESIZE_MODE, DEFAULT_SLOWFAST
+from .constants import DEFAULT_BACKEND, DEFAULT_NUM_FRAMES, DEFAULT_RESIZE_MODE, DEMO_FAMILIES
 
 DEMO_VISION = dict(
     hidden_size=64,
@@ -92,14 +92,17 @@ def demo_tokenizer():
     )
 
 
-def demo_model(tokenizer, *, seed: int = 0, dtype: torch.dtype = torch.float32):
-    """The fixed demo LLaVA-NeXT with random weights (seeded)."""
-    from transformers import (
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaNextConfig,
-        LlavaNextForConditionalGeneration,
-    )
+def demo_model(
+    tokenizer, *, seed: int = 0, dtype: torch.dtype = torch.float32, video: bool = False
+):
+    """The fixed demo LLaVA-NeXT with random weights (seeded); ``video``: the same
+    parts as a LLaVA-NeXT-Video (its ``vision_resampler`` beside them)."""
+    import transformers
+    from transformers import CLIPVisionConfig, LlamaConfig
+
+    kind = "LlavaNextVideo" if video else "LlavaNext"
+    config_class = getattr(transformers, f"{kind}Config")
+    model_class = getattr(transformers, f"{kind}ForConditionalGeneration")
 
     text = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -108,7 +111,7 @@ def demo_model(tokenizer, *, seed: int = 0, dtype: torch.dtype = torch.float32):
         pad_token_id=tokenizer.pad_token_id,
         **DEMO_TEXT,
     )
-    config = LlavaNextConfig(
+    config = config_class(
         vision_config=CLIPVisionConfig(**DEMO_VISION),
         text_config=text,
         image_token_index=tokenizer.unk_token_id,
@@ -117,8 +120,31 @@ def demo_model(tokenizer, *, seed: int = 0, dtype: torch.dtype = torch.float32):
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = LlavaNextForConditionalGeneration(config)
+        model = model_class(config)
     return model.to(dtype).eval()
+
+
+def demo_parts(family: str = "next", *, dtype: torch.dtype = torch.float32):
+    """``(model, tokenizer, image_processor)`` of the demo of ``family`` (``next``:
+    LLaVA-NeXT; ``next_video``: LLaVA-NeXT-Video; ``onevision``:
+    :mod:`sfllava_ext.demo_onevision`); the processor is
+    None where the vision config's size and CLIP's mean and std are the model's.
+
+    Raises:
+        ValueError: an unknown family.
+    """
+    if family == "next":
+        tokenizer = demo_tokenizer()
+        return demo_model(tokenizer, dtype=dtype), tokenizer, None
+    if family == "next_video":
+        tokenizer = demo_tokenizer()
+        return demo_model(tokenizer, dtype=dtype, video=True), tokenizer, None
+    if family == "onevision":
+        from .demo_onevision import ONEVISION_PROCESSOR, onevision_model, onevision_tokenizer
+
+        tokenizer = onevision_tokenizer()
+        return onevision_model(tokenizer, dtype=dtype), tokenizer, dict(ONEVISION_PROCESSOR)
+    raise ValueError(f"family must be one of {', '.join(DEMO_FAMILIES)}, got {family!r}")
 
 
 def write_synthetic_video(
@@ -172,10 +198,15 @@ def run_demo(
     max_new_tokens: int = 32,
     video: str | None = None,
     workdir: str | None = None,
+    family: str = "next",
 ) -> dict:
     """Writes a synthetic video (unless ``video`` is given), builds the demo
-    model, answers ``question`` through the whole pipeline and returns the
-    answer with per-stage latencies."""
+    model of ``family`` (:func:`demo_parts`), answers ``question`` through the whole
+    pipeline and returns the answer with per-stage latencies.
+
+    Raises:
+        ValueError: an unknown family.
+    """
     import tempfile
 
     from .loading import default_device, default_dtype
@@ -183,12 +214,12 @@ def run_demo(
 
     dev = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(dev)
-    tokenizer = demo_tokenizer()
-    model = demo_model(tokenizer, dtype=dtype).to(dev)
+    model, tokenizer, processor = demo_parts(family, dtype=dtype)
     sf = SlowFastLlava(
-        model,
+        model.to(dev),
         tokenizer,
-        slowfast=slowfast or DEFAULT_SLOWFAST,
+        processor,
+        slowfast=slowfast,
         num_frames=num_frames,
         resize_mode=resize_mode,
         backend=backend,
@@ -206,4 +237,5 @@ def run_demo(
         "dtype": str(dtype).replace("torch.", ""),
         "num_visual_tokens": sf.num_visual_tokens(num_frames),
         "aggregation": str(sf.aggregation),
+        "family": family,
     }

@@ -1,5 +1,6 @@
-"""Loading a LLaVA-NeXT checkpoint for SF-LLaVA: device and dtype defaults, the
-memory check before loading, dynamic RoPE scaling, and the model check.
+"""Loading a checkpoint of a supported family (:mod:`sfllava_ext.families`) for
+SF-LLaVA: device and dtype defaults, the memory check before loading, dynamic RoPE
+scaling where the family's context calls for it, and the model check.
 
 :meth:`sfllava_ext.SlowFastLlava.from_pretrained` is the public entry point; it calls
 :func:`load_pretrained` and wraps what it returns.
@@ -14,10 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from .families import Family, UnsupportedModelError, family_of
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "NotLlavaNextError",
+    "UnsupportedModelError",
     "apply_rope_scaling",
     "as_llava_next",
     "available_memory",
@@ -28,8 +32,8 @@ __all__ = [
 ]
 
 
-class NotLlavaNextError(TypeError):
-    """The model (or checkpoint) is not a LLaVA-NeXT model."""
+# the name of earlier releases, when LLaVA-NeXT was the one family
+NotLlavaNextError = UnsupportedModelError
 
 
 def load_pretrained(
@@ -41,33 +45,29 @@ def load_pretrained(
     **model_kwargs: Any,
 ) -> tuple[nn.Module, Any, Any]:
     """Model, tokenizer and image processor (None when the folder has none) of a
-    local folder (or a hub id where a network exists), with dynamic RoPE scaling
-    applied to the config before the model is built.
+    local folder (or a hub id where a network exists), loaded with its family's class;
+    dynamic RoPE scaling is applied to the config before the model is built when the
+    language model has a 4k context (:meth:`~sfllava_ext.families.Family.wants_dynamic_rope`).
 
     Defaults: CUDA when available, fp16 there and bf16 on the CPU
     (:func:`default_dtype`).
 
     Raises:
-        NotLlavaNextError: the checkpoint is not ``llava_next``.
+        UnsupportedModelError: the checkpoint's ``model_type`` has no family (the
+            message lists the supported ones).
         MemoryError: the weights alone would not fit the device's free memory
             (checked before anything is loaded).
     """
-    from transformers import (
-        AutoConfig,
-        AutoTokenizer,
-        LlavaNextForConditionalGeneration,
-    )
+    from transformers import AutoConfig, AutoTokenizer
 
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
     config = AutoConfig.from_pretrained(name_or_path)
-    if getattr(config, "model_type", None) != "llava_next":
-        raise NotLlavaNextError(
-            f"{name_or_path} is a '{getattr(config, 'model_type', '?')}' model, not llava_next"
-        )
-    apply_rope_scaling(config.text_config, rope_scaling_factor)
-    check_fits(config, dtype, device)
-    model = LlavaNextForConditionalGeneration.from_pretrained(
+    family = family_of(config, str(name_or_path))
+    if family.wants_dynamic_rope(config.text_config):
+        apply_rope_scaling(config.text_config, rope_scaling_factor)
+    check_fits(config, dtype, device, family)
+    model = family.load_class().from_pretrained(
         name_or_path, config=config, dtype=dtype, **model_kwargs
     )
     model = model.to(device).eval()
@@ -115,13 +115,14 @@ def apply_rope_scaling(text_config: Any, factor: float | None) -> None:
     text_config.rope_parameters = params
 
 
-def check_fits(config: Any, dtype: torch.dtype, device: torch.device) -> None:
+def check_fits(
+    config: Any, dtype: torch.dtype, device: torch.device, family: Family | None = None
+) -> None:
     """MemoryError before loading when the weights alone exceed free memory
     (counted on a meta-device skeleton of the model)."""
-    from transformers import LlavaNextForConditionalGeneration
-
+    family = family or family_of(config)
     with torch.device("meta"):
-        skeleton = LlavaNextForConditionalGeneration._from_config(config)
+        skeleton = family.load_class()._from_config(config)
     itemsize = torch.empty((), dtype=dtype).element_size()
     needed = sum(p.numel() for p in skeleton.parameters()) * itemsize
     free = available_memory(device)
@@ -149,11 +150,12 @@ def available_memory(device: torch.device) -> int:
 
 
 def as_llava_next(model: Any) -> nn.Module:
-    """``model`` itself when it has LLaVA-NeXT's parts (``model.vision_tower``,
-    ``.multi_modal_projector``, ``.language_model`` and ``lm_head``).
+    """``model`` itself when it is of a supported family and has the LLaVA parts
+    (``model.vision_tower``, ``.multi_modal_projector``, ``.language_model`` and
+    ``lm_head``).
 
     Raises:
-        NotLlavaNextError: otherwise.
+        UnsupportedModelError: otherwise.
     """
     inner = getattr(model, "model", None)
     parts = ("vision_tower", "multi_modal_projector", "language_model")
@@ -163,8 +165,9 @@ def as_llava_next(model: Any) -> nn.Module:
         or not all(hasattr(inner, p) for p in parts)
         or not hasattr(model, "lm_head")
     ):
-        raise NotLlavaNextError(
-            f"model must be a LlavaNextForConditionalGeneration (with model.vision_tower, "
+        raise UnsupportedModelError(
+            "model must be a LLaVA-style model (with model.vision_tower, "
             f".multi_modal_projector, .language_model and lm_head), got {type(model).__name__}"
         )
+    family_of(model, type(model).__name__)
     return model

@@ -32,8 +32,9 @@ from torch import nn
 
 from . import kv_cache
 from .assembly import PromptItem, assemble
-from .constants import DEFAULT_BACKEND, DEFAULT_NUM_FRAMES, DEFAULT_RESIZE_MODE, DEFAULT_SLOWFAST
+from .constants import DEFAULT_BACKEND, DEFAULT_NUM_FRAMES, DEFAULT_RESIZE_MODE
 from .encoding import VideoEncoder
+from .families import family_of
 from .frames import VideoClip
 from .generation import generation_kwargs, timed_generate
 from .loading import (
@@ -46,7 +47,6 @@ from .ops._checks import check_resize_mode
 from .prompts import (
     PromptError,
     build_prompt,
-    is_chatml,
     parse_choice,
     resolve_template,
     tokenize_around_image,
@@ -71,13 +71,15 @@ class SlowFastLlava:
     image_processor)`` or load one with :meth:`from_pretrained`.
 
     Args:
-        model: a ``LlavaNextForConditionalGeneration``.
+        model: a model of a supported family (:mod:`sfllava_ext.families`:
+            ``llava_next``, ``llava_onevision``), picked by ``config.model_type``.
         tokenizer: its tokenizer (needed for ``answer``/``choose``).
         image_processor: its image processor; without one, the size comes from
             the vision config and mean/std are CLIP's.
-        slowfast: any published aggregation string (default the published
-            ``slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4``) or a
-            :class:`~sfllava_ext.SlowFastConfig`.
+        slowfast: any published aggregation string or a
+            :class:`~sfllava_ext.SlowFastConfig`; None (the default) takes the
+            family's (LLaVA-NeXT: the published
+            ``slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4``).
         num_frames: frames sampled from a video file (published: 50).
         resize_mode: ``squash`` (published), ``crop`` or ``pad``.
         backend: video decoding backend for paths (``auto``, ``pyav``, ``decord``).
@@ -86,7 +88,8 @@ class SlowFastLlava:
         profile: record per-stage latencies in ``last_timings`` (synchronises CUDA).
 
     Raises:
-        NotLlavaNextError: ``model`` lacks LLaVA-NeXT's parts.
+        UnsupportedModelError: ``model`` is of no supported family, or lacks the
+            LLaVA parts (``NotLlavaNextError`` is the same class).
         ValueError: a device other than the model's, an unknown aggregation or
             resize mode, a num_frames or micro_batch below 1.
 
@@ -105,7 +108,7 @@ class SlowFastLlava:
         tokenizer: Any = None,
         image_processor: Any = None,
         *,
-        slowfast: str | SlowFastConfig = DEFAULT_SLOWFAST,
+        slowfast: str | SlowFastConfig | None = None,
         num_frames: int = DEFAULT_NUM_FRAMES,
         resize_mode: str = DEFAULT_RESIZE_MODE,
         backend: str = DEFAULT_BACKEND,
@@ -115,6 +118,7 @@ class SlowFastLlava:
     ):
         self.model = as_llava_next(model)
         self.config = model.config
+        self.family = family_of(self.config)
         param = next(model.parameters())
         if device is not None:
             wanted = torch.device(device)
@@ -132,7 +136,9 @@ class SlowFastLlava:
             raise ValueError(f"micro_batch must be a positive int, got {micro_batch!r}")
         self.device = param.device
         self.dtype = param.dtype
-        self.aggregation = parse_aggregation(slowfast)
+        self.aggregation = parse_aggregation(
+            self.family.default_slowfast if slowfast is None else slowfast
+        )
         self.num_frames = num_frames
         self.resize_mode = resize_mode
         self.backend = backend
@@ -145,7 +151,7 @@ class SlowFastLlava:
         self._lm_lock = threading.RLock()
         self._tokenizer_lock = threading.Lock()
         self.frame_buffers = FrameBuffers()
-        self._chatml: tuple[Any, bool] | None = None  # (tokenizer, is it ChatML)
+        self._chat: tuple[Any, str] | None = None  # (tokenizer, its chat format)
 
         self.encoder = VideoEncoder.from_llava(
             model, image_processor, self.aggregation, resize_mode, micro_batch
@@ -188,7 +194,7 @@ class SlowFastLlava:
         *,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
-        slowfast: str | SlowFastConfig = DEFAULT_SLOWFAST,
+        slowfast: str | SlowFastConfig | None = None,
         num_frames: int = DEFAULT_NUM_FRAMES,
         resize_mode: str = DEFAULT_RESIZE_MODE,
         rope_scaling_factor: float = 2,
@@ -204,7 +210,7 @@ class SlowFastLlava:
         Defaults: CUDA when available, fp16 there and bf16 on the CPU. A model
         that will not fit the device's free memory fails before loading, with a
         MemoryError saying how much it needs; a checkpoint of another model type
-        raises NotLlavaNextError.
+        raises UnsupportedModelError, which lists the supported ones.
         """
         model, tokenizer, image_processor = load_pretrained(
             name_or_path,
@@ -295,9 +301,10 @@ class SlowFastLlava:
     # ------------------------------------------------------------ prompting
 
     def prompt_template(self, prompt: str = "image_seq_v3") -> str:
-        """The template ``prompt`` names for this tokenizer: a published prompt
-        name (its ChatML variant for a ChatML tokenizer), or a user template with
-        one ``{question}`` and one ``<image>``, returned as given.
+        """The template ``prompt`` names for this model: a published prompt name, in
+        its language model's chat format (Vicuna, the 34B's ChatML, Qwen2, Mistral or
+        Llama-3: docs/method.md#family-prompts), or a user template with one
+        ``{question}`` and one ``<image>``, returned as given.
 
         Raises:
             TypeError: ``prompt`` is not a str. ValueError: no tokenizer.
@@ -306,12 +313,12 @@ class SlowFastLlava:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
         tokenizer = self._require_tokenizer()
-        # is_chatml reads the whole vocabulary: once per tokenizer, not per call
-        chatml = self._chatml
-        if chatml is None or chatml[0] is not tokenizer:
+        # chat_format reads the whole vocabulary: once per tokenizer, not per call
+        chat = self._chat
+        if chat is None or chat[0] is not tokenizer:
             with self._tokenizer_lock:
-                chatml = self._chatml = (tokenizer, is_chatml(tokenizer))
-        return resolve_template(prompt, chatml[1])
+                chat = self._chat = (tokenizer, self.family.chat_format(self.config, tokenizer))
+        return resolve_template(prompt, chat[1])
 
     @torch.inference_mode()
     def build_inputs(

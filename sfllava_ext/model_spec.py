@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .constants import DEFAULT_BACKEND, DEFAULT_NUM_FRAMES, DEFAULT_RESIZE_MODE, DEFAULT_SLOWFAST
+from .constants import DEFAULT_BACKEND, DEFAULT_NUM_FRAMES, DEFAULT_RESIZE_MODE
 
 __all__ = ["DEMO", "ModelSpec"]
 
@@ -25,7 +25,8 @@ class ModelSpec:
     model: str = DEMO
     device: str | None = None
     dtype: str | None = None
-    slowfast: str = DEFAULT_SLOWFAST
+    slowfast: str | None = None  # None: the family's default
+    family: str = "next"  # the demo's family (sfllava_ext.demo.demo_parts)
     num_frames: int = DEFAULT_NUM_FRAMES
     resize_mode: str = DEFAULT_RESIZE_MODE
     backend: str = DEFAULT_BACKEND
@@ -55,11 +56,10 @@ class ModelSpec:
             return SlowFastLlava.from_pretrained(
                 self.model, device=self.device, dtype=dtype, **settings
             )
-        from .demo import demo_model, demo_tokenizer
+        from .demo import demo_parts
 
         device = default_device() if self.device is None else torch.device(self.device)
-        tokenizer = demo_tokenizer()
-        model = demo_model(tokenizer, dtype=dtype or default_dtype(device)).to(device)
-        sf = SlowFastLlava(model, tokenizer, **settings)
-        sf.name_or_path = "sfllava-demo"
+        model, tokenizer, processor = demo_parts(self.family, dtype=dtype or default_dtype(device))
+        sf = SlowFastLlava(model.to(device), tokenizer, processor, **settings)
+        sf.name_or_path = "sfllava-demo" if self.family == "next" else f"sfllava-demo-{self.family}"
         return sf

@@ -42,16 +42,83 @@ MULTIPLE_CHOICE_CHATML = (
     "Only give the best option. <|im_end|>\n<|im_start|>assistant\nAnswer: Best option:("
 )
 
-# Published names -> (Vicuna/Mistral template, ChatML template).
+# Qwen2 (LLaVA-OneVision): the published instruction text in Qwen2's ChatML, as the
+# family was trained (system, user, assistant turns; "<image>\n" opens the user turn),
+# without the 34B's Yi-specific spaces (docs/method.md#family-prompts)
+OPEN_ENDED_QWEN2 = (
+    "<|im_start|>system\nAnswer the question.<|im_end|>\n<|im_start|>user\n<image>\n"
+    "The input consists of a sequence of key frames from a video. Answer concisely with overall "
+    "content and context of the video, highlighting any significant events, characters, or "
+    "objects that appear throughout the video. Question: {question}<|im_end|>\n"
+    "<|im_start|>assistant\nAnswer: In the video,"
+)
+MULTIPLE_CHOICE_QWEN2 = (
+    "<|im_start|>system\nYou are a helpful expert in video analysis. Select the best option to "
+    "answer the question.<|im_end|>\n<|im_start|>user\n<image>\nThe input consists of a "
+    "sequence of key frames from a video.\nQuestion: {question}\nOptions:\n{options}"
+    "Only give the best option.<|im_end|>\n<|im_start|>assistant\nAnswer: Best option:("
+)
+
+# Mistral (llava-v1.6-mistral-7b): one [INST] turn; the system line opens it
+OPEN_ENDED_MISTRAL = (
+    "[INST] <image>\nThe input consists of a sequence of key frames from a video. Answer "
+    "concisely with overall content and context of the video, highlighting any significant "
+    "events, characters, or objects that appear throughout the video. Question: {question} "
+    "[/INST] Answer: In the video,"
+)
+MULTIPLE_CHOICE_MISTRAL = (
+    "[INST] You are a helpful expert in video analysis. Select the best option to answer the "
+    "question. <image>\nThe input consists of a sequence of key frames from a video.\n"
+    "Question: {question}\nOptions:\n{options}Only give the best option. [/INST] "
+    "Answer: Best option:("
+)
+# Llama-3 (llama3-llava-next-8b): header-delimited system, user and assistant turns
+_L3 = "<|start_header_id|>{}<|end_header_id|>\n\n"
+OPEN_ENDED_LLAMA3 = (
+    _L3.format("system") + "Answer the question.<|eot_id|>" + _L3.format("user") + "<image>\n"
+    "The input consists of a sequence of key frames from a video. Answer concisely with overall "
+    "content and context of the video, highlighting any significant events, characters, or "
+    "objects that appear throughout the video. Question: {question}<|eot_id|>"
+    + _L3.format("assistant")
+    + "Answer: In the video,"
+)
+MULTIPLE_CHOICE_LLAMA3 = (
+    _L3.format("system") + "You are a helpful expert in video analysis. Select the best option "
+    "to answer the question.<|eot_id|>" + _L3.format("user") + "<image>\nThe input consists of "
+    "a sequence of key frames from a video.\nQuestion: {question}\nOptions:\n{options}"
+    "Only give the best option.<|eot_id|>" + _L3.format("assistant") + "Answer: Best option:("
+)
+
+#: The chat formats, in the order of each PROMPTS entry (docs/method.md#family-prompts).
+CHAT_FORMATS = ("vicuna", "chatml", "qwen2", "mistral", "llama3")
+# Published names -> one template per chat format.
 PROMPTS = {
-    "image_seq_v3": (OPEN_ENDED, OPEN_ENDED_CHATML),
-    "multiple_choice_allvideo_v4": (MULTIPLE_CHOICE, MULTIPLE_CHOICE_CHATML),
-}
+    "image_seq_v3": (
+        OPEN_ENDED, OPEN_ENDED_CHATML, OPEN_ENDED_QWEN2, OPEN_ENDED_MISTRAL, OPEN_ENDED_LLAMA3,
+    ),
+    "multiple_choice_allvideo_v4": (
+        MULTIPLE_CHOICE, MULTIPLE_CHOICE_CHATML, MULTIPLE_CHOICE_QWEN2, MULTIPLE_CHOICE_MISTRAL,
+        MULTIPLE_CHOICE_LLAMA3,
+    ),
+}  # fmt: skip
 OPTION_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 class PromptError(ValueError):
     """A question, option list or template that cannot make a prompt."""
+
+
+def chat_format(text_config, tokenizer) -> str:
+    """The chat format of a language model (one of :data:`CHAT_FORMATS`): Qwen2 and
+    Mistral by their config's ``model_type``; Llama-3 by its header tokens and the Yi
+    34B by ``<|im_start|>`` in the vocabulary; else Vicuna."""
+    text_type = getattr(text_config, "model_type", None)
+    if text_type in ("qwen2", "mistral"):
+        return text_type
+    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    if "<|start_header_id|>" in vocab:
+        return "llama3"
+    return "chatml" if "<|im_start|>" in vocab else "vicuna"
 
 
 def is_chatml(tokenizer) -> bool:
@@ -83,11 +150,20 @@ def format_options(options: Sequence[str]) -> str:
     return "".join(f"({OPTION_LETTERS[i]}) {opt}\n" for i, opt in enumerate(options))
 
 
-def resolve_template(prompt: str, chatml: bool) -> str:
-    """A published prompt name (picking its ChatML variant for ChatML
-    tokenizers), or a user template with one ``{question}`` and one ``<image>``."""
+def resolve_template(prompt: str, chatml: bool | str) -> str:
+    """A published prompt name, in the chat format ``chatml`` names (one of
+    :data:`CHAT_FORMATS`; True and False are ``"chatml"`` and ``"vicuna"``), or a user
+    template with one ``{question}`` and one ``<image>``, as given.
+
+    Raises:
+        PromptError: a user template without its placeholders.
+        ValueError: an unknown chat format.
+    """
+    chat = ("chatml" if chatml else "vicuna") if isinstance(chatml, bool) else chatml
+    if chat not in CHAT_FORMATS:
+        raise ValueError(f"chat format must be one of {', '.join(CHAT_FORMATS)}, got {chat!r}")
     if prompt in PROMPTS:
-        return PROMPTS[prompt][1 if chatml else 0]
+        return PROMPTS[prompt][CHAT_FORMATS.index(chat)]
     if prompt.count(IMAGE_PLACEHOLDER) != 1 or "{question}" not in prompt:
         raise PromptError(
             f"prompt must be one of {', '.join(PROMPTS)} or a template with one '{{question}}' "
