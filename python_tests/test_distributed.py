@@ -42,11 +42,16 @@ def cluster(tmp_path_factory):
     poison.mp4 every time."""
     markers = tmp_path_factory.mktemp("markers")
     os.environ["SFLLAVA_EMBED_FAULT"] = f"actor-die-once:v2.mp4:{markers};actor-die:poison.mp4"
+    # started outside the checkout: Ray's workers import from the driver's directory,
+    # where the sources are not built when the package is installed (as in CI)
+    here = os.getcwd()
+    os.chdir(markers)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield markers
     finally:
         ray.shutdown()
+        os.chdir(here)
         os.environ.pop("SFLLAVA_EMBED_FAULT", None)
 
 
@@ -113,7 +118,7 @@ def test_cli_ray_joins_a_running_cluster(cluster, videos, reference, tmp_path):
         [sys.executable, "-m", "sfllava_ext.cli", "embed", str(videos / "v0.mp4"),
          str(videos / "v1.mp4"), "-o", str(out), "--demo", "--ray", address, "--quiet",
          "--dtype", "float32", "--num-frames", str(FRAMES), "--device", "cpu"],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "embed: 2 done, 0 skipped, 0 failed" in proc.stdout

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -249,6 +250,8 @@ def _cli(args, **kwargs):
     env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "sfllava_ext.cli", "embed", *args,
            "--demo", "--dtype", "float32", "--num-frames", str(FRAMES)]  # fmt: skip
+    # from outside the checkout, so that `-m` finds the installed package, not the sources
+    kwargs.setdefault("cwd", tempfile.gettempdir())
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, **kwargs)  # fmt: skip
 
