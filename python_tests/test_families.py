@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 from reference import slowfast_reference
+from servers import free_port, wait_for_health
 from videos import write_test_video
 
 from sfllava_ext import SlowFastLlava, load_video
@@ -293,17 +294,12 @@ def test_embed_and_session_files_work_for_onevision(onevision, tmp_path):
 def test_the_service_answers_with_the_onevision_demo(onevision, tmp_path):
     import base64
     import signal
-    import socket
     import subprocess
     import sys
-    import time
 
-    import httpx
     from openai import OpenAI
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     path = tmp_path / "clip.mp4"
     write_test_video(path, 320, 240, num_frames=40)
     argv = [sys.executable, "-m", "sfllava_ext.cli", "serve", "--demo", "--family", "onevision",
@@ -312,15 +308,7 @@ def test_the_service_answers_with_the_onevision_demo(onevision, tmp_path):
     # from outside the checkout, so that `-m` finds the installed package
     proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()[-3000:]
-            time.sleep(0.5)
+        wait_for_health(proc, f"http://127.0.0.1:{port}")
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-", max_retries=0)
         url = "data:video/mp4;base64," + base64.b64encode(path.read_bytes()).decode()
         parts = [{"type": "video_url", "video_url": {"url": url}},

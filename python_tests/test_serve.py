@@ -9,7 +9,6 @@ import base64
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ import pytest
 import torch
 from openai import OpenAI
 from safetensors.torch import load as load_safetensors
+from servers import free_port, wait_for_health
 from videos import write_test_video
 
 import sfllava_ext
@@ -33,12 +33,6 @@ KEY = "test-key-0123"
 QUESTIONS = ["What is moving?", "Who opens the door?", "Where does the square go?"]
 NEW = 8
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(sfllava_ext.__file__)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -70,18 +64,7 @@ def server(media, tmp_path_factory):
         argv, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            proc.kill()
-            pytest.fail(f"the server did not start: {out[-3000:]}")
-        time.sleep(0.5)
+    wait_for_health(proc, base)
     yield {"proc": proc, "base": base, "port": port}
     children = psutil.Process(proc.pid).children(recursive=True)
     assert list(tmp.glob("sfllava-serve-*")), "the server keeps its uploads in TMPDIR"
