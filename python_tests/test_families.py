@@ -324,3 +324,25 @@ def test_the_service_answers_with_the_onevision_demo(onevision, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
+
+
+def test_onevision_video_pool_equals_get_video_features(onevision, gen):
+    from sfllava_ext import aggregate, num_visual_tokens
+
+    model, tokenizer, processor = onevision
+    sf = SlowFastLlava(model, tokenizer, processor, slowfast="onevision_video_pool")
+    pixels = torch.rand(6, 3, 384, 384, generator=gen) * 2 - 1
+    with torch.no_grad():
+        theirs = model.model.get_video_features(pixel_values_videos=pixels[None])
+    theirs = getattr(theirs, "pooler_output", theirs)
+    theirs = theirs.reshape(-1, theirs.shape[-1])  # 6 frames x 14 x 14, then the newline
+    assert torch.equal(theirs[-1], model.model.image_newline.to(theirs.dtype))
+    theirs = theirs[:-1]
+    ours = sf.encode_pixels(pixels)
+    assert ours.shape == theirs.shape == (6 * 196, model.config.text_config.hidden_size)
+    assert num_visual_tokens(32, (27, 27), "onevision_video_pool") + 1 == 6273
+    assert _close(ours, theirs) <= 1e-5
+    features = _hf_features(model, pixels)
+    assert torch.equal(aggregate(features, "onevision_video_pool", grid=(27, 27)), ours)
+    answer = sf.answer(pixels.new_zeros(6, 64, 64, 3, dtype=torch.uint8), "What?", max_new_tokens=2)
+    assert isinstance(answer, str)  # the embeddings take a PyTorch-op aggregation too

@@ -1,4 +1,5 @@
-"""The built-in default: a small randomly initialised LLaVA-NeXT, a tokenizer
+"""The built-in default: a small randomly initialised LLaVA-NeXT (or, with
+``family``, LLaVA-NeXT-Video or LLaVA-OneVision: :func:`demo_parts`), a tokenizer
 made on the spot and a synthetic H.264 video, so the whole pipeline runs with
 no download. Its answers come from random weights and mean nothing; its
 latencies are real.

@@ -15,7 +15,7 @@ from torch import nn
 
 from .frames import Yuv420Frames
 from .preprocess import FrameNormalizer, frame_normalizer
-from .slowfast import SlowFastConfig, aggregate, num_visual_tokens
+from .slowfast import SlowFastConfig, aggregate, num_visual_tokens, writes_out
 from .timing import StageTimer
 from .video_input import frames_to_device
 from .vision import TruncatedVisionTower, project_frames
@@ -134,6 +134,8 @@ class VideoEncoder:
         """The aggregation of features (T, N, D): ``(num_tokens, D)``, written into
         ``out`` when given."""
         with timer("pooling"):
+            if out is not None and not writes_out(self.aggregation):
+                return out.copy_(aggregate(features, self.aggregation, grid=self.grid))
             return aggregate(features, self.aggregation, grid=self.grid, out=out)
 
     def _project(self, pixels_of, num_frames: int, timer: StageTimer) -> torch.Tensor:

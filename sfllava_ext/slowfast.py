@@ -22,13 +22,17 @@ from .ops.slowfast_pool import slowfast_pool
 __all__ = [
     "SlowFastConfig",
     "DEFAULT_SLOWFAST",
+    "NATIVE_POOLS",
     "SINGLE_PATHWAY",
     "aggregate",
     "num_visual_tokens",
     "parse_aggregation",
+    "writes_out",
 ]
 
 SINGLE_PATHWAY = SLOW_POOLS + ("spatial_temporal_pool", "temporal_global_pool")
+#: The families' own video poolings, for comparison (docs/method.md#native-poolings).
+NATIVE_POOLS = ("onevision_video_pool",)
 SPATIAL_TEMPORAL_SIZE = (16, 12, 12)  # published AdaptiveAvgPool3d output (T, H, W)
 
 _SLOW_PART = re.compile(r"^slow_(\d+)frms_(\w+)$")
@@ -128,10 +132,10 @@ def parse_aggregation(name: str | SlowFastConfig) -> str | SlowFastConfig:
         raise TypeError(f"aggregation must be a str or SlowFastConfig, got {type(name)}")
     if name.startswith("slowfast"):
         return SlowFastConfig.parse(name)
-    if name not in SINGLE_PATHWAY:
+    if name not in SINGLE_PATHWAY + NATIVE_POOLS:
         raise ValueError(
             f"unknown aggregation '{name}'; expected a 'slowfast-...' string or one of "
-            f"{', '.join(SINGLE_PATHWAY)}"
+            f"{', '.join(SINGLE_PATHWAY + NATIVE_POOLS)}"
         )
     return name
 
@@ -162,7 +166,16 @@ def num_visual_tokens(
         return t * ph * pw
     if agg == "temporal_global_pool":
         return h * w
+    if agg == "onevision_video_pool":
+        return num_frames * -(-h // 2) * -(-w // 2)
     return slowfast_geometry((num_frames, h, w, 1), num_frames, agg, [], [])[4]
+
+
+def writes_out(name: str | SlowFastConfig) -> bool:
+    """Whether :func:`aggregate` takes ``out=`` for this aggregation (the kernel-backed
+    ones); the others return a new tensor."""
+    agg = parse_aggregation(name)
+    return isinstance(agg, SlowFastConfig) or (agg in SLOW_POOLS and agg != "concat")
 
 
 def aggregate(
@@ -177,10 +190,11 @@ def aggregate(
 
     Two-pathway strings and the four ``spatial_*_pool`` names (which pool every
     frame) run the fused kernel; ``concat`` is a reshape; the published
-    ``spatial_temporal_pool`` (adaptive 3-D average to (16, 12, 12)) and
-    ``temporal_global_pool`` (mean over frames) use PyTorch ops. ``out`` is
-    supported by the kernel-backed aggregations. The result has the features' dtype
-    and device.
+    ``spatial_temporal_pool`` (adaptive 3-D average to (16, 12, 12)),
+    ``temporal_global_pool`` (mean over frames) and OneVision's own
+    ``onevision_video_pool`` (bilinear to half the grid, rounded up) use PyTorch ops.
+    ``out`` is supported by the kernel-backed aggregations (:func:`writes_out`). The
+    result has the features' dtype and device.
 
     Raises:
         TypeError: features not a tensor (or not floating point, for the kernel).
@@ -215,5 +229,9 @@ def aggregate(
         return grid_features.reshape(t * h * w, d)
     if agg == "temporal_global_pool":
         return grid_features.mean(dim=0).reshape(h * w, d)
+    if agg == "onevision_video_pool":  # bilinear to ceil(H / 2) x ceil(W / 2), every frame
+        size = (-(-h // 2), -(-w // 2))
+        pooled = F.interpolate(grid_features.permute(0, 3, 1, 2), size=size, mode="bilinear")
+        return pooled.permute(0, 2, 3, 1).reshape(-1, d)
     pooled = F.adaptive_avg_pool3d(grid_features.permute(3, 0, 1, 2), SPATIAL_TEMPORAL_SIZE)
     return pooled.permute(1, 2, 3, 0).reshape(-1, d)
