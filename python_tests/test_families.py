@@ -313,8 +313,9 @@ def test_the_service_answers_with_the_onevision_demo(onevision, tmp_path):
         url = "data:video/mp4;base64," + base64.b64encode(path.read_bytes()).decode()
         parts = [{"type": "video_url", "video_url": {"url": url}},
                  {"type": "text", "text": "What is moving?"}]  # fmt: skip
+        assert client.models.list().data[0].id == "sfllava-demo-onevision"
         reply = client.chat.completions.create(
-            model=client.models.list().data[0].id, max_tokens=6, temperature=0,
+            model="sfllava-demo-onevision", max_tokens=6, temperature=0,
             messages=[{"role": "user", "content": parts}],
         )  # fmt: skip
         model, tokenizer, processor = onevision
@@ -346,3 +347,71 @@ def test_onevision_video_pool_equals_get_video_features(onevision, gen):
     assert torch.equal(aggregate(features, "onevision_video_pool", grid=(27, 27)), ours)
     answer = sf.answer(pixels.new_zeros(6, 64, 64, 3, dtype=torch.uint8), "What?", max_new_tokens=2)
     assert isinstance(answer, str)  # the embeddings take a PyTorch-op aggregation too
+
+
+# the open-ended prompt in each new chat format, written out from docs/method.md#family-prompts
+QWEN2_OPEN = (
+    "<|im_start|>system\nAnswer the question.<|im_end|>\n<|im_start|>user\n<image>\n"
+    + OPEN_TEXT
+    + "<|im_end|>\n<|im_start|>assistant\nAnswer: In the video,"
+)
+MISTRAL_OPEN = "[INST] <image>\n" + OPEN_TEXT + " [/INST] Answer: In the video,"
+LLAMA3_OPEN = (
+    "<|start_header_id|>system<|end_header_id|>\n\nAnswer the question.<|eot_id|>"
+    "<|start_header_id|>user<|end_header_id|>\n\n<image>\n" + OPEN_TEXT + "<|eot_id|>"
+    "<|start_header_id|>assistant<|end_header_id|>\n\nAnswer: In the video,"
+)
+LLAMA3_CHOICE = (
+    "<|start_header_id|>system<|end_header_id|>\n\nYou are a helpful expert in video analysis. "
+    "Select the best option to answer the question.<|eot_id|>"
+    "<|start_header_id|>user<|end_header_id|>\n\n<image>\nThe input consists of a sequence of "
+    "key frames from a video.\nQuestion: {question}\nOptions:\n{options}Only give the best "
+    "option.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nAnswer: Best option:("
+)
+
+
+def test_each_chat_format_is_exactly_as_documented():
+    from sfllava_ext.prompts import resolve_template
+
+    assert resolve_template("image_seq_v3", "qwen2") == QWEN2_OPEN
+    assert resolve_template("image_seq_v3", "mistral") == MISTRAL_OPEN
+    assert resolve_template("image_seq_v3", "llama3") == LLAMA3_OPEN
+    assert resolve_template("multiple_choice_allvideo_v4", "llama3") == LLAMA3_CHOICE
+    with pytest.raises(ValueError, match="chat format must be one of"):
+        resolve_template("image_seq_v3", "gemma")
+
+
+def test_a_llama3_tokenizer_also_stops_at_its_end_of_turn():
+    from types import SimpleNamespace
+
+    from sfllava_ext.generation import generation_kwargs
+
+    ids = {"<|eot_id|>": 9}
+    llama3 = SimpleNamespace(pad_token_id=None, eos_token_id=7, unk_token_id=None,
+                             convert_tokens_to_ids=ids.get)  # fmt: skip
+    assert generation_kwargs(llama3, 8, {})["eos_token_id"] == [7, 9]
+    assert generation_kwargs(llama3, 8, {"eos_token_id": 7})["eos_token_id"] == 7
+    other = SimpleNamespace(pad_token_id=0, eos_token_id=2, unk_token_id=0,
+                            convert_tokens_to_ids=lambda token: 0)  # fmt: skip
+    assert "eos_token_id" not in generation_kwargs(other, 8, {})
+
+
+def test_an_explicit_rope_factor_applies_to_any_context(onevision, tmp_path):
+    model, tokenizer, processor = onevision
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    _pil_processor().save_pretrained(tmp_path)
+    loaded = SlowFastLlava.from_pretrained(
+        tmp_path, dtype=torch.float32, device="cpu", rope_scaling_factor=2
+    )
+    rope = loaded.config.text_config.rope_parameters
+    assert rope["rope_type"] == "dynamic" and rope["factor"] == 2.0
+
+
+def test_family_is_refused_with_a_checkpoint(capsys, tmp_path):
+    from sfllava_ext.cli import main
+
+    argv = ["embed", str(tmp_path / "x.mp4"), "-o", str(tmp_path / "out"), "--model",
+            str(tmp_path), "--family", "onevision"]  # fmt: skip
+    assert main(argv) == 1
+    assert "--family is for --demo" in capsys.readouterr().err

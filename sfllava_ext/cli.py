@@ -158,6 +158,9 @@ def _dtype(name):
 def _spec(args):
     from .model_spec import DEMO, ModelSpec
 
+    family = getattr(args, "family", "next")
+    if not getattr(args, "demo", False) and family != "next":
+        raise ValueError("--family is for --demo: a checkpoint's family comes from its config")
     return ModelSpec(
         model=DEMO if getattr(args, "demo", False) else args.model,
         device=args.device,
@@ -166,13 +169,16 @@ def _spec(args):
         num_frames=args.num_frames,
         resize_mode=args.resize_mode,
         backend=args.backend,
-        family=getattr(args, "family", "next"),
+        family=family,
     )
 
 
 def _family(parser) -> None:
     parser.add_argument(
-        "--family", default="next", choices=DEMO_FAMILIES, help="the demo model's family"
+        "--family",
+        default="next",
+        choices=DEMO_FAMILIES,
+        help="the demo model's family (with --demo; a checkpoint's comes from its config)",
     )
 
 
@@ -289,7 +295,7 @@ def cmd_serve(args) -> None:
 
     require_serve_extra()  # before loading any model
     sf = _load(args)
-    model_id = "sfllava-demo" if args.demo else os.path.basename(os.path.normpath(args.model))
+    model_id = sf.name_or_path if args.demo else os.path.basename(os.path.normpath(args.model))
     config = ServeConfig(
         host=args.host,
         port=args.port,

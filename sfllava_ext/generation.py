@@ -27,6 +27,8 @@ _RESERVED = frozenset(
 def generation_kwargs(tokenizer: Any, max_new_tokens: int, overrides: dict[str, Any]) -> dict:
     """Greedy decoding of at most ``max_new_tokens`` (published: 256 for open-ended
     answers), the tokenizer's pad id (else its EOS), then the caller's ``overrides``.
+    A Llama-3 tokenizer also stops at its end of turn, ``<|eot_id|>``, beside its EOS
+    (docs/method.md#family-prompts).
 
     Raises:
         TypeError: ``max_new_tokens`` is not an int.
@@ -52,8 +54,19 @@ def generation_kwargs(tokenizer: Any, max_new_tokens: int, overrides: dict[str, 
         kwargs["pad_token_id"] = tokenizer.pad_token_id
     elif tokenizer.eos_token_id is not None:
         kwargs["pad_token_id"] = tokenizer.eos_token_id
+    end_of_turn = _token_id(tokenizer, "<|eot_id|>")
+    if end_of_turn is not None and tokenizer.eos_token_id not in (None, end_of_turn):
+        kwargs["eos_token_id"] = [tokenizer.eos_token_id, end_of_turn]
     kwargs.update(overrides)
     return kwargs
+
+
+def _token_id(tokenizer: Any, token: str) -> int | None:
+    """The id of ``token`` when it is in the vocabulary (not the unknown token)."""
+    convert = getattr(tokenizer, "convert_tokens_to_ids", None)
+    found = convert(token) if convert is not None else None
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    return None if not isinstance(found, int) or found == unknown else found
 
 
 def timed_generate(

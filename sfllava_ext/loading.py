@@ -41,13 +41,16 @@ def load_pretrained(
     *,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
-    rope_scaling_factor: float = 2,
+    rope_scaling_factor: float | None = None,
     **model_kwargs: Any,
 ) -> tuple[nn.Module, Any, Any]:
     """Model, tokenizer and image processor (None when the folder has none) of a
-    local folder (or a hub id where a network exists), loaded with its family's class;
-    dynamic RoPE scaling is applied to the config before the model is built when the
-    language model has a 4k context (:meth:`~sfllava_ext.families.Family.wants_dynamic_rope`).
+    local folder (or a hub id where a network exists), loaded with its family's class.
+
+    Dynamic RoPE scaling is set on the config before the model is built: with
+    ``rope_scaling_factor=None`` (the default) factor 2 where the language model has a
+    4k context (:meth:`~sfllava_ext.families.Family.wants_dynamic_rope`) and none
+    elsewhere; an explicit factor applies to any model (1 turns it off).
 
     Defaults: CUDA when available, fp16 there and bf16 on the CPU
     (:func:`default_dtype`).
@@ -64,8 +67,9 @@ def load_pretrained(
     dtype = dtype or default_dtype(device)
     config = AutoConfig.from_pretrained(name_or_path)
     family = family_of(config, str(name_or_path))
-    if family.wants_dynamic_rope(config.text_config):
-        apply_rope_scaling(config.text_config, rope_scaling_factor)
+    if rope_scaling_factor is None:
+        rope_scaling_factor = 2 if family.wants_dynamic_rope(config.text_config) else None
+    apply_rope_scaling(config.text_config, rope_scaling_factor)
     check_fits(config, dtype, device, family)
     model = family.load_class().from_pretrained(
         name_or_path, config=config, dtype=dtype, **model_kwargs
@@ -110,6 +114,11 @@ def apply_rope_scaling(text_config: Any, factor: float | None) -> None:
     if factor is None or factor <= 1:
         return
     params = dict(getattr(text_config, "rope_parameters", None) or {})
+    if params.get("rope_type", "default") not in ("default", "dynamic"):
+        logger.warning(
+            "the checkpoint's %r RoPE scaling is replaced by dynamic scaling, factor %s",
+            params["rope_type"], factor,
+        )  # fmt: skip
     theta = params.get("rope_theta", getattr(text_config, "rope_theta", 10000.0))
     params.update({"rope_type": "dynamic", "factor": float(factor), "rope_theta": theta})
     text_config.rope_parameters = params

@@ -72,7 +72,8 @@ class SlowFastLlava:
 
     Args:
         model: a model of a supported family (:mod:`sfllava_ext.families`:
-            ``llava_next``, ``llava_onevision``), picked by ``config.model_type``.
+            ``llava_next``, ``llava_next_video``, ``llava_onevision``), picked by
+            ``config.model_type``.
         tokenizer: its tokenizer (needed for ``answer``/``choose``).
         image_processor: its image processor; without one, the size comes from
             the vision config and mean/std are CLIP's.
@@ -197,14 +198,15 @@ class SlowFastLlava:
         slowfast: str | SlowFastConfig | None = None,
         num_frames: int = DEFAULT_NUM_FRAMES,
         resize_mode: str = DEFAULT_RESIZE_MODE,
-        rope_scaling_factor: float = 2,
+        rope_scaling_factor: float | None = None,
         backend: str = DEFAULT_BACKEND,
         micro_batch: int = 16,
         profile: bool = False,
         **model_kwargs: Any,
     ) -> SlowFastLlava:
         """Loads model, tokenizer and image processor from a local folder (or a
-        hub id where a network exists) and applies dynamic RoPE scaling
+        hub id where a network exists) with its family's class, and dynamic RoPE
+        scaling where its context calls for it, or as ``rope_scaling_factor`` says
         (:func:`sfllava_ext.loading.load_pretrained`).
 
         Defaults: CUDA when available, fp16 there and bf16 on the CPU. A model

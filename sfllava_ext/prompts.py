@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 IMAGE_PLACEHOLDER = "<image>"
 
-# Vicuna / Mistral (LLaVA-NeXT 7B) prompts.
+# Vicuna (LLaVA-NeXT 7B and 13B) prompts, as published.
 OPEN_ENDED = (
     "USER: <image>\nThe input consists of a sequence of key frames from a video. Answer concisely "
     "with overall content and context of the video, highlighting any significant events, "
