@@ -121,13 +121,6 @@ def chat_format(text_config, tokenizer) -> str:
     return "chatml" if "<|im_start|>" in vocab else "vicuna"
 
 
-def is_chatml(tokenizer) -> bool:
-    """True for ChatML tokenizers (Yi-34B based LLaVA-NeXT): ``<|im_start|>`` is
-    one token of the vocabulary."""
-    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
-    return "<|im_start|>" in vocab
-
-
 def check_question(question: object) -> str:
     if not isinstance(question, str):
         raise TypeError(f"question must be a str, got {type(question).__name__}")
