@@ -60,3 +60,43 @@ def hf_llama_tokenizer(folder: str):
     from transformers import LlamaTokenizer
 
     return LlamaTokenizer.from_pretrained(folder, add_bos_token=True)
+
+
+LLAMA3_SPECIAL = (
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<image>",
+)
+
+
+def llama3_tokenizer(vocab_size: int = 600):
+    """A Llama-3-style tokenizer: byte-level BPE (no word prefix) trained on the same
+    corpus, ``<|begin_of_text|>`` added to every encoding by its post-processor,
+    EOS ``<|end_of_text|>``, the header and ``<|eot_id|>`` tokens and LLaVA's
+    ``<image>`` as special tokens, no pad token."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(LLAMA3_SPECIAL),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(), trainer)
+    bos = "<|begin_of_text|>"
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token="<|end_of_text|>",
+        additional_special_tokens=list(LLAMA3_SPECIAL[2:]),
+    )

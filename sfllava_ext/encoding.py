@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .families import PreProjector
 from .frames import Yuv420Frames
 from .preprocess import FrameNormalizer, frame_normalizer
 from .slowfast import SlowFastConfig, aggregate, num_visual_tokens, writes_out
@@ -36,6 +37,9 @@ class VideoEncoder:
             single-pathway name).
         micro_batch: frames per tower forward.
         device, dtype: the model's.
+        pre_projector: a hook run on the tower's features before the projector
+            (LLaVA-NeXT-Video's ``vision_resampler`` for its native
+            ``next_video_pool``); its frames' tokens are then kept in order.
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class VideoEncoder:
         micro_batch: int,
         device: torch.device,
         dtype: torch.dtype,
+        pre_projector: PreProjector | None = None,
     ) -> None:
         self.tower = tower
         self.projector = projector
@@ -59,6 +64,9 @@ class VideoEncoder:
         self.micro_batch = micro_batch
         self.device = device
         self.dtype = dtype
+        self.pre_projector = pre_projector
+        # the grid of the projected features: the tower's, or the hook's output
+        self.feature_grid = grid if pre_projector is None else pre_projector.grid(grid)
 
     @classmethod
     def from_llava(
@@ -68,8 +76,9 @@ class VideoEncoder:
         aggregation: str | SlowFastConfig,
         resize_mode: str,
         micro_batch: int,
+        pre_projector: PreProjector | None = None,
     ) -> VideoEncoder:
-        """The encoder of a LLaVA-NeXT model: its tower up to ``vision_feature_layer``,
+        """The encoder of a LLaVA-style model: its tower up to ``vision_feature_layer``,
         its projector, the grid and sizes of its configs, on the model's device and
         in its dtype; normalisation from ``image_processor`` (or the vision config's
         size with CLIP's mean and std)."""
@@ -93,10 +102,13 @@ class VideoEncoder:
             micro_batch,
             param.device,
             param.dtype,
+            pre_projector,
         )
 
     def num_tokens(self, num_frames: int) -> int:
         """Visual tokens of ``num_frames`` frames."""
+        if self.pre_projector is not None:  # every pooled token of every frame
+            return num_frames * self.feature_grid[0] * self.feature_grid[1]
         return num_visual_tokens(num_frames, self.grid, self.aggregation)
 
     @torch.inference_mode()
@@ -134,6 +146,9 @@ class VideoEncoder:
         """The aggregation of features (T, N, D): ``(num_tokens, D)``, written into
         ``out`` when given."""
         with timer("pooling"):
+            if self.pre_projector is not None:  # pooled before the projector
+                tokens = features.reshape(-1, features.shape[-1])
+                return tokens if out is None else out.copy_(tokens)
             if out is not None and not writes_out(self.aggregation):
                 return out.copy_(aggregate(features, self.aggregation, grid=self.grid))
             return aggregate(features, self.aggregation, grid=self.grid, out=out)
@@ -141,12 +156,20 @@ class VideoEncoder:
     def _project(self, pixels_of, num_frames: int, timer: StageTimer) -> torch.Tensor:
         """Features (T, N, D) of the pixels ``pixels_of(start, stop)`` returns."""
         features = torch.empty(
-            (num_frames, self.grid[0] * self.grid[1], self.hidden_size),
+            (num_frames, self.feature_grid[0] * self.feature_grid[1], self.hidden_size),
             dtype=self.dtype,
             device=self.device,
         )
+        hook = None if self.pre_projector is None else self.pre_projector.module
         return project_frames(
-            pixels_of, num_frames, self.tower, self.projector, features, self.micro_batch, timer
+            pixels_of,
+            num_frames,
+            self.tower,
+            self.projector,
+            features,
+            self.micro_batch,
+            timer,
+            pre_projector=hook,
         )
 
 

@@ -80,7 +80,9 @@ class SlowFastLlava:
         slowfast: any published aggregation string or a
             :class:`~sfllava_ext.SlowFastConfig`; None (the default) takes the
             family's (LLaVA-NeXT: the published
-            ``slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4``).
+            ``slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4``). The families' own
+            poolings are ``onevision_video_pool`` and, for LLaVA-NeXT-Video only,
+            ``next_video_pool`` (its ``vision_resampler`` before the projector).
         num_frames: frames sampled from a video file (published: 50).
         resize_mode: ``squash`` (published), ``crop`` or ``pad``.
         backend: video decoding backend for paths (``auto``, ``pyav``, ``decord``).
@@ -92,7 +94,8 @@ class SlowFastLlava:
         UnsupportedModelError: ``model`` is of no supported family, or lacks the
             LLaVA parts (``NotLlavaNextError`` is the same class).
         ValueError: a device other than the model's, an unknown aggregation or
-            resize mode, a num_frames or micro_batch below 1.
+            resize mode, ``next_video_pool`` on a model without a ``vision_resampler``,
+            a num_frames or micro_batch below 1.
 
     Every public call (:meth:`encode`, :meth:`encode_pixels`, :meth:`build_inputs`,
     :meth:`answer`, :meth:`choose`, :meth:`stream`, and a session's questions) starts
@@ -155,7 +158,12 @@ class SlowFastLlava:
         self._chat: tuple[Any, str] | None = None  # (tokenizer, its chat format)
 
         self.encoder = VideoEncoder.from_llava(
-            model, image_processor, self.aggregation, resize_mode, micro_batch
+            model,
+            image_processor,
+            self.aggregation,
+            resize_mode,
+            micro_batch,
+            self.family.pre_projector(model, self.aggregation),
         )
         self.language_model = model.model.language_model
         self.rope_limit = kv_cache.dynamic_rope_limit(self.model)

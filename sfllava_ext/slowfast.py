@@ -23,6 +23,7 @@ __all__ = [
     "SlowFastConfig",
     "DEFAULT_SLOWFAST",
     "NATIVE_POOLS",
+    "PRE_PROJECTOR_POOLS",
     "SINGLE_PATHWAY",
     "aggregate",
     "num_visual_tokens",
@@ -32,7 +33,11 @@ __all__ = [
 
 SINGLE_PATHWAY = SLOW_POOLS + ("spatial_temporal_pool", "temporal_global_pool")
 #: The families' own video poolings, for comparison (docs/method.md#native-poolings).
-NATIVE_POOLS = ("onevision_video_pool",)
+NATIVE_POOLS = ("onevision_video_pool", "next_video_pool")
+#: Native poolings that run before the projector, with the model's own module
+#: (:meth:`sfllava_ext.families.Family.pre_projector`); here they only count tokens.
+PRE_PROJECTOR_POOLS = ("next_video_pool",)
+NEXT_VIDEO_POOL_STRIDE = 2  # the published LLaVA-NeXT-Video vision_resampler
 SPATIAL_TEMPORAL_SIZE = (16, 12, 12)  # published AdaptiveAvgPool3d output (T, H, W)
 
 _SLOW_PART = re.compile(r"^slow_(\d+)frms_(\w+)$")
@@ -168,6 +173,8 @@ def num_visual_tokens(
         return h * w
     if agg == "onevision_video_pool":
         return num_frames * -(-h // 2) * -(-w // 2)
+    if agg == "next_video_pool":  # a 2 x 2 pool without padding, every frame
+        return num_frames * (h // NEXT_VIDEO_POOL_STRIDE) * (w // NEXT_VIDEO_POOL_STRIDE)
     return slowfast_geometry((num_frames, h, w, 1), num_frames, agg, [], [])[4]
 
 
@@ -194,14 +201,20 @@ def aggregate(
     ``temporal_global_pool`` (mean over frames) and OneVision's own
     ``onevision_video_pool`` (bilinear to half the grid, rounded up) use PyTorch ops.
     ``out`` is supported by the kernel-backed aggregations (:func:`writes_out`). The
-    result has the features' dtype and device.
+    result has the features' dtype and device. ``next_video_pool`` runs before the
+    projector, inside :class:`~sfllava_ext.SlowFastLlava`, and is refused here.
 
     Raises:
         TypeError: features not a tensor (or not floating point, for the kernel).
         ValueError: an unknown aggregation, a bad shape or grid, ``out=`` with an
-            aggregation that does not support it.
+            aggregation that does not support it, a pre-projector pooling.
     """
     agg = parse_aggregation(name)
+    if agg in PRE_PROJECTOR_POOLS:
+        raise ValueError(
+            f"aggregate: '{agg}' pools the tower's features before the projector, with the "
+            f"model's own module; use SlowFastLlava(model, slowfast='{agg}')"
+        )
     if isinstance(agg, SlowFastConfig):
         return slowfast_pool(
             features,

@@ -14,6 +14,7 @@ STAGES = (
     "decode",
     "normalise",
     "vision tower",
+    "resampler",
     "projector",
     "pooling",
     "prefill",

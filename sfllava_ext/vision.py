@@ -81,10 +81,12 @@ def project_frames(
     out: torch.Tensor,
     micro_batch: int,
     timer=None,
+    pre_projector: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Runs frames [0, num_frames) through tower and projector in micro-batches
-    and writes ``out`` (T, N, D). ``pixels_of(start, stop)`` returns the
-    normalised pixels of those frames (so they are made per micro-batch too)."""
+    """Runs frames [0, num_frames) through tower, ``pre_projector`` (if any) and
+    projector in micro-batches and writes ``out`` (T, N, D). ``pixels_of(start, stop)``
+    returns the normalised pixels of those frames (so they are made per micro-batch
+    too)."""
     timer = timer or null_timer()
     starts = range(0, num_frames, micro_batch)
     # A progress bar for long clips, on terminals only (disable=None).
@@ -101,6 +103,9 @@ def project_frames(
             pixels = pixels_of(start, stop)
         with timer("vision tower"):
             hidden = tower(pixels)
+        if pre_projector is not None:
+            with timer("resampler"):
+                hidden = pre_projector(hidden)
         with timer("projector"):
             out[start:stop] = projector(hidden)
     return out

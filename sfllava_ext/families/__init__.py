@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Family
+from .base import Family, PreProjector
 from .llava_next import LLAVA_NEXT
 from .next_video import NEXT_VIDEO
 from .onevision import ONEVISION
 
-__all__ = ["FAMILIES", "Family", "UnsupportedModelError", "family_of"]
+__all__ = ["FAMILIES", "Family", "PreProjector", "UnsupportedModelError", "family_of"]
 
 FAMILIES: dict[str, Family] = {f.model_type: f for f in (LLAVA_NEXT, NEXT_VIDEO, ONEVISION)}
 

@@ -16,11 +16,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DYNAMIC_ROPE_MAX_CONTEXT", "Family"]
+__all__ = ["DYNAMIC_ROPE_MAX_CONTEXT", "Family", "PreProjector"]
 
 # dynamic RoPE scaling (docs/method.md#rope) is for models trained with this context
 # or less: Vicuna and Llama-2-style 4k models, not Mistral's, Llama-3's or Qwen2's
 DYNAMIC_ROPE_MAX_CONTEXT = 4096
+
+
+@dataclass(frozen=True)
+class PreProjector:
+    """A module run on the tower's features (B, H * W, C) before the projector,
+    pooling the grid by ``stride`` without padding (LLaVA-NeXT-Video's
+    ``vision_resampler``, whichever of its average, max or conv modes)."""
+
+    module: Any
+    stride: int
+
+    def grid(self, grid: tuple[int, int]) -> tuple[int, int]:
+        """The token grid after the module."""
+        return (grid[0] // self.stride, grid[1] // self.stride)
 
 
 @dataclass(frozen=True)
@@ -34,12 +48,15 @@ class Family:
             (docs/method.md#family-defaults).
         image_newline: how the model's ``image_newline`` is treated (SF-LLaVA feeds
             frames as one base image each, with no newline token).
+        pre_projector_pool: the aggregation name of the family's own pooling that runs
+            before the projector (``model.model.vision_resampler``), if it has one.
     """
 
     model_type: str
     model_class: str
     default_slowfast: str
     image_newline: str = "unused: each frame is one base image, tokens in pathway order"
+    pre_projector_pool: str | None = None
 
     def load_class(self) -> Any:
         """The transformers class (imported on first use)."""
@@ -54,6 +71,25 @@ class Family:
         from ..prompts import chat_format
 
         return chat_format(config.text_config, tokenizer)
+
+    def pre_projector(self, model: Any, aggregation: object) -> PreProjector | None:
+        """The hook that runs between the tower and the projector for ``aggregation``:
+        the model's own ``vision_resampler`` for the family's native pooling, else None.
+
+        Raises:
+            ValueError: ``aggregation`` is another family's pre-projector pooling.
+        """
+        from ..slowfast import PRE_PROJECTOR_POOLS
+
+        if aggregation not in PRE_PROJECTOR_POOLS:
+            return None
+        if aggregation != self.pre_projector_pool:
+            raise ValueError(
+                f"slowfast='{aggregation}' runs a model's own vision_resampler before the "
+                f"projector (LLaVA-NeXT-Video's); a {self.model_type} model has none"
+            )
+        config = model.config
+        return PreProjector(model.model.vision_resampler, int(config.spatial_pool_stride))
 
     def wants_dynamic_rope(self, text_config: Any) -> bool:
         """Whether dynamic RoPE scaling applies: a context of at most 4,096 positions."""

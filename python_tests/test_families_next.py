@@ -1,0 +1,249 @@
+"""The LLaVA-NeXT families against Hugging Face's own code: LLaVA-NeXT and
+LLaVA-NeXT-Video (CLIP-L/14 at 336 px, 24 x 24) with the family's PIL processor,
+``get_image_features`` and ``get_video_features``, and saved Mistral and Llama-3
+LLaVA-NeXT checkpoints with their own tokenizers (docs/method.md#families)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from PIL import Image
+from reference import slowfast_reference
+from tokenizers_for_tests import hf_llama_tokenizer, llama3_tokenizer, train_llama_sentencepiece
+from videos import write_test_video
+
+from sfllava_ext import SlowFastLlava, aggregate, load_video, num_visual_tokens
+from sfllava_ext.demo import DEMO_VISION, demo_parts
+from sfllava_ext.families import FAMILIES
+
+# the base-image settings of the llava-hf LLaVA-NeXT and NeXT-Video processors (the
+# class defaults are 224 px)
+NEXT_PROCESSOR = {
+    "size": {"shortest_edge": 336},
+    "crop_size": {"height": 336, "width": 336},
+    "do_center_crop": True,
+    "resample": 3,
+    "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711],
+}
+PUBLISHED = ("slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4", 10, "spatial_1d_max_pool")
+
+
+def _pil_processor():
+    from transformers import LlavaNextImageProcessorPil
+
+    return LlavaNextImageProcessorPil(**NEXT_PROCESSOR)
+
+
+def _base_pixels(frames: torch.Tensor) -> torch.Tensor:
+    """The PIL processor's base image of every frame: (T, 3, 336, 336) float32."""
+    images = [Image.fromarray(f.numpy()) for f in frames]
+    return _pil_processor()(images=images, return_tensors="pt").pixel_values[:, 0].float()
+
+
+def _hf_features(model, pixels: torch.Tensor) -> torch.Tensor:
+    """HF's tower (all hidden states), the configured layer and strategy, the projector."""
+    config = model.config
+    with torch.no_grad():
+        hidden = model.model.vision_tower(pixels, output_hidden_states=True).hidden_states
+        picked = hidden[config.vision_feature_layer]
+        if config.vision_feature_select_strategy == "default":
+            picked = picked[:, 1:]
+        return model.model.multi_modal_projector(picked)
+
+
+def _hf_video_features(model, pixels: torch.Tensor) -> torch.Tensor:
+    """NeXT-Video's own video path: ``get_video_features`` (its resampler before the
+    projector), (T * pooled tokens, D)."""
+    config = model.config
+    with torch.no_grad():
+        return model.model.get_video_features(
+            pixels[None],
+            vision_feature_layer=config.vision_feature_layer,
+            vision_feature_select_strategy=config.vision_feature_select_strategy,
+        ).pooler_output[0]
+
+
+def _close(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    """max|a - b| / max|b|."""
+    return float((ours.double() - ref.double()).abs().max() / ref.double().abs().max())
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    """16 decoded frames of a 640 x 360 H.264 video."""
+    path = tmp_path_factory.mktemp("next") / "clip.mp4"
+    write_test_video(path, 640, 360, num_frames=48)
+    return load_video(str(path), num_frames=16).frames
+
+
+@pytest.fixture(scope="module", params=["next", "next_video"])
+def family_parts(request):
+    return request.param, demo_parts(request.param, dtype=torch.float32)
+
+
+def test_encode_of_frames_equals_the_reference_on_the_pil_processor(family_parts, frames):
+    name, (model, tokenizer, _) = family_parts
+    sf = SlowFastLlava(model, tokenizer, _pil_processor())
+    assert sf.family is FAMILIES[model.config.model_type] and sf.grid == (24, 24)
+    pixels = _base_pixels(frames)
+    assert torch.equal(sf.encoder.normalize(frames).float(), pixels)  # bit for bit
+    features = _hf_features(model, pixels)
+    _, slow, pool = PUBLISHED
+    ref = slowfast_reference(features.double(), slow, pool, (4, 4), grid=(24, 24))
+    ours = sf.encode(frames)
+    assert ours.shape == (10 * 288 + 16 * 16, model.config.text_config.hidden_size)
+    assert _close(ours, ref) <= 1e-5
+
+
+def test_concat_of_one_frame_is_the_base_image_of_get_image_features(family_parts, frames):
+    name, (model, tokenizer, _) = family_parts
+    sf = SlowFastLlava(model, tokenizer, _pil_processor(), slowfast="concat")
+    hf = _pil_processor()(images=[Image.fromarray(frames[0].numpy())], return_tensors="pt")
+    with torch.no_grad():
+        packed = model.model.get_image_features(
+            pixel_values=hf.pixel_values, image_sizes=hf.image_sizes
+        ).pooler_output[0]
+    ours = sf.encode(frames[:1])
+    assert ours.shape == (576, model.config.text_config.hidden_size)
+    assert packed.shape[0] > 576  # the base image, then the tiles and newlines left out here
+    assert _close(ours, packed[:576]) <= 1e-5
+
+
+@pytest.mark.parametrize("mode", ["average", "max", "conv"])
+def test_next_video_pool_runs_the_resampler_before_the_projector(mode, gen):
+    model, tokenizer, _ = demo_parts("next_video", dtype=torch.float32)
+    if mode != model.config.spatial_pool_mode:
+        config = copy.deepcopy(model.config)
+        config.spatial_pool_mode = mode
+        torch.manual_seed(1)
+        model = type(model)(config).eval()
+    sf = SlowFastLlava(model, tokenizer, slowfast="next_video_pool", micro_batch=4, profile=True)
+    pixels = torch.rand(6, 3, 336, 336, generator=gen) * 2 - 1
+    ours = sf.encode_pixels(pixels)
+    ref = _hf_video_features(model, pixels)
+    assert ours.shape == ref.shape == (6 * 144, model.config.text_config.hidden_size)
+    assert sf.num_visual_tokens(6) == num_visual_tokens(6, (24, 24), "next_video_pool") == 864
+    assert _close(ours, ref) <= 1e-5
+    assert "resampler" in sf.last_timings.seconds
+
+
+def test_next_video_pool_on_frames_and_where_it_is_refused(frames):
+    model, tokenizer, _ = demo_parts("next_video", dtype=torch.float32)
+    sf = SlowFastLlava(model, tokenizer, _pil_processor(), slowfast="next_video_pool")
+    ref = _hf_video_features(model, _base_pixels(frames))
+    assert _close(sf.encode(frames), ref) <= 1e-5
+    assert sf.num_visual_tokens(50) == 50 * 144 == 7200
+    other, other_tokenizer, _ = demo_parts("next", dtype=torch.float32)
+    with pytest.raises(ValueError, match="next_video_pool.*vision_resampler.*llava_next model"):
+        SlowFastLlava(other, other_tokenizer, slowfast="next_video_pool")
+    with pytest.raises(ValueError, match="before the projector"):
+        aggregate(torch.zeros(2, 576, 8), "next_video_pool")
+
+
+@pytest.mark.parametrize("slowfast", [None, "next_video_pool"])
+def test_next_video_answer_matches_an_independent_assembly_and_hf_generate(slowfast, frames):
+    model, tokenizer, _ = demo_parts("next_video", dtype=torch.float32)
+    sf = SlowFastLlava(model, tokenizer, _pil_processor(), slowfast=slowfast)
+    question = "What is moving?"
+    text = sf.prompt_template().replace("{question}", question)
+    assert text.startswith("USER: <image>\n")  # Vicuna, as published
+    embeds, mask = sf.build_inputs([frames], [text])
+    ref = _independent_assembly(model, tokenizer, text, sf.encode(frames))
+    assert torch.equal(embeds, ref) and bool(mask.all())
+    expected = model.generate(
+        inputs_embeds=ref, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id
+    )
+    answer = sf.answer(frames, question, max_new_tokens=8)
+    assert answer == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
+    assert sf.session(frames).answer(question, max_new_tokens=8) == answer
+
+
+def _independent_assembly(model, tokenizer, text, visual):
+    """Each side of ``<image>`` tokenized on its own, the second side's BOS dropped,
+    the visual tokens between: (1, L, D)."""
+    head, tail = text.split("<image>")
+    before = tokenizer(head).input_ids
+    after = tokenizer(tail).input_ids
+    if tokenizer.bos_token_id is not None and after[:1] == [tokenizer.bos_token_id]:
+        after = after[1:]
+    table = model.get_input_embeddings().weight
+    parts = [table[torch.tensor(before)], visual, table[torch.tensor(after)]]
+    return torch.cat(parts).unsqueeze(0)
+
+
+def _mistral_or_llama3(language: str, folder):
+    """A saved LLaVA-NeXT checkpoint with a Mistral (32k, SentencePiece tokenizer) or a
+    Llama-3 (8k, byte-level BPE with header tokens) language model, and its tokenizer."""
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        MistralConfig,
+    )
+
+    narrow = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
+    if language == "mistral":
+        spm_folder = str(folder / "spm")
+        train_llama_sentencepiece(spm_folder)
+        tokenizer = hf_llama_tokenizer(spm_folder)
+        text = MistralConfig(vocab_size=len(tokenizer), max_position_embeddings=32768,
+                             bos_token_id=1, eos_token_id=2, **narrow)  # fmt: skip
+        image_token = tokenizer.unk_token_id
+    else:
+        tokenizer = llama3_tokenizer()
+        text = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=8192,
+                           rope_theta=500000.0, bos_token_id=tokenizer.bos_token_id,
+                           eos_token_id=tokenizer.eos_token_id, **narrow)  # fmt: skip
+        image_token = tokenizer.convert_tokens_to_ids("<image>")
+    config = LlavaNextConfig(vision_config=CLIPVisionConfig(**DEMO_VISION), text_config=text,
+                             image_token_index=image_token)  # fmt: skip
+    torch.manual_seed(3)
+    model = LlavaNextForConditionalGeneration(config).eval()
+    checkpoint = folder / language
+    model.save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    _pil_processor().save_pretrained(checkpoint)
+    return checkpoint
+
+
+@pytest.mark.parametrize(
+    "language, opening",
+    [("mistral", "[INST] <image>\n"), ("llama3", "<|start_header_id|>system<|end_header_id|>")],
+)
+def test_a_saved_checkpoint_loads_and_answers_as_hf_generate(language, opening, frames, tmp_path):
+    from transformers import AutoTokenizer, LlavaNextForConditionalGeneration
+
+    checkpoint = _mistral_or_llama3(language, tmp_path)
+    sf = SlowFastLlava.from_pretrained(checkpoint, dtype=torch.float32, device="cpu")
+    model = LlavaNextForConditionalGeneration.from_pretrained(checkpoint).eval()
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    assert sf.family is FAMILIES["llava_next"]
+    rope = getattr(sf.config.text_config, "rope_parameters", None) or {}
+    assert rope.get("rope_type", "default") != "dynamic"  # 32k and 8k contexts
+    normalize = sf.encoder.normalize
+    assert normalize.size == (336, 336) and normalize.mean == tuple(NEXT_PROCESSOR["image_mean"])
+    question = "What is the man doing?"
+    text = sf.prompt_template().replace("{question}", question)
+    assert text.startswith(opening)
+    # the visual tokens against HF's modules and the PIL processor
+    features = _hf_features(model, _base_pixels(frames))
+    visual = slowfast_reference(features.double(), 10, "spatial_1d_max_pool", (4, 4))
+    assert _close(sf.encode(frames), visual) <= 1e-5
+    # the prompt against an independent assembly, one BOS first
+    embeds, mask = sf.build_inputs([frames], [text])
+    ref = _independent_assembly(model, tokenizer, text, sf.encode(frames))
+    assert torch.equal(embeds, ref) and bool(mask.all())
+    assert tokenizer(text.split("<image>")[0]).input_ids[0] == tokenizer.bos_token_id
+    stop = [tokenizer.eos_token_id]
+    if language == "llama3":
+        stop.append(tokenizer.convert_tokens_to_ids("<|eot_id|>"))
+    expected = model.generate(inputs_embeds=ref, max_new_tokens=8, do_sample=False,
+                              eos_token_id=stop, pad_token_id=tokenizer.eos_token_id)  # fmt: skip
+    answer = sf.answer(frames, question, max_new_tokens=8)
+    assert answer == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
+    assert sf.session(frames).answer(question, max_new_tokens=8) == answer
