@@ -23,7 +23,10 @@ from sfllava_ext import (
     sample_frame_indices,
 )
 from sfllava_ext.cli import main
+from sfllava_ext.families import FAMILIES
 from sfllava_ext.timing import STAGES
+
+ONEVISION_DEFAULT = FAMILIES["llava_onevision"].default_slowfast
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +49,23 @@ def video(tmp_path_factory):
     return write_test_video(tmp_path_factory.mktemp("video") / "clip.mp4", 160, 120, 40)
 
 
-def test_demo_runs_the_whole_pipeline(capsys):
-    assert main(["demo", "--num-frames", "12", "--max-new-tokens", "4", "--device", "cpu"]) == 0
+@pytest.mark.parametrize(
+    "family, extra, name, tokens",
+    [
+        ("next", [], "LLaVA-NeXT", num_visual_tokens(12)),
+        ("next_video", ["--slowfast", "next_video_pool"], "LLaVA-NeXT-Video", 12 * 144),
+        ("onevision", [], "LLaVA-OneVision", num_visual_tokens(12, (27, 27), ONEVISION_DEFAULT)),
+    ],
+)
+def test_demo_runs_the_whole_pipeline(family, extra, name, tokens, capsys):
+    argv = ["demo", "--family", family, "--num-frames", "12", "--max-new-tokens", "4",
+            "--device", "cpu", *extra]  # fmt: skip
+    assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "RANDOM weights" in out and "answer (random weights):" in out
-    for stage in STAGES:
-        assert stage in out, stage
-    assert f"{num_visual_tokens(12)} visual tokens" in out
+    assert f"built-in {name} with RANDOM weights" in out and "answer (random weights):" in out
+    for stage in STAGES:  # the resampler runs only for NeXT-Video's own pooling
+        assert (stage in out) == (stage != "resampler" or bool(extra)), stage
+    assert f"{tokens} visual tokens" in out
 
 
 def test_embed_writes_tokens_and_metadata(model_folder, video, tmp_path, capsys):

@@ -247,3 +247,23 @@ def test_a_saved_checkpoint_loads_and_answers_as_hf_generate(language, opening, 
     answer = sf.answer(frames, question, max_new_tokens=8)
     assert answer == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
     assert sf.session(frames).answer(question, max_new_tokens=8) == answer
+
+
+def test_embed_and_session_files_work_with_next_video_pool(tmp_path):
+    from sfllava_ext import VideoSession, embed_videos
+
+    model, tokenizer, _ = demo_parts("next_video", dtype=torch.float32)
+    sf = SlowFastLlava(model, tokenizer, slowfast="next_video_pool", num_frames=8)
+    path = tmp_path / "in" / "clip.mp4"
+    path.parent.mkdir()
+    write_test_video(path, 320, 240, num_frames=40)
+    summary = embed_videos([str(path.parent)], tmp_path / "out", model=sf, decode_workers=0,
+                           progress=False)  # fmt: skip
+    assert (summary.done, summary.failed) == (1, 0)
+    session = VideoSession.load(tmp_path / "out" / "clip.mp4.safetensors", sf)
+    assert session.tokens.shape[0] == 8 * 144
+    assert torch.equal(session.tokens, sf.encode(str(path)))
+    question = "What is moving?"
+    assert session.answer(question, max_new_tokens=4) == sf.answer(
+        str(path), question, max_new_tokens=4
+    )
