@@ -174,26 +174,42 @@ def _independent_assembly(model, tokenizer, text, visual):
     return torch.cat(parts).unsqueeze(0)
 
 
-def _mistral_or_llama3(language: str, folder):
-    """A saved LLaVA-NeXT checkpoint with a Mistral (32k, SentencePiece tokenizer) or a
-    Llama-3 (8k, byte-level BPE with header tokens) language model, and its tokenizer."""
+def _saved_checkpoint(language: str, folder):
+    """A saved LLaVA-NeXT checkpoint with a Mistral (32k, SentencePiece tokenizer), a
+    Llama-3 (8k, byte-level BPE with header tokens), a Qwen2 (32k, byte-level BPE
+    with ChatML tokens and no BOS: the 72B and 110B) or a Yi (4k, SentencePiece with
+    ChatML tokens: the 34B) language model, its tokenizer and its processor."""
     from transformers import (
         CLIPVisionConfig,
         LlamaConfig,
         LlavaNextConfig,
         LlavaNextForConditionalGeneration,
         MistralConfig,
+        Qwen2Config,
     )
+
+    from sfllava_ext.demo_onevision import onevision_tokenizer
 
     narrow = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
-    if language == "mistral":
+    if language in ("mistral", "yi"):
         spm_folder = str(folder / "spm")
         train_llama_sentencepiece(spm_folder)
         tokenizer = hf_llama_tokenizer(spm_folder)
-        text = MistralConfig(vocab_size=len(tokenizer), max_position_embeddings=32768,
-                             bos_token_id=1, eos_token_id=2, **narrow)  # fmt: skip
+        if language == "yi":
+            chatml = {"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]}
+            tokenizer.add_special_tokens(chatml)
+        text_class, context = (
+            (MistralConfig, 32768) if language == "mistral" else (LlamaConfig, 4096)
+        )
+        text = text_class(vocab_size=len(tokenizer), max_position_embeddings=context,
+                          bos_token_id=1, eos_token_id=2, **narrow)  # fmt: skip
         image_token = tokenizer.unk_token_id
+    elif language == "qwen2":
+        tokenizer = onevision_tokenizer()
+        text = Qwen2Config(vocab_size=len(tokenizer), max_position_embeddings=32768,
+                           eos_token_id=tokenizer.eos_token_id, **narrow)  # fmt: skip
+        image_token = tokenizer.convert_tokens_to_ids("<image>")
     else:
         tokenizer = llama3_tokenizer()
         text = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=8192,
@@ -213,18 +229,25 @@ def _mistral_or_llama3(language: str, folder):
 
 @pytest.mark.parametrize(
     "language, opening",
-    [("mistral", "[INST] <image>\n"), ("llama3", "<|start_header_id|>system<|end_header_id|>")],
+    [
+        ("mistral", "[INST] <image>\n"),
+        ("llama3", "<|start_header_id|>system<|end_header_id|>"),
+        ("qwen2", "<|im_start|>system\nAnswer the question.<|im_end|>"),
+        ("yi", "<|im_start|>system\n Answer the question. <|im_end|>"),
+    ],
 )
 def test_a_saved_checkpoint_loads_and_answers_as_hf_generate(language, opening, frames, tmp_path):
     from transformers import AutoTokenizer, LlavaNextForConditionalGeneration
 
-    checkpoint = _mistral_or_llama3(language, tmp_path)
+    checkpoint = _saved_checkpoint(language, tmp_path)
     sf = SlowFastLlava.from_pretrained(checkpoint, dtype=torch.float32, device="cpu")
     model = LlavaNextForConditionalGeneration.from_pretrained(checkpoint).eval()
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     assert sf.family is FAMILIES["llava_next"]
     rope = getattr(sf.config.text_config, "rope_parameters", None) or {}
-    assert rope.get("rope_type", "default") != "dynamic"  # 32k and 8k contexts
+    # dynamic RoPE for the 34B's 4k context only (it changes nothing below 4k positions,
+    # so HF's unscaled model stays the reference here)
+    assert (rope.get("rope_type") == "dynamic") == (language == "yi")
     normalize = sf.encoder.normalize
     assert normalize.size == (336, 336) and normalize.mean == tuple(NEXT_PROCESSOR["image_mean"])
     question = "What is the man doing?"
@@ -238,12 +261,18 @@ def test_a_saved_checkpoint_loads_and_answers_as_hf_generate(language, opening, 
     embeds, mask = sf.build_inputs([frames], [text])
     ref = _independent_assembly(model, tokenizer, text, sf.encode(frames))
     assert torch.equal(embeds, ref) and bool(mask.all())
-    assert tokenizer(text.split("<image>")[0]).input_ids[0] == tokenizer.bos_token_id
+    first = tokenizer(text.split("<image>")[0]).input_ids[0]
+    if language == "qwen2":  # no BOS: the prompt opens with <|im_start|>
+        assert tokenizer.bos_token_id is None
+        assert first == tokenizer.convert_tokens_to_ids("<|im_start|>")
+    else:
+        assert first == tokenizer.bos_token_id
     stop = [tokenizer.eos_token_id]
     if language == "llama3":
         stop.append(tokenizer.convert_tokens_to_ids("<|eot_id|>"))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
     expected = model.generate(inputs_embeds=ref, max_new_tokens=8, do_sample=False,
-                              eos_token_id=stop, pad_token_id=tokenizer.eos_token_id)  # fmt: skip
+                              eos_token_id=stop, pad_token_id=pad)  # fmt: skip
     answer = sf.answer(frames, question, max_new_tokens=8)
     assert answer == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
     assert sf.session(frames).answer(question, max_new_tokens=8) == answer
