@@ -176,6 +176,124 @@ def normalize_section(d: dict) -> list[str]:
     return out
 
 
+def _pct(value: float) -> str:
+    return "0" if value == 0 else f"{value:.3g}%"
+
+
+def _value(value) -> str:
+    """A setting in words: sizes as ``h x w`` / ``shortest_edge S``, triples as a/b/c."""
+    if isinstance(value, dict):
+        if {"height", "width"} <= value.keys():
+            return f"{value['height']} x {value['width']}"
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list):
+        return "/".join(f"{v:g}" for v in value)
+    return str(value)
+
+
+def _settings(used: dict) -> str:
+    """A processor's settings in one line: size, crop, mean / std, resample, rescale."""
+    size = _value(used.get("size") or {})
+    crop = f"crop {_value(used['crop_size'])}" if used.get("do_center_crop") else "no crop"
+    mean, std = _value(used["image_mean"]), _value(used["image_std"])
+    rescale = f"1/{1 / used['rescale_factor']:.0f}" if used.get("do_rescale") else "no rescale"
+    return f"size {size}; {crop}; mean {mean}; std {std}; resample {used['resample']}; {rescale}"
+
+
+def processor_diff_section(d: dict) -> list[str]:
+    b = d["stage_b"]
+    features = any("feature_rel_diff" in r for r in d["rows"])
+    out = [
+        '<a id="processor-diff"></a>',
+        "## Preprocessing against Hugging Face's processors: PIL and torchvision",
+        "",
+        *provenance(d),
+        f"{d['frames']} decoded frames of libx264 clips (moving gradients, boxes and noise: "
+        "all 256 levels in every channel), normalised to float32 by ours "
+        "(`frame_normalizer(settings, resize_mode=...)`) and by Hugging Face's processors "
+        "with the checkpoints' settings (below). The PIL processors ran in the same "
+        f"process (transformers {d['stage_a']['transformers']}, Pillow "
+        f"{d['stage_a']['pillow']}); the torchvision ones, the default classes of "
+        "transformers 5 and the only video processors, in a second environment (torch "
+        f"{b['torch']}, torchvision {b['torchvision']}, transformers {b['transformers']}, "
+        f"on the CPU: {b['cpu_capability']}). Image processors with any-res tiles are "
+        "compared on their base image: LLaVA-NeXT's is a resize to 336 x 336, which is "
+        "SF-LLaVA's `squash`; CLIP's processor and LLaVA-NeXT-Video's video processor take "
+        "the shortest edge to 336 and crop (ours `crop`). *Levels*: the difference x std "
+        "x 255; each side's 8-bit level is recovered as `round(value * std * 255 + mean * "
+        "255)`. *Differ*: elements not "
+        "bit for bit equal; *level differs*: a different 8-bit level; *> 1* / *> 2*: by "
+        "more than 1 or 2 levels. Ours equals every PIL processor bit for bit: "
+        f"{'yes' if d['ours_equals_pil'] else '**no**'}.",
+        "",
+    ]
+    rows = []
+    for r in d["rows"]:
+        row = [
+            r["family"],
+            f"`{r['processor']}`",
+            r["backend"],
+            f"`{r['ours_mode']}`",
+            r["resolution"],
+            f"{r['max_abs']:.3g}",
+            f"{r['max_levels']:.3g}",
+            f"{r['mean_levels']:.3g}",
+            _pct(r["pct_differ"]),
+            _pct(r["pct_level_differs"]),
+            _pct(r["pct_over_1_level"]),
+            _pct(r["pct_over_2_levels"]),
+        ]
+        if features:
+            row.append(f"{r['feature_rel_diff']:.2g}")
+        rows.append(row)
+    header = ["family", "processor", "backend", "ours", "video", "max diff", "max levels"]
+    header += ["mean levels", "differ", "level differs", "> 1", "> 2"]
+    out += table(header + ["features"] * features, rows)
+    same = {r["processor"]: r["same_output_as"] for r in d["rows"] if r["kind"] == "video"}
+    arithmetic = max(
+        r["max_abs_where_level_same"] for r in d["rows"] if r["backend"] == "torchvision"
+    )
+    out += [
+        "Where the 8-bit levels agree the torchvision processors still differ by up to "
+        f"{arithmetic:.2g} (their rescale is fused into the mean and std): that is most of "
+        "*differ*; the rest is their resize (`interpolate`, bicubic, antialias, on uint8). "
+        + " ".join(
+            f"`{name}` gave the same output as `{', '.join(others)}`."
+            for name, others in same.items()
+            if others
+        ),
+        "",
+    ]
+    if features:
+        ref = ", ".join(f"{k} {v:.2g}" for k, v in d["feature_rel_diff_fp16_pixels"].items())
+        out += [
+            "*Features*: the relative difference, max |a - b| / max |b|, of the pooled "
+            "vision features of the demo models (random weights, float32, "
+            "`SlowFastLlava.encode_pixels`) from ours and from the processor's pixels; for "
+            f"scale, rounding ours to float16 moves them by {ref}.",
+            "",
+        ]
+    rows = []
+    for name, p in d["processors"].items():
+        differ = p["class_defaults_differing_from_checkpoint"]
+        defaults = "; ".join(
+            f"{k} {_value(v['class'])} (checkpoint {_value(v['checkpoint'])})"
+            for k, v in differ.items()
+        )
+        rows.append(
+            [
+                f"`{name}`",
+                p["compared"],
+                _settings(p["used"]),
+                "yes" if p["used_equals_passed"] else "**no**",
+                defaults or "-",
+            ]
+        )
+    out += ["The settings each processor used, and its class defaults where they differ:", ""]
+    out += table(["processor", "compared", "settings used", "as passed", "class defaults"], rows)
+    return out
+
+
 def yuv_section(d: dict) -> list[str]:
     bw = d["copy_bandwidth"]["gb_per_s"]
     out = [
@@ -560,6 +678,7 @@ def render_doc() -> str:
         ("embed_many_cpu", embed_many_section),
         ("decode_cpu", decode_section),
         ("normalize_frames_cpu", normalize_section),
+        ("processor_diff_cpu", processor_diff_section),
         ("slowfast_pool_cpu", pool_section),
         ("yuv_to_rgb_cpu", yuv_section),
     ):
