@@ -1,7 +1,7 @@
 """The LLaVA-NeXT families against Hugging Face's own code: LLaVA-NeXT and
 LLaVA-NeXT-Video (CLIP-L/14 at 336 px, 24 x 24) with the family's PIL processor,
-``get_image_features`` and ``get_video_features``, and saved Mistral and Llama-3
-LLaVA-NeXT checkpoints with their own tokenizers (docs/method.md#families)."""
+``get_image_features`` and ``get_video_features``, and saved Mistral, Llama-3, Qwen2
+and Yi LLaVA-NeXT checkpoints with their own tokenizers (docs/method.md#family-parity)."""
 
 from __future__ import annotations
 
@@ -112,20 +112,29 @@ def test_concat_of_one_frame_is_the_base_image_of_get_image_features(family_part
     assert _close(ours, packed[:576]) <= 1e-5
 
 
-@pytest.mark.parametrize("mode", ["average", "max", "conv"])
-def test_next_video_pool_runs_the_resampler_before_the_projector(mode, gen):
-    model, tokenizer, _ = demo_parts("next_video", dtype=torch.float32)
-    if mode != model.config.spatial_pool_mode:
-        config = copy.deepcopy(model.config)
-        config.spatial_pool_mode = mode
+def _next_video_with(model, **changes):
+    """The same family's model with other resampler settings (seeded weights)."""
+    config = copy.deepcopy(model.config)
+    for key, value in changes.items():
+        setattr(config, key, value)
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
-        model = type(model)(config).eval()
+        return type(model)(config).eval()
+
+
+@pytest.mark.parametrize("mode, stride", [("average", 2), ("max", 2), ("conv", 2), ("average", 3)])
+def test_next_video_pool_runs_the_resampler_before_the_projector(mode, stride, gen):
+    model, tokenizer, _ = demo_parts("next_video", dtype=torch.float32)
+    if (mode, stride) != (model.config.spatial_pool_mode, model.config.spatial_pool_stride):
+        model = _next_video_with(model, spatial_pool_mode=mode, spatial_pool_stride=stride)
     sf = SlowFastLlava(model, tokenizer, slowfast="next_video_pool", micro_batch=4, profile=True)
     pixels = torch.rand(6, 3, 336, 336, generator=gen) * 2 - 1
     ours = sf.encode_pixels(pixels)
     ref = _hf_video_features(model, pixels)
-    assert ours.shape == ref.shape == (6 * 144, model.config.text_config.hidden_size)
-    assert sf.num_visual_tokens(6) == num_visual_tokens(6, (24, 24), "next_video_pool") == 864
+    per_frame = (24 // stride) ** 2  # 144, or 64 at stride 3
+    assert ours.shape == ref.shape == (6 * per_frame, model.config.text_config.hidden_size)
+    counted = num_visual_tokens(6, (24, 24), "next_video_pool", pool_stride=stride)
+    assert sf.num_visual_tokens(6) == counted == 6 * per_frame
     assert _close(ours, ref) <= 1e-5
     assert "resampler" in sf.last_timings.seconds
 
@@ -157,7 +166,7 @@ def test_next_video_answer_matches_an_independent_assembly_and_hf_generate(slowf
         inputs_embeds=ref, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id
     )
     answer = sf.answer(frames, question, max_new_tokens=8)
-    assert answer == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
+    assert answer and answer == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
     assert sf.session(frames).answer(question, max_new_tokens=8) == answer
 
 
@@ -274,12 +283,13 @@ def test_a_saved_checkpoint_loads_and_answers_as_hf_generate(language, opening, 
     expected = model.generate(inputs_embeds=ref, max_new_tokens=8, do_sample=False,
                               eos_token_id=stop, pad_token_id=pad)  # fmt: skip
     answer = sf.answer(frames, question, max_new_tokens=8)
-    assert answer == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
+    assert answer and answer == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
     assert sf.session(frames).answer(question, max_new_tokens=8) == answer
 
 
 def test_embed_and_session_files_work_with_next_video_pool(tmp_path):
     from sfllava_ext import VideoSession, embed_videos
+    from sfllava_ext.tokens_file import SessionFileError
 
     model, tokenizer, _ = demo_parts("next_video", dtype=torch.float32)
     sf = SlowFastLlava(model, tokenizer, slowfast="next_video_pool", num_frames=8)
@@ -289,10 +299,42 @@ def test_embed_and_session_files_work_with_next_video_pool(tmp_path):
     summary = embed_videos([str(path.parent)], tmp_path / "out", model=sf, decode_workers=0,
                            progress=False)  # fmt: skip
     assert (summary.done, summary.failed) == (1, 0)
-    session = VideoSession.load(tmp_path / "out" / "clip.mp4.safetensors", sf)
+    file = tmp_path / "out" / "clip.mp4.safetensors"
+    session = VideoSession.load(file, sf)
     assert session.tokens.shape[0] == 8 * 144
     assert torch.equal(session.tokens, sf.encode(str(path)))
     question = "What is moving?"
     assert session.answer(question, max_new_tokens=4) == sf.answer(
         str(path), question, max_new_tokens=4
     )
+    # the resampler's settings are part of what the tokens depend on
+    other = _next_video_with(model, spatial_pool_mode="max")
+    other.load_state_dict(model.state_dict())  # the same weights: only the mode differs
+    with pytest.raises(SessionFileError, match="vision"):
+        VideoSession.load(file, SlowFastLlava(other, tokenizer, slowfast="next_video_pool",
+                                              num_frames=8))  # fmt: skip
+    # the published pathways do not run it: their files do not depend on it
+    plain = SlowFastLlava(model, tokenizer, num_frames=8)
+    embed_videos([str(path.parent)], tmp_path / "plain", model=plain, decode_workers=0,
+                 progress=False)  # fmt: skip
+    VideoSession.load(tmp_path / "plain" / "clip.mp4.safetensors",
+                      SlowFastLlava(other, tokenizer, num_frames=8))  # fmt: skip
+
+
+def test_from_pretrained_round_trips_a_saved_next_video_with_its_processor(frames, tmp_path):
+    from transformers import LlavaNextVideoForConditionalGeneration
+
+    model, tokenizer, _ = demo_parts("next_video", dtype=torch.float32)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    _pil_processor().save_pretrained(tmp_path)
+    sf = SlowFastLlava.from_pretrained(tmp_path, dtype=torch.float32, device="cpu")
+    hf = LlavaNextVideoForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert type(sf.model) is LlavaNextVideoForConditionalGeneration
+    normalize = sf.encoder.normalize
+    assert normalize.size == (336, 336) and normalize.mean == tuple(NEXT_PROCESSOR["image_mean"])
+    features = _hf_features(hf, _base_pixels(frames))
+    ref = slowfast_reference(features.double(), 10, "spatial_1d_max_pool", (4, 4))
+    assert _close(sf.encode(frames), ref) <= 1e-5
+    native = SlowFastLlava(sf.model, sf.tokenizer, sf.image_processor, slowfast="next_video_pool")
+    assert _close(native.encode(frames), _hf_video_features(hf, _base_pixels(frames))) <= 1e-5

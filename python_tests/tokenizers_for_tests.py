@@ -77,19 +77,12 @@ def llama3_tokenizer(vocab_size: int = 600):
     corpus, ``<|begin_of_text|>`` added to every encoding by its post-processor,
     EOS ``<|end_of_text|>``, the header and ``<|eot_id|>`` tokens and LLaVA's
     ``<image>`` as special tokens, no pad token."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(LLAMA3_SPECIAL),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(_corpus(), trainer)
+    from sfllava_ext.demo_onevision import byte_level_bpe
+
+    tok = byte_level_bpe(_corpus(), LLAMA3_SPECIAL, vocab_size)
     bos = "<|begin_of_text|>"
     tok.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]

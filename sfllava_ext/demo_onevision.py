@@ -33,25 +33,32 @@ ONEVISION_PROCESSOR = {
 }
 
 
-def onevision_tokenizer():
-    """A Qwen2-style tokenizer: byte-level BPE, no BOS, ``<|endoftext|>``,
-    ``<|im_start|>`` and ``<|im_end|>`` as special tokens (EOS ``<|im_end|>``)."""
+def byte_level_bpe(texts, special_tokens, vocab_size: int):
+    """A ``tokenizers`` byte-level BPE (no word prefix, as Qwen2's and Llama-3's)
+    trained on ``texts``, with ``special_tokens`` first in its vocabulary."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=1024,
-        special_tokens=special,
+        vocab_size=vocab_size,
+        special_tokens=list(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_CORPUS.split("\n"), trainer=trainer)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def onevision_tokenizer():
+    """A Qwen2-style tokenizer: byte-level BPE, no BOS, ``<|endoftext|>``,
+    ``<|im_start|>`` and ``<|im_end|>`` as special tokens (EOS ``<|im_end|>``)."""
+    from transformers import PreTrainedTokenizerFast
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"]
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
+        tokenizer_object=byte_level_bpe(_CORPUS.split("\n"), special, 1024),
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         additional_special_tokens=["<|im_start|>", "<image>"],

@@ -108,7 +108,8 @@ class VideoEncoder:
     def num_tokens(self, num_frames: int) -> int:
         """Visual tokens of ``num_frames`` frames."""
         if self.pre_projector is not None:  # every pooled token of every frame
-            return num_frames * self.feature_grid[0] * self.feature_grid[1]
+            stride = self.pre_projector.stride
+            return num_visual_tokens(num_frames, self.grid, self.aggregation, pool_stride=stride)
         return num_visual_tokens(num_frames, self.grid, self.aggregation)
 
     @torch.inference_mode()

@@ -37,7 +37,7 @@ NATIVE_POOLS = ("onevision_video_pool", "next_video_pool")
 #: Native poolings that run before the projector, with the model's own module
 #: (:meth:`sfllava_ext.families.Family.pre_projector`); here they only count tokens.
 PRE_PROJECTOR_POOLS = ("next_video_pool",)
-NEXT_VIDEO_POOL_STRIDE = 2  # the published LLaVA-NeXT-Video vision_resampler
+NEXT_VIDEO_POOL_STRIDE = 2  # the published LLaVA-NeXT-Video vision_resampler's stride
 SPATIAL_TEMPORAL_SIZE = (16, 12, 12)  # published AdaptiveAvgPool3d output (T, H, W)
 
 _SLOW_PART = re.compile(r"^slow_(\d+)frms_(\w+)$")
@@ -149,16 +149,20 @@ def num_visual_tokens(
     num_frames: int,
     grid: Sequence[int] = (24, 24),
     aggregation: str | SlowFastConfig = DEFAULT_SLOWFAST,
+    *,
+    pool_stride: int = NEXT_VIDEO_POOL_STRIDE,
 ) -> int:
     """How many visual tokens ``aggregation`` makes from ``num_frames`` frames
-    of an (H, W) token grid, without computing anything.
+    of an (H, W) token grid, without computing anything. ``pool_stride`` is the
+    ``spatial_pool_stride`` of a LLaVA-NeXT-Video checkpoint, for ``next_video_pool``
+    (the published 2).
 
     >>> num_visual_tokens(50)  # the published default: 10 * 288 + 50 * 16
     3680
 
     Raises:
         TypeError, ValueError: an unknown aggregation, num_frames < 1, a grid too
-            small for the pooling.
+            small for the pooling, a pool_stride below 1.
     """
     agg = parse_aggregation(aggregation)
     if num_frames < 1:
@@ -173,8 +177,10 @@ def num_visual_tokens(
         return h * w
     if agg == "onevision_video_pool":
         return num_frames * -(-h // 2) * -(-w // 2)
-    if agg == "next_video_pool":  # a 2 x 2 pool without padding, every frame
-        return num_frames * (h // NEXT_VIDEO_POOL_STRIDE) * (w // NEXT_VIDEO_POOL_STRIDE)
+    if agg == "next_video_pool":  # a stride x stride pool without padding, every frame
+        if not isinstance(pool_stride, int) or pool_stride < 1:
+            raise ValueError(f"num_visual_tokens: pool_stride must be >= 1, got {pool_stride!r}")
+        return num_frames * (h // pool_stride) * (w // pool_stride)
     return slowfast_geometry((num_frames, h, w, 1), num_frames, agg, [], [])[4]
 
 

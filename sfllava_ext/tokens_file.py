@@ -85,10 +85,12 @@ def fingerprint(sf: Any) -> dict[str, Any]:
     nothing else (a file stays valid for another language model on the same tower):
 
     - ``vision``: the configuration of the vision tower, the layer and CLS choice, the
-      projector and the hidden size it projects to;
+      projector and the hidden size it projects to (and, for ``next_video_pool``, the
+      resampler's mode, stride and channels);
     - ``weights_sha256``: the name, shape, dtype and 4096 evenly spaced values of every
-      tensor of the vision tower and the projector (computed once per model: a full
-      hash of hundreds of MB would take seconds);
+      tensor of the vision tower and the projector (and the resampler, for
+      ``next_video_pool``), computed once per model: a full hash of hundreds of MB
+      would take seconds;
     - ``preprocess``: the frame normalisation (size, resize mode, crop, mean, std,
       rescale, Pillow's pass order);
     - ``aggregation``, ``num_frames`` (the frames a path is sampled to), ``dtype``,
@@ -96,7 +98,9 @@ def fingerprint(sf: Any) -> dict[str, Any]:
     """
     cached = getattr(sf, "_weights_sha256", None)
     if cached is None:
-        cached = sf._weights_sha256 = _weights_digest(sf.model)
+        cached = sf._weights_sha256 = _weights_digest(
+            sf.model, with_resampler=sf.encoder.pre_projector is not None
+        )
     config = sf.config
     vision = {
         "model_type": getattr(config, "model_type", None),
@@ -107,6 +111,11 @@ def fingerprint(sf: Any) -> dict[str, Any]:
         "multimodal_projector_bias": getattr(config, "multimodal_projector_bias", None),
         "text_hidden_size": config.text_config.hidden_size,
     }
+    if sf.encoder.pre_projector is not None:  # next_video_pool: the resampler's settings
+        vision["pre_projector"] = {
+            k: getattr(config, k, None)
+            for k in ("spatial_pool_mode", "spatial_pool_stride", "spatial_pool_out_channels")
+        }
     normalize = sf.encoder.normalize
     preprocess = {k: _clean(v) for k, v in vars(normalize).items() if k not in ("dtype", "device")}
     return {
@@ -182,6 +191,7 @@ def tokens_bytes(tokens: torch.Tensor, sf: Any, info: dict) -> bytes:
         "model": str(getattr(sf, "name_or_path", None) or getattr(sf.config, "_name_or_path", "")),
         "aggregation": str(sf.aggregation),
         "grid": json.dumps(list(sf.grid)),
+        "feature_grid": json.dumps(list(sf.encoder.feature_grid)),
         "dtype": str(tokens.dtype).replace("torch.", ""),
         "num_frames": str(sf.num_frames),
     }
@@ -251,13 +261,15 @@ def _clean(value: Any) -> Any:
     return str(value)
 
 
-def _weights_digest(model: torch.nn.Module) -> str:
+def _weights_digest(model: torch.nn.Module, with_resampler: bool = False) -> str:
     digest = hashlib.sha256()
     inner = model.model
     parts = {
         "vision_tower": inner.vision_tower,
         "multi_modal_projector": inner.multi_modal_projector,
     }
+    if with_resampler:  # its conv mode has weights
+        parts["vision_resampler"] = inner.vision_resampler
     with torch.no_grad():
         # state dicts: parameters and persistent buffers
         tensors = [(f"{p}.{n}", t) for p, m in parts.items() for n, t in m.state_dict().items()]
