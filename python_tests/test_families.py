@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PIL import Image
+from hf_parity import hf_base_pixels, hf_features, hf_image_features, rel_error
 from reference import slowfast_reference
 from servers import free_port, wait_for_health
 from videos import write_test_video
@@ -44,27 +44,7 @@ def _pil_processor():
 
 def _hf_base_pixels(frames: torch.Tensor) -> torch.Tensor:
     """The PIL processor's base image of every frame: (T, 3, 384, 384) float32."""
-    processor = _pil_processor()
-    images = [Image.fromarray(f.numpy()) for f in frames]
-    out = processor(images=images, return_tensors="pt")
-    return out.pixel_values[:, 0].float()
-
-
-def _hf_features(model, pixels: torch.Tensor) -> torch.Tensor:
-    """Hugging Face's own tower (all hidden states), the configured layer and strategy,
-    and its projector: (T, 729, D)."""
-    config = model.config
-    with torch.no_grad():
-        hidden = model.model.vision_tower(pixels, output_hidden_states=True).hidden_states
-        picked = hidden[config.vision_feature_layer]
-        if config.vision_feature_select_strategy == "default":
-            picked = picked[:, 1:]
-        return model.model.multi_modal_projector(picked)
-
-
-def _close(ours: torch.Tensor, ref: torch.Tensor) -> float:
-    """max|a - b| / max|b|."""
-    return float((ours.double() - ref.double()).abs().max() / ref.double().abs().max())
+    return hf_base_pixels(_pil_processor(), frames)
 
 
 def test_the_family_comes_from_the_model_type(onevision):
@@ -124,33 +104,28 @@ def test_encode_pixels_equals_hf_modules_and_a_plain_reference(onevision, gen):
     sf = SlowFastLlava(model, tokenizer, processor)
     pixels = torch.rand(16, 3, 384, 384, generator=gen) * 2 - 1
     ours = sf.encode_pixels(pixels)
-    features = _hf_features(model, pixels)
+    features = hf_features(model, pixels)
     ref = slowfast_reference(features.double(), 15, "spatial_1d_max_pool", (4, 4), grid=(27, 27))
     assert ours.shape == ref.shape == (15 * 364 + 16 * 16, model.config.text_config.hidden_size)
-    assert _close(ours, ref) <= 1e-5
+    assert rel_error(ours, ref) <= 1e-5
 
 
 def test_encode_of_frames_equals_the_reference_on_the_processor_output(onevision, frames):
     model, tokenizer, processor = onevision
     sf = SlowFastLlava(model, tokenizer, processor)
-    features = _hf_features(model, _hf_base_pixels(frames))
+    features = hf_features(model, _hf_base_pixels(frames))
     ref = slowfast_reference(features.double(), 15, "spatial_1d_max_pool", (4, 4), grid=(27, 27))
-    assert _close(sf.encode(frames), ref) <= 1e-5
+    assert rel_error(sf.encode(frames), ref) <= 1e-5
 
 
 def test_concat_of_one_frame_is_the_base_image_of_get_image_features(onevision, frames):
     model, tokenizer, processor = onevision
     sf = SlowFastLlava(model, tokenizer, processor, slowfast="concat")
-    image = Image.fromarray(frames[0].numpy())
-    hf = _pil_processor()(images=[image], return_tensors="pt")
-    with torch.no_grad():
-        packed = model.model.get_image_features(
-            pixel_values=hf.pixel_values, image_sizes=hf.image_sizes
-        ).pooler_output[0]
+    packed = hf_image_features(model, _pil_processor(), frames[0])
     ours = sf.encode(frames[:1])
     assert ours.shape == (729, model.config.text_config.hidden_size)
     assert packed.shape[0] > 729  # the base image, then the tiles and newlines left out here
-    assert _close(ours, packed[:729]) <= 1e-5
+    assert rel_error(ours, packed[:729]) <= 1e-5
 
 
 def test_answer_builds_qwen2_chatml_inputs_and_matches_hf_generate(onevision, frames):
@@ -262,9 +237,9 @@ def test_next_video_encodes_with_hf_modules_and_loads_with_its_class(gen, tmp_pa
     sf = SlowFastLlava(model, tokenizer, processor)
     assert sf.family is FAMILIES["llava_next_video"] and sf.grid == (24, 24)
     pixels = torch.rand(12, 3, 336, 336, generator=gen) * 2 - 1
-    features = _hf_features(model, pixels)  # layer -2, CLS dropped; the resampler not run
+    features = hf_features(model, pixels)  # layer -2, CLS dropped; the resampler not run
     ref = slowfast_reference(features.double(), 10, "spatial_1d_max_pool", (4, 4), grid=(24, 24))
-    assert _close(sf.encode_pixels(pixels), ref) <= 1e-5
+    assert rel_error(sf.encode_pixels(pixels), ref) <= 1e-5
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     loaded = SlowFastLlava.from_pretrained(tmp_path, dtype=torch.float32, device="cpu")
@@ -342,8 +317,8 @@ def test_onevision_video_pool_equals_get_video_features(onevision, gen):
     ours = sf.encode_pixels(pixels)
     assert ours.shape == theirs.shape == (6 * 196, model.config.text_config.hidden_size)
     assert num_visual_tokens(32, (27, 27), "onevision_video_pool") + 1 == 6273
-    assert _close(ours, theirs) <= 1e-5
-    features = _hf_features(model, pixels)
+    assert rel_error(ours, theirs) <= 1e-5
+    features = hf_features(model, pixels)
     assert torch.equal(aggregate(features, "onevision_video_pool", grid=(27, 27)), ours)
     answer = sf.answer(pixels.new_zeros(6, 64, 64, 3, dtype=torch.uint8), "What?", max_new_tokens=2)
     assert isinstance(answer, str)  # the embeddings take a PyTorch-op aggregation too

@@ -9,7 +9,7 @@ import copy
 
 import pytest
 import torch
-from PIL import Image
+from hf_parity import hf_base_pixels, hf_features, hf_image_features, rel_error
 from reference import slowfast_reference
 from tokenizers_for_tests import hf_llama_tokenizer, llama3_tokenizer, train_llama_sentencepiece
 from videos import write_test_video
@@ -39,19 +39,7 @@ def _pil_processor():
 
 def _base_pixels(frames: torch.Tensor) -> torch.Tensor:
     """The PIL processor's base image of every frame: (T, 3, 336, 336) float32."""
-    images = [Image.fromarray(f.numpy()) for f in frames]
-    return _pil_processor()(images=images, return_tensors="pt").pixel_values[:, 0].float()
-
-
-def _hf_features(model, pixels: torch.Tensor) -> torch.Tensor:
-    """HF's tower (all hidden states), the configured layer and strategy, the projector."""
-    config = model.config
-    with torch.no_grad():
-        hidden = model.model.vision_tower(pixels, output_hidden_states=True).hidden_states
-        picked = hidden[config.vision_feature_layer]
-        if config.vision_feature_select_strategy == "default":
-            picked = picked[:, 1:]
-        return model.model.multi_modal_projector(picked)
+    return hf_base_pixels(_pil_processor(), frames)
 
 
 def _hf_video_features(model, pixels: torch.Tensor) -> torch.Tensor:
@@ -64,11 +52,6 @@ def _hf_video_features(model, pixels: torch.Tensor) -> torch.Tensor:
             vision_feature_layer=config.vision_feature_layer,
             vision_feature_select_strategy=config.vision_feature_select_strategy,
         ).pooler_output[0]
-
-
-def _close(ours: torch.Tensor, ref: torch.Tensor) -> float:
-    """max|a - b| / max|b|."""
-    return float((ours.double() - ref.double()).abs().max() / ref.double().abs().max())
 
 
 @pytest.fixture(scope="module")
@@ -90,26 +73,22 @@ def test_encode_of_frames_equals_the_reference_on_the_pil_processor(family_parts
     assert sf.family is FAMILIES[model.config.model_type] and sf.grid == (24, 24)
     pixels = _base_pixels(frames)
     assert torch.equal(sf.encoder.normalize(frames).float(), pixels)  # bit for bit
-    features = _hf_features(model, pixels)
+    features = hf_features(model, pixels)
     _, slow, pool = PUBLISHED
     ref = slowfast_reference(features.double(), slow, pool, (4, 4), grid=(24, 24))
     ours = sf.encode(frames)
     assert ours.shape == (10 * 288 + 16 * 16, model.config.text_config.hidden_size)
-    assert _close(ours, ref) <= 1e-5
+    assert rel_error(ours, ref) <= 1e-5
 
 
 def test_concat_of_one_frame_is_the_base_image_of_get_image_features(family_parts, frames):
     name, (model, tokenizer, _) = family_parts
     sf = SlowFastLlava(model, tokenizer, _pil_processor(), slowfast="concat")
-    hf = _pil_processor()(images=[Image.fromarray(frames[0].numpy())], return_tensors="pt")
-    with torch.no_grad():
-        packed = model.model.get_image_features(
-            pixel_values=hf.pixel_values, image_sizes=hf.image_sizes
-        ).pooler_output[0]
+    packed = hf_image_features(model, _pil_processor(), frames[0])
     ours = sf.encode(frames[:1])
     assert ours.shape == (576, model.config.text_config.hidden_size)
     assert packed.shape[0] > 576  # the base image, then the tiles and newlines left out here
-    assert _close(ours, packed[:576]) <= 1e-5
+    assert rel_error(ours, packed[:576]) <= 1e-5
 
 
 def _next_video_with(model, **changes):
@@ -135,7 +114,7 @@ def test_next_video_pool_runs_the_resampler_before_the_projector(mode, stride, g
     assert ours.shape == ref.shape == (6 * per_frame, model.config.text_config.hidden_size)
     counted = num_visual_tokens(6, (24, 24), "next_video_pool", pool_stride=stride)
     assert sf.num_visual_tokens(6) == counted == 6 * per_frame
-    assert _close(ours, ref) <= 1e-5
+    assert rel_error(ours, ref) <= 1e-5
     assert "resampler" in sf.last_timings.seconds
 
 
@@ -143,7 +122,7 @@ def test_next_video_pool_on_frames_and_where_it_is_refused(frames):
     model, tokenizer, _ = demo_parts("next_video", dtype=torch.float32)
     sf = SlowFastLlava(model, tokenizer, _pil_processor(), slowfast="next_video_pool")
     ref = _hf_video_features(model, _base_pixels(frames))
-    assert _close(sf.encode(frames), ref) <= 1e-5
+    assert rel_error(sf.encode(frames), ref) <= 1e-5
     assert sf.num_visual_tokens(50) == 50 * 144 == 7200
     other, other_tokenizer, _ = demo_parts("next", dtype=torch.float32)
     with pytest.raises(ValueError, match="next_video_pool.*vision_resampler.*llava_next model"):
@@ -263,9 +242,9 @@ def test_a_saved_checkpoint_loads_and_answers_as_hf_generate(language, opening, 
     text = sf.prompt_template().replace("{question}", question)
     assert text.startswith(opening)
     # the visual tokens against HF's modules and the PIL processor
-    features = _hf_features(model, _base_pixels(frames))
+    features = hf_features(model, _base_pixels(frames))
     visual = slowfast_reference(features.double(), 10, "spatial_1d_max_pool", (4, 4))
-    assert _close(sf.encode(frames), visual) <= 1e-5
+    assert rel_error(sf.encode(frames), visual) <= 1e-5
     # the prompt against an independent assembly, one BOS first
     embeds, mask = sf.build_inputs([frames], [text])
     ref = _independent_assembly(model, tokenizer, text, sf.encode(frames))
@@ -333,8 +312,8 @@ def test_from_pretrained_round_trips_a_saved_next_video_with_its_processor(frame
     assert type(sf.model) is LlavaNextVideoForConditionalGeneration
     normalize = sf.encoder.normalize
     assert normalize.size == (336, 336) and normalize.mean == tuple(NEXT_PROCESSOR["image_mean"])
-    features = _hf_features(hf, _base_pixels(frames))
+    features = hf_features(hf, _base_pixels(frames))
     ref = slowfast_reference(features.double(), 10, "spatial_1d_max_pool", (4, 4))
-    assert _close(sf.encode(frames), ref) <= 1e-5
+    assert rel_error(sf.encode(frames), ref) <= 1e-5
     native = SlowFastLlava(sf.model, sf.tokenizer, sf.image_processor, slowfast="next_video_pool")
-    assert _close(native.encode(frames), _hf_video_features(hf, _base_pixels(frames))) <= 1e-5
+    assert rel_error(native.encode(frames), _hf_video_features(hf, _base_pixels(frames))) <= 1e-5
