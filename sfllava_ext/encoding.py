@@ -67,6 +67,11 @@ class VideoEncoder:
         self.pre_projector = pre_projector
         # the grid of the projected features: the tower's, or the hook's output
         self.feature_grid = grid if pre_projector is None else pre_projector.grid(grid)
+        # what pool() runs on them: the aggregation, or, where the hook already pooled
+        # before the projector, every token of every frame in order
+        self._pooling = (
+            (aggregation, grid) if pre_projector is None else ("concat", self.feature_grid)
+        )
 
     @classmethod
     def from_llava(
@@ -107,10 +112,8 @@ class VideoEncoder:
 
     def num_tokens(self, num_frames: int) -> int:
         """Visual tokens of ``num_frames`` frames."""
-        if self.pre_projector is not None:  # every pooled token of every frame
-            stride = self.pre_projector.stride
-            return num_visual_tokens(num_frames, self.grid, self.aggregation, pool_stride=stride)
-        return num_visual_tokens(num_frames, self.grid, self.aggregation)
+        aggregation, grid = self._pooling
+        return num_visual_tokens(num_frames, grid, aggregation)
 
     @torch.inference_mode()
     def features(self, frames: torch.Tensor | Yuv420Frames, timer: StageTimer) -> torch.Tensor:
@@ -146,13 +149,11 @@ class VideoEncoder:
     ) -> torch.Tensor:
         """The aggregation of features (T, N, D): ``(num_tokens, D)``, written into
         ``out`` when given."""
+        aggregation, grid = self._pooling
         with timer("pooling"):
-            if self.pre_projector is not None:  # pooled before the projector
-                tokens = features.reshape(-1, features.shape[-1])
-                return tokens if out is None else out.copy_(tokens)
-            if out is not None and not writes_out(self.aggregation):
-                return out.copy_(aggregate(features, self.aggregation, grid=self.grid))
-            return aggregate(features, self.aggregation, grid=self.grid, out=out)
+            if out is not None and not writes_out(aggregation):
+                return out.copy_(aggregate(features, aggregation, grid=grid))
+            return aggregate(features, aggregation, grid=grid, out=out)
 
     def _project(self, pixels_of, num_frames: int, timer: StageTimer) -> torch.Tensor:
         """Features (T, N, D) of the pixels ``pixels_of(start, stop)`` returns."""
