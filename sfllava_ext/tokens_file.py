@@ -133,11 +133,15 @@ def fingerprint(sf: Any) -> dict[str, Any]:
 def settings_key(sf: Any) -> str:
     """The SHA-256 of ``sf``'s :func:`fingerprint`: equal keys, equal tokens for the
     same video bytes."""
-    return hashlib.sha256(_fingerprint_text(sf).encode()).hexdigest()
+    return _key_of(_fingerprint_text(sf))
 
 
 def _fingerprint_text(sf: Any) -> str:
     return json.dumps(fingerprint(sf), sort_keys=True, default=str)
+
+
+def _key_of(fingerprint_text: str) -> str:
+    return hashlib.sha256(fingerprint_text.encode()).hexdigest()
 
 
 def _differences(theirs: Any, ours: Any, path: str = "") -> list[str]:
@@ -178,11 +182,12 @@ def tokens_bytes(tokens: torch.Tensor, sf: Any, info: dict) -> bytes:
     from safetensors.torch import save
 
     video = info.get("video")
+    fingerprint_text = _fingerprint_text(sf)  # once per file: the key is its hash
     meta = {
         "format": FORMAT,
         "token_format": str(TOKEN_FORMAT),
-        "fingerprint": _fingerprint_text(sf),
-        "settings_key": settings_key(sf),
+        "fingerprint": fingerprint_text,
+        "settings_key": _key_of(fingerprint_text),
         "frame_indices": json.dumps([int(i) for i in info.get("frame_indices", [])]),
         "total_frames": json.dumps(info.get("total_frames")),
         "fps": json.dumps(info.get("fps")),
