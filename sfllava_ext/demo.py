@@ -210,22 +210,20 @@ def run_demo(
     """
     import tempfile
 
-    from .loading import default_device, default_dtype
-    from .model import SlowFastLlava
+    from .model_spec import DEMO, ModelSpec
 
-    dev = torch.device(device) if device is not None else default_device()
-    dtype = dtype or default_dtype(dev)
-    model, tokenizer, processor = demo_parts(family, dtype=dtype)
-    sf = SlowFastLlava(
-        model.to(dev),
-        tokenizer,
-        processor,
+    spec = ModelSpec(
+        model=DEMO,
+        device=device,
+        dtype=None if dtype is None else str(dtype).replace("torch.", ""),
         slowfast=slowfast,
+        family=family,
         num_frames=num_frames,
         resize_mode=resize_mode,
         backend=backend,
-        profile=True,
     )
+    sf = spec.build()  # the device's default dtype where none is given
+    sf.profile = True
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         path = video or write_synthetic_video(os.path.join(tmp, "demo.mp4"))
         answer = sf.answer(path, question, max_new_tokens=max_new_tokens)
@@ -234,8 +232,8 @@ def run_demo(
         "answer": answer,
         "question": question,
         "timings": timings,
-        "device": str(dev),
-        "dtype": str(dtype).replace("torch.", ""),
+        "device": str(torch.device(device)) if device is not None else sf.device.type,
+        "dtype": str(sf.dtype).replace("torch.", ""),
         "num_visual_tokens": sf.num_visual_tokens(num_frames),
         "aggregation": str(sf.aggregation),
         "family": family,
