@@ -31,7 +31,7 @@ Where each piece lives:
     distributed.py   the same job on Ray Data (the [ray] extra)
     model_spec.py    a picklable description of a model to build (demo or checkpoint)
     model.py         SlowFastLlava, the facade over all of the above
-    constants.py     every fixed choice and default, written once
+    constants.py     every fixed choice and default, written once (cpus.py: CPUs usable)
     cli.py, demo.py  the `sfllava` command and its no-download demo (demo_onevision.py)
 """
 

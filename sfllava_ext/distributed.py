@@ -29,11 +29,11 @@ import time
 import warnings
 from collections.abc import Callable
 
-from .embed.decoding import prepare
+from .embed.decoding import decode_settings, prepare
 from .embed.inputs import collect_inputs
 from .embed.pipeline import EmbedSummary
 from .embed.shared import clip_from, clip_parts
-from .embed.store import Journal, Store
+from .embed.store import Journal, Store, index_record, session_info
 from .model_spec import ModelSpec
 
 __all__ = ["embed_dataset", "require_ray"]
@@ -113,14 +113,9 @@ def embed_dataset(
     store = Store(out_dir, key)
     store.clean_stale_temps()
     journal = Journal(store, listener=on_video)
-    settings = {
-        "num_frames": spec.num_frames,
-        "backend": spec.backend,
-        "yuv420": (spec.device or ("cuda" if gpus else "cpu")).startswith("cpu"),
-        "threads": max(1, int(round(decode_cpus))),
-        "root": store.root,
-        "key": key,
-    }
+    # the actors' device: the spec's, else a GPU (a CPU-only cluster set "cpu" above)
+    on_device = spec if spec.device else spec.with_device("cuda")
+    settings = decode_settings(on_device, store, 1, threads=max(1, int(round(decode_cpus))))
     rows = [{"index": i, "source": it.source, "output": it.output} for i, it in enumerate(items)]
     context = ray.data.DataContext.get_current()
     saved = (context.max_errored_blocks, context.enable_progress_bars)
@@ -236,26 +231,13 @@ class _Encoder:
         try:
             clip = clip_from(row["data"], json.loads(row["layout"]), json.loads(row["meta"]))
             tokens = self.model.encode(clip)
-            info = {
-                "frame_indices": list(clip.indices),
-                "total_frames": clip.total_frames,
-                "fps": clip.fps,
-                "video": row["source"],
-                "sha256": row["sha256"],
-            }
+            info = session_info(clip, row["source"], row["sha256"])
             del clip
             self.store.write_output(row["output"], tokens_bytes(tokens, self.model, info))
         except Exception as exc:
             out.update(status="error", reason=f"{type(exc).__name__}: {exc}")
             return out
-        record = {
-            "source": row["source"],
-            "sha256": row["sha256"],
-            "output": row["output"],
-            "frame_indices": info["frame_indices"],
-            "tokens": int(tokens.shape[0]),
-        }
-        out.update(status="done", record=json.dumps(record))
+        out.update(status="done", record=json.dumps(index_record(row["output"], info, tokens)))
         return out
 
 

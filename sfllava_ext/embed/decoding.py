@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
+from ..cpus import usable_cpus
 from ..video.buffers import FrameBuffers
 from .shared import (
     SharedBlocks,
@@ -79,15 +80,13 @@ class Decoded:
 
 
 def decode_settings(sf: Any, store: Store, workers: int, threads: int | None = None) -> dict:
-    """What a worker needs to decode as ``sf.encode(path)`` would, and to tell a done
-    video (``store``) without decoding it; ``threads``: decoder threads per worker
-    (default: half the CPUs over the workers, at least 1: the model has the rest)."""
+    """What a worker needs to decode as ``sf.encode(path)`` would (``sf``: a
+    SlowFastLlava, or a ModelSpec with its device), and to tell a done video
+    (``store``) without decoding it; ``threads``: decoder threads per worker (default:
+    half the CPUs over the workers, at least 1: the model has the rest)."""
     from ..video_input import keeps_planes
 
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     return {
         "num_frames": sf.num_frames,
         "backend": sf.backend,

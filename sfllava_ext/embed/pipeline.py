@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cpus import usable_cpus
 from ..tokens_file import settings_key, tokens_bytes
 from .decoding import (
     DecodePool,
@@ -30,7 +31,7 @@ from .decoding import (
     refuse_in_a_starting_worker,
 )
 from .inputs import Item, collect_inputs
-from .store import ERRORS, INDEX, Journal, Store
+from .store import ERRORS, INDEX, Journal, Store, index_record, session_info
 
 __all__ = ["EmbedSummary", "default_decode_workers", "embed_videos"]
 
@@ -85,10 +86,7 @@ def default_decode_workers() -> int:
     """Decode processes when none are asked for: half the CPUs (the model takes the
     rest), at most 4; none on a single CPU, where a worker could only take turns with
     the model."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     return 0 if cpus < 2 else min(4, cpus // 2)
 
 
@@ -168,17 +166,12 @@ def embed_videos(
                 done=journal.done, skipped=journal.skipped, failed=len(journal.failures)
             )
             journal.maybe_flush()
-    except BaseException:
+    finally:  # also on Ctrl-C or an error
         decoded.close()  # the workers end, their shared memory is freed
         writer.close()  # what was encoded is written: complete outputs only
         journal.flush()
+        bar.set_postfix(done=journal.done, skipped=journal.skipped, failed=len(journal.failures))
         bar.close()
-        raise
-    decoded.close()
-    writer.close()
-    journal.flush()
-    bar.set_postfix(done=journal.done, skipped=journal.skipped, failed=len(journal.failures))
-    bar.close()
     return EmbedSummary.of(journal, started)
 
 
@@ -187,13 +180,7 @@ def _encode(model, item: Item, decoded, writer: _Writer, journal: Journal, bar) 
     clip = decoded.clip
     try:
         tokens = model.encode(clip)
-        info = {
-            "frame_indices": list(clip.indices),
-            "total_frames": clip.total_frames,
-            "fps": clip.fps,
-            "video": item.source,
-            "sha256": decoded.sha256,
-        }
+        info = session_info(clip, item.source, decoded.sha256)
     except Exception as exc:
         journal.fail(item.source, item.output, f"{type(exc).__name__}: {exc}")
         bar.update(1)
@@ -277,14 +264,7 @@ class _Writer:
             item, tokens, info = task
             try:
                 self.store.write_output(item.output, tokens_bytes(tokens, self.model, info))
-                record = {
-                    "source": item.source,
-                    "sha256": info["sha256"],
-                    "output": item.output,
-                    "frame_indices": info["frame_indices"],
-                    "tokens": int(tokens.shape[0]),
-                }
-                self.journal.add(record, skipped=False)
+                self.journal.add(index_record(item.output, info, tokens), skipped=False)
             except Exception as exc:  # a full disk, a read-only folder
                 self.journal.fail(item.source, item.output, f"writing: {type(exc).__name__}: {exc}")
             finally:

@@ -23,7 +23,16 @@ import os
 import threading
 import time
 
-__all__ = ["INDEX", "ERRORS", "Journal", "Store", "atomic_write", "file_sha256"]
+__all__ = [
+    "INDEX",
+    "ERRORS",
+    "Journal",
+    "Store",
+    "atomic_write",
+    "file_sha256",
+    "index_record",
+    "session_info",
+]
 
 INDEX = "index.jsonl"
 ERRORS = "errors.jsonl"
@@ -36,6 +45,28 @@ def file_sha256(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def session_info(clip, source: str, sha256: str) -> dict:
+    """What a session file says of the video its tokens came from."""
+    return {
+        "frame_indices": list(clip.indices),
+        "total_frames": clip.total_frames,
+        "fps": clip.fps,
+        "video": source,
+        "sha256": sha256,
+    }
+
+
+def index_record(output: str, info: dict, tokens) -> dict:
+    """The ``index.jsonl`` line of a video done (``info``: its :func:`session_info`)."""
+    return {
+        "source": info["video"],
+        "sha256": info["sha256"],
+        "output": output,
+        "frame_indices": info["frame_indices"],
+        "tokens": int(tokens.shape[0]),
+    }
 
 
 def atomic_write(path: str, data: bytes) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ...cpus import usable_cpus
 from ...frames import VideoDecodeError
 from . import planning, sinks
 
@@ -44,11 +45,7 @@ def decode_threads() -> int:
         if value < 1:
             raise ValueError(f"{_THREADS_ENV} must be an integer >= 1, got {env!r}")
         return value
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, _MAX_AUTO_THREADS))
+    return max(1, min(usable_cpus(), _MAX_AUTO_THREADS))
 
 
 def run_chunks(plan: planning.DecodePlan, sink: sinks.FrameSink, threads: int) -> None:
