@@ -15,6 +15,19 @@ def device(request) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session")
+def clip_frames(tmp_path_factory) -> torch.Tensor:
+    """16 frames decoded from a 640 x 360 H.264 test video: what the family parity
+    tests feed the family's PIL processor and our normalisation alike."""
+    from videos import write_test_video
+
+    from sfllava_ext import load_video
+
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    write_test_video(path, 640, 360, num_frames=48)
+    return load_video(str(path), num_frames=16).frames
+
+
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)

@@ -11,7 +11,7 @@ from reference import slowfast_reference
 from servers import free_port, wait_for_health
 from videos import write_test_video
 
-from sfllava_ext import SlowFastLlava, load_video
+from sfllava_ext import SlowFastLlava
 from sfllava_ext.demo import demo_parts
 from sfllava_ext.demo_onevision import ONEVISION_PROCESSOR
 from sfllava_ext.families import FAMILIES, UnsupportedModelError
@@ -26,14 +26,6 @@ def onevision():
     return model, tokenizer, processor
 
 
-@pytest.fixture(scope="module")
-def frames(tmp_path_factory):
-    """16 decoded frames of a 640 x 360 H.264 video."""
-    path = tmp_path_factory.mktemp("ov") / "clip.mp4"
-    write_test_video(path, 640, 360, num_frames=48)
-    return load_video(str(path), num_frames=16).frames
-
-
 def _pil_processor():
     from transformers import LlavaOnevisionImageProcessorPil
 
@@ -42,9 +34,9 @@ def _pil_processor():
     )
 
 
-def _hf_base_pixels(frames: torch.Tensor) -> torch.Tensor:
+def _hf_base_pixels(clip_frames: torch.Tensor) -> torch.Tensor:
     """The PIL processor's base image of every frame: (T, 3, 384, 384) float32."""
-    return hf_base_pixels(_pil_processor(), frames)
+    return hf_base_pixels(_pil_processor(), clip_frames)
 
 
 def test_the_family_comes_from_the_model_type(onevision):
@@ -90,11 +82,11 @@ def test_another_model_type_names_the_supported_ones(tmp_path):
         SlowFastLlava.from_pretrained(tmp_path)
 
 
-def test_normalize_equals_the_pil_processor_bit_for_bit(onevision, frames):
+def test_normalize_equals_the_pil_processor_bit_for_bit(onevision, clip_frames):
     model, tokenizer, processor = onevision
     sf = SlowFastLlava(model, tokenizer, processor)
-    ours = sf.encoder.normalize(frames)
-    theirs = _hf_base_pixels(frames)
+    ours = sf.encoder.normalize(clip_frames)
+    theirs = _hf_base_pixels(clip_frames)
     assert ours.dtype == torch.float32 and ours.shape == theirs.shape == (16, 3, 384, 384)
     assert torch.equal(ours, theirs)
 
@@ -110,50 +102,50 @@ def test_encode_pixels_equals_hf_modules_and_a_plain_reference(onevision, gen):
     assert rel_error(ours, ref) <= 1e-5
 
 
-def test_encode_of_frames_equals_the_reference_on_the_processor_output(onevision, frames):
+def test_encode_of_frames_equals_the_reference_on_the_processor_output(onevision, clip_frames):
     model, tokenizer, processor = onevision
     sf = SlowFastLlava(model, tokenizer, processor)
-    features = hf_features(model, _hf_base_pixels(frames))
+    features = hf_features(model, _hf_base_pixels(clip_frames))
     ref = slowfast_reference(features.double(), 15, "spatial_1d_max_pool", (4, 4), grid=(27, 27))
-    assert rel_error(sf.encode(frames), ref) <= 1e-5
+    assert rel_error(sf.encode(clip_frames), ref) <= 1e-5
 
 
-def test_concat_of_one_frame_is_the_base_image_of_get_image_features(onevision, frames):
+def test_concat_of_one_frame_is_the_base_image_of_get_image_features(onevision, clip_frames):
     model, tokenizer, processor = onevision
     sf = SlowFastLlava(model, tokenizer, processor, slowfast="concat")
-    packed = hf_image_features(model, _pil_processor(), frames[0])
-    ours = sf.encode(frames[:1])
+    packed = hf_image_features(model, _pil_processor(), clip_frames[0])
+    ours = sf.encode(clip_frames[:1])
     assert ours.shape == (729, model.config.text_config.hidden_size)
     assert packed.shape[0] > 729  # the base image, then the tiles and newlines left out here
     assert rel_error(ours, packed[:729]) <= 1e-5
 
 
-def test_answer_builds_qwen2_chatml_inputs_and_matches_hf_generate(onevision, frames):
+def test_answer_builds_qwen2_chatml_inputs_and_matches_hf_generate(onevision, clip_frames):
     model, tokenizer, processor = onevision
     sf = SlowFastLlava(model, tokenizer, processor)
     question = "What is moving?"
     template = sf.prompt_template()
     assert template == PROMPTS["image_seq_v3"][2] and template.startswith("<|im_start|>system\n")
     text = template.replace("{question}", question)
-    embeds, mask = sf.build_inputs([frames], [text])
+    embeds, mask = sf.build_inputs([clip_frames], [text])
     head, tail = text.split("<image>")
     table = model.get_input_embeddings().weight
     before = table[torch.tensor(tokenizer(head).input_ids)]  # Qwen2: no BOS
     after = table[torch.tensor(tokenizer(tail).input_ids)]
-    visual = sf.encode(frames)
+    visual = sf.encode(clip_frames)
     ref = torch.cat([before, visual, after]).unsqueeze(0)
     assert tokenizer(head).input_ids[0] == tokenizer.convert_tokens_to_ids("<|im_start|>")
     assert torch.equal(embeds, ref) and bool(mask.all())
     expected = model.generate(
         inputs_embeds=ref, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id
     )
-    answer = sf.answer(frames, question, max_new_tokens=8)
+    answer = sf.answer(clip_frames, question, max_new_tokens=8)
     assert answer == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
-    session = sf.session(frames)
+    session = sf.session(clip_frames)
     assert session.answer(question, max_new_tokens=8) == answer
 
 
-def test_from_pretrained_round_trips_a_saved_onevision(onevision, frames, tmp_path):
+def test_from_pretrained_round_trips_a_saved_onevision(onevision, clip_frames, tmp_path):
     model, tokenizer, processor = onevision
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
@@ -166,7 +158,7 @@ def test_from_pretrained_round_trips_a_saved_onevision(onevision, frames, tmp_pa
     normalize = loaded.encoder.normalize
     assert normalize.size == (384, 384) and normalize.mean == (0.5, 0.5, 0.5)
     sf = SlowFastLlava(model, tokenizer, processor)
-    assert torch.equal(loaded.encode(frames), sf.encode(frames))
+    assert torch.equal(loaded.encode(clip_frames), sf.encode(clip_frames))
 
 
 OPEN_TEXT = (

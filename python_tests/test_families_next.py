@@ -14,7 +14,7 @@ from reference import slowfast_reference
 from tokenizers_for_tests import hf_llama_tokenizer, llama3_tokenizer, train_llama_sentencepiece
 from videos import write_test_video
 
-from sfllava_ext import SlowFastLlava, aggregate, load_video, num_visual_tokens
+from sfllava_ext import SlowFastLlava, aggregate, num_visual_tokens
 from sfllava_ext.demo import DEMO_VISION, demo_parts
 from sfllava_ext.families import FAMILIES
 
@@ -37,9 +37,9 @@ def _pil_processor():
     return LlavaNextImageProcessorPil(**NEXT_PROCESSOR)
 
 
-def _base_pixels(frames: torch.Tensor) -> torch.Tensor:
+def _base_pixels(clip_frames: torch.Tensor) -> torch.Tensor:
     """The PIL processor's base image of every frame: (T, 3, 336, 336) float32."""
-    return hf_base_pixels(_pil_processor(), frames)
+    return hf_base_pixels(_pil_processor(), clip_frames)
 
 
 def _hf_video_features(model, pixels: torch.Tensor) -> torch.Tensor:
@@ -54,38 +54,30 @@ def _hf_video_features(model, pixels: torch.Tensor) -> torch.Tensor:
         ).pooler_output[0]
 
 
-@pytest.fixture(scope="module")
-def frames(tmp_path_factory):
-    """16 decoded frames of a 640 x 360 H.264 video."""
-    path = tmp_path_factory.mktemp("next") / "clip.mp4"
-    write_test_video(path, 640, 360, num_frames=48)
-    return load_video(str(path), num_frames=16).frames
-
-
 @pytest.fixture(scope="module", params=["next", "next_video"])
 def family_parts(request):
     return request.param, demo_parts(request.param, dtype=torch.float32)
 
 
-def test_encode_of_frames_equals_the_reference_on_the_pil_processor(family_parts, frames):
+def test_encode_of_frames_equals_the_reference_on_the_pil_processor(family_parts, clip_frames):
     name, (model, tokenizer, _) = family_parts
     sf = SlowFastLlava(model, tokenizer, _pil_processor())
     assert sf.family is FAMILIES[model.config.model_type] and sf.grid == (24, 24)
-    pixels = _base_pixels(frames)
-    assert torch.equal(sf.encoder.normalize(frames).float(), pixels)  # bit for bit
+    pixels = _base_pixels(clip_frames)
+    assert torch.equal(sf.encoder.normalize(clip_frames).float(), pixels)  # bit for bit
     features = hf_features(model, pixels)
     _, slow, pool = PUBLISHED
     ref = slowfast_reference(features.double(), slow, pool, (4, 4), grid=(24, 24))
-    ours = sf.encode(frames)
+    ours = sf.encode(clip_frames)
     assert ours.shape == (10 * 288 + 16 * 16, model.config.text_config.hidden_size)
     assert rel_error(ours, ref) <= 1e-5
 
 
-def test_concat_of_one_frame_is_the_base_image_of_get_image_features(family_parts, frames):
+def test_concat_of_one_frame_is_the_base_image_of_get_image_features(family_parts, clip_frames):
     name, (model, tokenizer, _) = family_parts
     sf = SlowFastLlava(model, tokenizer, _pil_processor(), slowfast="concat")
-    packed = hf_image_features(model, _pil_processor(), frames[0])
-    ours = sf.encode(frames[:1])
+    packed = hf_image_features(model, _pil_processor(), clip_frames[0])
+    ours = sf.encode(clip_frames[:1])
     assert ours.shape == (576, model.config.text_config.hidden_size)
     assert packed.shape[0] > 576  # the base image, then the tiles and newlines left out here
     assert rel_error(ours, packed[:576]) <= 1e-5
@@ -118,11 +110,11 @@ def test_next_video_pool_runs_the_resampler_before_the_projector(mode, stride, g
     assert "resampler" in sf.last_timings.seconds
 
 
-def test_next_video_pool_on_frames_and_where_it_is_refused(frames):
+def test_next_video_pool_on_frames_and_where_it_is_refused(clip_frames):
     model, tokenizer, _ = demo_parts("next_video", dtype=torch.float32)
     sf = SlowFastLlava(model, tokenizer, _pil_processor(), slowfast="next_video_pool")
-    ref = _hf_video_features(model, _base_pixels(frames))
-    assert rel_error(sf.encode(frames), ref) <= 1e-5
+    ref = _hf_video_features(model, _base_pixels(clip_frames))
+    assert rel_error(sf.encode(clip_frames), ref) <= 1e-5
     assert sf.num_visual_tokens(50) == 50 * 144 == 7200
     other, other_tokenizer, _ = demo_parts("next", dtype=torch.float32)
     with pytest.raises(ValueError, match="next_video_pool.*vision_resampler.*llava_next model"):
@@ -132,21 +124,21 @@ def test_next_video_pool_on_frames_and_where_it_is_refused(frames):
 
 
 @pytest.mark.parametrize("slowfast", [None, "next_video_pool"])
-def test_next_video_answer_matches_an_independent_assembly_and_hf_generate(slowfast, frames):
+def test_next_video_answer_matches_an_independent_assembly_and_hf_generate(slowfast, clip_frames):
     model, tokenizer, _ = demo_parts("next_video", dtype=torch.float32)
     sf = SlowFastLlava(model, tokenizer, _pil_processor(), slowfast=slowfast)
     question = "What is moving?"
     text = sf.prompt_template().replace("{question}", question)
     assert text.startswith("USER: <image>\n")  # Vicuna, as published
-    embeds, mask = sf.build_inputs([frames], [text])
-    ref = _independent_assembly(model, tokenizer, text, sf.encode(frames))
+    embeds, mask = sf.build_inputs([clip_frames], [text])
+    ref = _independent_assembly(model, tokenizer, text, sf.encode(clip_frames))
     assert torch.equal(embeds, ref) and bool(mask.all())
     expected = model.generate(
         inputs_embeds=ref, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id
     )
-    answer = sf.answer(frames, question, max_new_tokens=8)
+    answer = sf.answer(clip_frames, question, max_new_tokens=8)
     assert answer and answer == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
-    assert sf.session(frames).answer(question, max_new_tokens=8) == answer
+    assert sf.session(clip_frames).answer(question, max_new_tokens=8) == answer
 
 
 def _independent_assembly(model, tokenizer, text, visual):
@@ -224,7 +216,9 @@ def _saved_checkpoint(language: str, folder):
         ("yi", "<|im_start|>system\n Answer the question. <|im_end|>"),
     ],
 )
-def test_a_saved_checkpoint_loads_and_answers_as_hf_generate(language, opening, frames, tmp_path):
+def test_a_saved_checkpoint_loads_and_answers_as_hf_generate(
+    language, opening, clip_frames, tmp_path
+):
     from transformers import AutoTokenizer, LlavaNextForConditionalGeneration
 
     checkpoint = _saved_checkpoint(language, tmp_path)
@@ -242,12 +236,12 @@ def test_a_saved_checkpoint_loads_and_answers_as_hf_generate(language, opening, 
     text = sf.prompt_template().replace("{question}", question)
     assert text.startswith(opening)
     # the visual tokens against HF's modules and the PIL processor
-    features = hf_features(model, _base_pixels(frames))
+    features = hf_features(model, _base_pixels(clip_frames))
     visual = slowfast_reference(features.double(), 10, "spatial_1d_max_pool", (4, 4))
-    assert rel_error(sf.encode(frames), visual) <= 1e-5
+    assert rel_error(sf.encode(clip_frames), visual) <= 1e-5
     # the prompt against an independent assembly, one BOS first
-    embeds, mask = sf.build_inputs([frames], [text])
-    ref = _independent_assembly(model, tokenizer, text, sf.encode(frames))
+    embeds, mask = sf.build_inputs([clip_frames], [text])
+    ref = _independent_assembly(model, tokenizer, text, sf.encode(clip_frames))
     assert torch.equal(embeds, ref) and bool(mask.all())
     first = tokenizer(text.split("<image>")[0]).input_ids[0]
     if language == "qwen2":  # no BOS: the prompt opens with <|im_start|>
@@ -261,9 +255,9 @@ def test_a_saved_checkpoint_loads_and_answers_as_hf_generate(language, opening, 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
     expected = model.generate(inputs_embeds=ref, max_new_tokens=8, do_sample=False,
                               eos_token_id=stop, pad_token_id=pad)  # fmt: skip
-    answer = sf.answer(frames, question, max_new_tokens=8)
+    answer = sf.answer(clip_frames, question, max_new_tokens=8)
     assert answer and answer == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
-    assert sf.session(frames).answer(question, max_new_tokens=8) == answer
+    assert sf.session(clip_frames).answer(question, max_new_tokens=8) == answer
 
 
 def test_embed_and_session_files_work_with_next_video_pool(tmp_path):
@@ -300,7 +294,7 @@ def test_embed_and_session_files_work_with_next_video_pool(tmp_path):
                       SlowFastLlava(other, tokenizer, num_frames=8))  # fmt: skip
 
 
-def test_from_pretrained_round_trips_a_saved_next_video_with_its_processor(frames, tmp_path):
+def test_from_pretrained_round_trips_a_saved_next_video_with_its_processor(clip_frames, tmp_path):
     from transformers import LlavaNextVideoForConditionalGeneration
 
     model, tokenizer, _ = demo_parts("next_video", dtype=torch.float32)
@@ -312,8 +306,11 @@ def test_from_pretrained_round_trips_a_saved_next_video_with_its_processor(frame
     assert type(sf.model) is LlavaNextVideoForConditionalGeneration
     normalize = sf.encoder.normalize
     assert normalize.size == (336, 336) and normalize.mean == tuple(NEXT_PROCESSOR["image_mean"])
-    features = hf_features(hf, _base_pixels(frames))
+    features = hf_features(hf, _base_pixels(clip_frames))
     ref = slowfast_reference(features.double(), 10, "spatial_1d_max_pool", (4, 4))
-    assert rel_error(sf.encode(frames), ref) <= 1e-5
+    assert rel_error(sf.encode(clip_frames), ref) <= 1e-5
     native = SlowFastLlava(sf.model, sf.tokenizer, sf.image_processor, slowfast="next_video_pool")
-    assert rel_error(native.encode(frames), _hf_video_features(hf, _base_pixels(frames))) <= 1e-5
+    assert (
+        rel_error(native.encode(clip_frames), _hf_video_features(hf, _base_pixels(clip_frames)))
+        <= 1e-5
+    )
