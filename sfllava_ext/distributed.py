@@ -29,7 +29,7 @@ import time
 import warnings
 from collections.abc import Callable
 
-from .embed.decoding import decode_settings, prepare
+from .embed.decoding import decode_settings, failure_reason, prepare
 from .embed.inputs import collect_inputs
 from .embed.pipeline import EmbedSummary
 from .embed.shared import clip_from, clip_parts
@@ -185,7 +185,7 @@ def _check_and_decode(row: dict, settings: dict) -> dict:
     try:
         kind, value, sha = prepare(row["source"], row["output"], settings)
     except Exception as exc:
-        out["reason"] = f"{type(exc).__name__}: {exc}"
+        out["reason"] = failure_reason(exc)
         return out
     out["sha256"] = sha
     if kind == "skipped":
@@ -235,7 +235,7 @@ class _Encoder:
             del clip
             self.store.write_output(row["output"], tokens_bytes(tokens, self.model, info))
         except Exception as exc:
-            out.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+            out.update(status="error", reason=failure_reason(exc))
             return out
         out.update(status="done", record=json.dumps(index_record(row["output"], info, tokens)))
         return out

@@ -54,6 +54,7 @@ __all__ = [
     "DecodePool",
     "decode_in_process",
     "decode_settings",
+    "failure_reason",
     "prepare",
 ]
 
@@ -125,14 +126,15 @@ def decode_in_process(index: int, source: str, output: str, settings: dict, buff
     try:
         kind, value, sha = prepare(source, output, settings, buffers)
     except Exception as exc:
-        return "error", index, _reason(exc)
+        return "error", index, failure_reason(exc)
     if kind == "skipped":
         return "skipped", index, value
     release = None if buffers is None else (lambda clip=value: buffers.release(clip))
     return "ok", index, Decoded(index, value, sha, release)
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
+    """How a failed video's ``reason`` names what went wrong (errors.jsonl)."""
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -362,7 +364,7 @@ def _work(tasks, results, settings: dict, prefix: str, ready) -> None:
             except _Skipped as skipped:
                 results.put(("skipped", index, attempt, skipped.record))
             except Exception as exc:
-                results.put(("error", index, attempt, _reason(exc)))
+                results.put(("error", index, attempt, failure_reason(exc)))
     finally:
         blocks.clear()
 

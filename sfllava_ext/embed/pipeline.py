@@ -27,6 +27,7 @@ from .decoding import (
     DecodePool,
     decode_in_process,
     decode_settings,
+    failure_reason,
     left_to_workers,
     refuse_in_a_starting_worker,
 )
@@ -182,7 +183,7 @@ def _encode(model, item: Item, decoded, writer: _Writer, journal: Journal, bar) 
         tokens = model.encode(clip)
         info = session_info(clip, item.source, decoded.sha256)
     except Exception as exc:
-        journal.fail(item.source, item.output, f"{type(exc).__name__}: {exc}")
+        journal.fail(item.source, item.output, failure_reason(exc))
         bar.update(1)
         return
     finally:
@@ -266,7 +267,7 @@ class _Writer:
                 self.store.write_output(item.output, tokens_bytes(tokens, self.model, info))
                 self.journal.add(index_record(item.output, info, tokens), skipped=False)
             except Exception as exc:  # a full disk, a read-only folder
-                self.journal.fail(item.source, item.output, f"writing: {type(exc).__name__}: {exc}")
+                self.journal.fail(item.source, item.output, f"writing: {failure_reason(exc)}")
             finally:
                 del tokens, task
             self.bar.update(1)
