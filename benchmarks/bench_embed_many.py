@@ -44,7 +44,7 @@ WARM = "warm.mp4"
 
 
 def make_videos(folder: str, count: int, seconds: float) -> list[str]:
-    from sfllava_ext.demo import write_synthetic_video
+    from sfllava_ext.video.synthetic import write_synthetic_video
 
     os.makedirs(folder, exist_ok=True)
     paths = []
@@ -67,7 +67,7 @@ def child(mode: str, folder: str, out: str) -> dict:
     """One mode, in this (fresh) process."""
     import torch
 
-    from sfllava_ext.model_spec import ModelSpec
+    from sfllava_ext.models.spec import ModelSpec
 
     paths = sorted(glob.glob(os.path.join(folder, "v*.mp4")))
     warm = os.path.join(folder, WARM)
@@ -79,7 +79,7 @@ def child(mode: str, folder: str, out: str) -> dict:
     if mode == "ray":
         import ray
 
-        from sfllava_ext.distributed import embed_dataset
+        from sfllava_ext.embed.distributed import embed_dataset
 
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         embed_dataset([warm], os.path.join(out, "warm"), ModelSpec(), progress=False)

@@ -41,11 +41,12 @@ from bench_normalize_frames import clip_processor, published_path  # noqa: E402
 from bench_slowfast_pool import published as published_pooling  # noqa: E402
 
 from sfllava_ext import SlowFastLlava, sample_frame_indices  # noqa: E402
-from sfllava_ext.demo import demo_model, demo_tokenizer, write_synthetic_video  # noqa: E402
-from sfllava_ext.generation import FirstTokenClock  # noqa: E402
-from sfllava_ext.prompts import PROMPTS, build_prompt  # noqa: E402
-from sfllava_ext.timing import StageTimer  # noqa: E402
+from sfllava_ext.llm.generation import FirstTokenClock  # noqa: E402
+from sfllava_ext.llm.prompts import PROMPTS, build_prompt  # noqa: E402
+from sfllava_ext.models.demo import demo_model, demo_tokenizer  # noqa: E402
+from sfllava_ext.utils.timing import StageTimer  # noqa: E402
 from sfllava_ext.video.pyav import planning, sinks, workers  # noqa: E402
+from sfllava_ext.video.synthetic import write_synthetic_video  # noqa: E402
 
 QUESTION = "What is moving across the screen?"
 NON_MODEL = ("decode", "normalise", "pooling", "assembly")

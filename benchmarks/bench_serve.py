@@ -42,7 +42,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine_info, write_json  # noqa: E402
 
 from sfllava_ext import SlowFastLlava  # noqa: E402
-from sfllava_ext.demo import demo_model, demo_tokenizer, write_synthetic_video  # noqa: E402
+from sfllava_ext.models.demo import demo_model, demo_tokenizer  # noqa: E402
+from sfllava_ext.video.synthetic import write_synthetic_video  # noqa: E402
 
 QUESTIONS = [
     "What is moving across the screen?",

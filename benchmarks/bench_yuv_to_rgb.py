@@ -35,7 +35,8 @@ except ImportError:  # an in-place build of this checkout
     sys.path.insert(0, str(ROOT))
     import sfllava_ext
 
-from sfllava_ext.yuv_to_rgb import frame_planes, native_coeffs, yuv420_to_rgb  # noqa: E402
+from sfllava_ext.ops import yuv420_to_rgb  # noqa: E402
+from sfllava_ext.video.pyav.swscale import frame_planes, native_coeffs  # noqa: E402
 
 RESOLUTIONS = {"360p": (360, 640), "720p": (720, 1280), "1080p": (1080, 1920)}
 FRAMES = 50

@@ -52,20 +52,20 @@ DEADLINE_S = 480
 
 # Test files with CUDA tests (pytest -m cuda picks the tests inside them).
 CUDA_TEST_FILES = [
-    "python_tests/test_slowfast_pool.py",
-    "python_tests/test_slowfast_pool_autograd_compile.py",
-    "python_tests/test_normalize_frames.py",
-    "python_tests/test_normalize_yuv420.py",
+    "python_tests/ops/test_slowfast_pool.py",
+    "python_tests/ops/test_slowfast_pool_autograd_compile.py",
+    "python_tests/ops/test_normalize_frames.py",
+    "python_tests/ops/test_normalize_yuv420.py",
 ]
 # A short subset for compute-sanitizer: both pooling kernels' layouts (1-D max, 2-D
 # average in bf16), the backward, both normalisation passes (pad, the host upload).
 SANITIZER_TESTS = [
-    "python_tests/test_slowfast_pool.py::test_cuda_equals_cpu[spatial_1d_max_pool-torch.float32]",
-    "python_tests/test_slowfast_pool.py::test_cuda_equals_cpu[spatial_2d_avg_pool-torch.bfloat16]",
-    "python_tests/test_slowfast_pool_autograd_compile.py::"
+    "python_tests/ops/test_slowfast_pool.py::test_cuda_equals_cpu[spatial_1d_max_pool-torch.float32]",
+    "python_tests/ops/test_slowfast_pool.py::test_cuda_equals_cpu[spatial_2d_avg_pool-torch.bfloat16]",
+    "python_tests/ops/test_slowfast_pool_autograd_compile.py::"
     "test_backward_matches_reference_autograd[cuda-spatial_1d_max_pool-torch.float32]",
-    "python_tests/test_normalize_frames.py::test_cuda_matches_cpu[hw4-size4-pad-None-pillow13]",
-    "python_tests/test_normalize_frames.py::test_cuda_from_host_frames_and_out",
+    "python_tests/ops/test_normalize_frames.py::test_cuda_matches_cpu[hw4-size4-pad-None-pillow13]",
+    "python_tests/ops/test_normalize_frames.py::test_cuda_from_host_frames_and_out",
 ]
 SANITIZER_TOOLS = ["memcheck", "racecheck"]
 BENCHMARKS = {
@@ -95,7 +95,7 @@ NEEDS = {
     "bench_pool": ["einops"],
     "bench_normalize": [],
 }
-LOCAL_MODULES = {"reference", "videos", "tokenizers_for_tests", "conftest", "sfllava_ext"}
+LOCAL_MODULES = {"support", "conftest", "sfllava_ext"}  # the tests' own, and the package
 
 
 # ------------------------------------------------------------------------ helpers
@@ -108,24 +108,30 @@ def have_module(name: str) -> bool:
         return False
 
 
-def imports_of(path: Path, seen: set[Path] | None = None) -> set[str]:
+def imports_of(path: Path, seen: set[Path] | None = None, tests: Path | None = None) -> set[str]:
     """Top-level modules a test file imports, following the tests' own helper modules
-    (python_tests/*.py) but not sfllava_ext, whose needs the build step covers."""
+    (``tests``/support/, by default python_tests/support/) but not sfllava_ext, whose
+    needs the build step covers."""
+    tests = tests if tests is not None else ROOT / "python_tests"
     seen = seen if seen is not None else set()
     if path in seen or not path.exists():
         return set()
     seen.add(path)
     found: set[str] = set()
     for node in _top_level(ast.parse(path.read_text()).body):
-        names = []
+        dotted = []
         if isinstance(node, ast.Import):
-            names = [a.name.split(".")[0] for a in node.names]
+            dotted = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module.split(".")[0]]
-        for name in names:
-            if name in LOCAL_MODULES:
-                found |= imports_of(path.parent / f"{name}.py", seen)
-            else:
+            dotted = [node.module]
+        for module in dotted:
+            name = module.split(".")[0]
+            if name == "support":  # python_tests/support/<module>.py, or its __init__
+                parts = module.split(".")
+                helper = tests / Path(*parts)
+                found |= imports_of(helper.with_suffix(".py"), seen, tests)
+                found |= imports_of(helper / "__init__.py", seen, tests)
+            elif name not in LOCAL_MODULES:
                 found.add(name)
     return {n for n in found if n not in sys.stdlib_module_names and n != "__future__"}
 

@@ -102,7 +102,7 @@ def _import_sfllava_ext():
 def family_settings() -> dict[str, dict[str, Any]]:
     """The published checkpoints' base-image settings, from sfllava_ext's constants."""
     from sfllava_ext.constants import CLIP_MEAN, CLIP_STD
-    from sfllava_ext.demo_onevision import ONEVISION_PROCESSOR
+    from sfllava_ext.models.demo import ONEVISION_PROCESSOR
 
     common = {"do_resize": True, "do_rescale": True, "do_normalize": True}
     return {
@@ -306,7 +306,7 @@ def compare(ours: torch.Tensor, theirs: torch.Tensor, mean, std) -> dict[str, An
 def feature_models(threads: int) -> dict[str, Any]:
     """The demo model of each family, wrapped (random weights, float32)."""
     from sfllava_ext import SlowFastLlava
-    from sfllava_ext.demo import demo_parts
+    from sfllava_ext.models.demo import demo_parts
 
     torch.set_num_threads(threads)
     models = {}

@@ -19,7 +19,7 @@ def device(request) -> str:
 def clip_frames(tmp_path_factory) -> torch.Tensor:
     """16 frames decoded from a 640 x 360 H.264 test video: what the family parity
     tests feed the family's PIL processor and our normalisation alike."""
-    from videos import write_test_video
+    from support.videos import write_test_video
 
     from sfllava_ext import load_video
 

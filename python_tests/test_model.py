@@ -8,49 +8,15 @@ import threading
 import pytest
 import sentencepiece as spm
 import torch
-from reference import slowfast_reference
-from tokenizers_for_tests import hf_llama_tokenizer, train_llama_sentencepiece
-from videos import write_test_video
+from support.models import TEXT, tiny_llava
+from support.reference import slowfast_reference
+from support.tokenizers import hf_llama_tokenizer, train_llama_sentencepiece
+from support.videos import write_test_video
 
 from sfllava_ext import SlowFastConfig, SlowFastLlava, load_video
+from sfllava_ext.llm.prompts import PROMPTS, PromptError
 from sfllava_ext.model import NotLlavaNextError
 from sfllava_ext.ops import normalize_frames
-from sfllava_ext.prompts import PROMPTS, PromptError
-
-VISION = dict(
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=3,
-    num_attention_heads=4,
-    image_size=336,
-    patch_size=14,
-)
-TEXT = dict(
-    hidden_size=48,
-    intermediate_size=96,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=4,
-    max_position_embeddings=256,
-)
-
-
-def tiny_llava(vocab_size: int, seed: int = 0, **text_overrides):
-    from transformers import (
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaNextConfig,
-        LlavaNextForConditionalGeneration,
-    )
-
-    text = LlamaConfig(
-        vocab_size=vocab_size, bos_token_id=1, eos_token_id=2, **{**TEXT, **text_overrides}
-    )
-    config = LlavaNextConfig(
-        vision_config=CLIPVisionConfig(**VISION), text_config=text, image_token_index=0
-    )
-    torch.manual_seed(seed)
-    return LlavaNextForConditionalGeneration(config).eval()
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +256,7 @@ def test_from_pretrained_refuses_what_does_not_fit(tmp_path, llava, tokenizers, 
     _, tok = tokenizers
     llava.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    monkeypatch.setattr("sfllava_ext.loading.available_memory", lambda device: 1024)
+    monkeypatch.setattr("sfllava_ext.models.loading.available_memory", lambda device: 1024)
     with pytest.raises(MemoryError, match=r"needs .* GiB .* only 0.0 GiB is free on cpu"):
         SlowFastLlava.from_pretrained(tmp_path, device="cpu")
 
@@ -355,7 +321,7 @@ def test_load_video_decodes_as_encode_does(llava, tokenizers, tmp_path):
     sf = SlowFastLlava(llava, tok, num_frames=6)
     path = write_test_video(tmp_path / "p.mp4", 64, 48, 20)
     clip = sf.load_video(path)
-    assert type(clip.frames).__name__ == "Yuv420Frames" and clip._buffer is not None
+    assert type(clip.frames).__name__ == "Yuv420Frames" and clip.buffer is not None
     tokens = sf.encode(clip)
     sf.frame_buffers.release(clip)
     assert sf.frame_buffers.idle_bytes > 0

@@ -1,26 +1,26 @@
-"""SlowFastLlava: SF-LLaVA on a Hugging Face LLaVA-NeXT model, as a short facade.
+"""SlowFastLlava: SF-LLaVA on a Hugging Face LLaVA-style model, as a short facade.
 
-The data path, top to bottom, one module per job (docs/method.md gives every number):
+The data path, top to bottom, one owner per arrow (docs/method.md gives every number):
 
-    video ----------- video_input.frames_of --> uint8 frames (T, H, W, 3) or YUV planes
-      --------------- encoding.VideoEncoder ---> normalise, vision tower, projector,
-                                                 slow/fast pooling
-      --------------- assembly.assemble -------> inputs_embeds, visual tokens written
-                                                 in place by the pooling kernel
-      --------------- generation (generate) ---> text, whole or streamed
+    video ----------- video.input.frames_of ---> uint8 frames (T, H, W, 3) or YUV planes
+      --------------- encoder.VideoEncoder -----> normalise, vision tower, projector,
+                                                  slow/fast pooling
+      --------------- llm.assembly.assemble ----> inputs_embeds, visual tokens written
+                                                  in place by the pooling kernel
+      --------------- llm.runtime.LanguageModel -> text, whole or streamed
 
-Loading lives in :mod:`sfllava_ext.loading`, the prompts in :mod:`sfllava_ext.prompts`,
+Loading lives in :mod:`sfllava_ext.models`, the prompts in :mod:`sfllava_ext.llm.prompts`,
 many questions about one video in :mod:`sfllava_ext.session`.
 
 Thread safety: one SlowFastLlava may serve several threads. Decoding and the vision
-tower run concurrently; the language model runs one call at a time (``_lm_lock``: its
-dynamic RoPE frequencies are module state), the tokenizer too (``_tokenizer_lock``:
-fast tokenizers are not safe to share), and the frame-buffer pool has its own lock.
-``last_timings`` is per thread.
+tower run concurrently; the language model runs one call at a time and the tokenizer
+is shared under its own lock (:class:`~sfllava_ext.llm.runtime.LanguageModel` owns
+both), and the frame-buffer pool has its own lock. ``last_timings`` is per thread.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -30,34 +30,28 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import kv_cache
-from .assembly import PromptItem, assemble
 from .constants import DEFAULT_BACKEND, DEFAULT_NUM_FRAMES, DEFAULT_RESIZE_MODE
-from .encoding import VideoEncoder
-from .families import family_of
-from .frames import VideoClip
-from .generation import generation_kwargs, timed_generate
-from .loading import (
+from .encoder.aggregation import SlowFastConfig, parse_aggregation
+from .encoder.encoder import VideoEncoder
+from .encoder.tower import TruncatedVisionTower
+from .llm.assembly import PromptItem, assemble
+from .llm.prompts import PromptError, build_prompt, parse_choice
+from .llm.runtime import LanguageModel
+from .llm.streaming import TextStream
+from .models.families import family_of
+from .models.loading import (
     NotLlavaNextError,
     apply_rope_scaling,
     as_llava_next,
     load_pretrained,
 )
-from .ops._checks import check_resize_mode
-from .prompts import (
-    PromptError,
-    build_prompt,
-    parse_choice,
-    resolve_template,
-    tokenize_around_image,
-)
-from .session import VideoSession
-from .slowfast import SlowFastConfig, parse_aggregation
-from .streaming import TextStream, stream_generation
-from .timing import StageTimer
+from .ops.checks import check_resize_mode
+from .session.info import VideoInfo
+from .session.session import VideoSession
+from .utils.timing import StageTimer
 from .video import FrameBuffers
-from .video_input import VideoInput, frames_of, load_for_device
-from .vision import TruncatedVisionTower
+from .video.frames import VideoClip
+from .video.input import VideoInput, frames_of, load_for_device
 
 logger = logging.getLogger(__name__)
 
@@ -147,15 +141,15 @@ class SlowFastLlava:
         self.resize_mode = resize_mode
         self.backend = backend
         self.micro_batch = micro_batch
-        self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.profile = profile
         self.name_or_path: str | None = None  # set by from_pretrained
         self._timings = threading.local()
-        self._lm_lock = threading.RLock()
-        self._tokenizer_lock = threading.Lock()
         self.frame_buffers = FrameBuffers()
-        self._chat: tuple[Any, str] | None = None  # (tokenizer, its chat format)
+        # the language model's side: tokenizer, lock, stop set, generation
+        self.llm = LanguageModel(
+            model, tokenizer, chat_format=functools.partial(self.family.chat_format, self.config)
+        )
 
         self.encoder = VideoEncoder.from_llava(
             model,
@@ -166,7 +160,20 @@ class SlowFastLlava:
             self.family.pre_projector(model, self.aggregation),
         )
         self.language_model = model.model.language_model
-        self.rope_limit = kv_cache.dynamic_rope_limit(self.model)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer (``self.llm.tokenizer``; None: no questions, only encoding)."""
+        return self.llm.tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: Any) -> None:
+        self.llm.tokenizer = tokenizer
+
+    @property
+    def rope_limit(self) -> int | None:
+        """The original context of the model's dynamic RoPE (None: no dynamic RoPE)."""
+        return self.llm.rope_limit
 
     @property
     def last_timings(self) -> StageTimer:
@@ -174,6 +181,12 @@ class SlowFastLlava:
         timer = getattr(self._timings, "value", None)
         if timer is None:
             timer = self._timings.value = StageTimer(self.device, enabled=False)
+        return timer
+
+    def new_timings(self) -> StageTimer:
+        """A fresh timer for one public call (on if ``profile`` is); it becomes the
+        calling thread's :attr:`last_timings`."""
+        timer = self._timings.value = StageTimer(self.device, enabled=self.profile)
         return timer
 
     # the encoder's parts, as attributes of the facade
@@ -265,7 +278,13 @@ class SlowFastLlava:
             FileNotFoundError, VideoDecodeError: an unreadable path.
             TypeError, ValueError: frames that are not uint8 (T, H, W, 3).
         """
-        return self._encode(video, self._new_timings())[0]
+        return self._encode(video, self.new_timings())[0]
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What this model's visual tokens depend on, and nothing else
+        (:meth:`~sfllava_ext.encoder.VideoEncoder.fingerprint` at ``num_frames``): a
+        session file made under another fingerprint is refused."""
+        return self.encoder.fingerprint(self.num_frames)
 
     @torch.inference_mode()
     def session(self, video: VideoInput) -> VideoSession:
@@ -276,15 +295,8 @@ class SlowFastLlava:
         Raises:
             as :meth:`encode`.
         """
-        tokens, clip = self._encode(video, self._new_timings())
-        info = {"frame_indices": [], "total_frames": None, "fps": None, "video": None}
-        if clip is not None:
-            info.update(
-                frame_indices=list(clip.indices),
-                total_frames=clip.total_frames,
-                fps=clip.fps,
-                video=clip.path or None,
-            )
+        tokens, clip = self._encode(video, self.new_timings())
+        info = VideoInfo() if clip is None else VideoInfo.of_clip(clip, video=clip.path or None)
         return VideoSession(self, tokens, info)
 
     def _encode(self, video: VideoInput, timer: StageTimer):
@@ -301,7 +313,7 @@ class SlowFastLlava:
     def encode_pixels(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Same as :meth:`encode` from normalised pixels ``(T, 3, h, w)`` (floating
         point; moved to the model's device and dtype)."""
-        timer = self._new_timings()
+        timer = self.new_timings()
         return self.encoder.pool(self.encoder.pixel_features(pixel_values, timer), timer)
 
     def num_visual_tokens(self, num_frames: int) -> int:
@@ -320,15 +332,7 @@ class SlowFastLlava:
             TypeError: ``prompt`` is not a str. ValueError: no tokenizer.
             PromptError: a user template without its placeholders.
         """
-        if not isinstance(prompt, str):
-            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
-        tokenizer = self._require_tokenizer()
-        # chat_format reads the whole vocabulary: once per tokenizer, not per call
-        chat = self._chat
-        if chat is None or chat[0] is not tokenizer:
-            with self._tokenizer_lock:
-                chat = self._chat = (tokenizer, self.family.chat_format(self.config, tokenizer))
-        return resolve_template(prompt, chat[1])
+        return self.llm.template(prompt)
 
     @torch.inference_mode()
     def build_inputs(
@@ -343,7 +347,7 @@ class SlowFastLlava:
             ValueError: videos and texts of different lengths, no tokenizer.
             PromptError: a text without exactly one ``<image>``.
         """
-        return self._build_inputs(videos, texts, self._new_timings())
+        return self._build_inputs(videos, texts, self.new_timings())
 
     @torch.inference_mode()
     def answer(
@@ -367,7 +371,7 @@ class SlowFastLlava:
         videos, questions, single = _batch(video, question)
         template = self.prompt_template(prompt)
         texts = [build_prompt(template, q) for q in questions]
-        timer = self._new_timings()
+        timer = self.new_timings()
         embeds, mask = self._build_inputs(videos, texts, timer)
         answers = self._generate(embeds, mask, max_new_tokens, generate_kwargs, timer)
         return answers[0] if single else answers
@@ -386,27 +390,10 @@ class SlowFastLlava:
         raise, here, before any piece; closing the iterator early stops the generation."""
         template = self.prompt_template(prompt)
         text = build_prompt(template, question)
-        kwargs = generation_kwargs(self._require_tokenizer(), max_new_tokens, generate_kwargs)
-        timer = self._new_timings()
+        settings = self.llm.generation_kwargs(max_new_tokens, generate_kwargs)
+        timer = self.new_timings()
         embeds, mask = self._build_inputs([video], [text], timer)
-
-        def run(streamer, stopping):
-            extra = list(kwargs.pop("stopping_criteria", None) or [])
-            with self._lm_lock, torch.inference_mode():
-                kv_cache.reset_dynamic_rope(self.model)
-                return timed_generate(
-                    lambda clock: self.model.generate(
-                        inputs_embeds=embeds,
-                        attention_mask=mask,
-                        streamer=clock,
-                        stopping_criteria=type(stopping)([*extra, *stopping]),
-                        **kwargs,
-                    ),
-                    timer,
-                    then=streamer,
-                )
-
-        return stream_generation(run, self._decode)
+        return self.llm.stream(embeds, settings, mask=mask, timer=timer)
 
     @torch.inference_mode()
     def choose(
@@ -428,7 +415,7 @@ class SlowFastLlava:
         """
         template = self.prompt_template("multiple_choice_allvideo_v4")
         text = build_prompt(template, question, options)
-        timer = self._new_timings()
+        timer = self.new_timings()
         embeds, mask = self._build_inputs([video], [text], timer)
         generated = self._generate(embeds, mask, max_new_tokens, generate_kwargs, timer)[0]
         letter = parse_choice(generated, len(options))
@@ -438,41 +425,12 @@ class SlowFastLlava:
 
     # ------------------------------------------------------------ internals
 
-    def _new_timings(self) -> StageTimer:
-        """A fresh timer for one public call; it becomes this thread's ``last_timings``."""
-        timer = self._timings.value = StageTimer(self.device, enabled=self.profile)
-        return timer
-
     def _generate(self, embeds, mask, max_new_tokens, overrides, timer) -> list[str]:
         """Greedy ``generate()`` (unless ``overrides`` say otherwise) from assembled
-        inputs, one language-model call at a time; the decoded new text of each row."""
-        kwargs = generation_kwargs(self._require_tokenizer(), max_new_tokens, overrides)
-        with self._lm_lock, torch.inference_mode():
-            kv_cache.reset_dynamic_rope(self.model)
-            ids = timed_generate(
-                lambda clock: self.model.generate(
-                    inputs_embeds=embeds, attention_mask=mask, streamer=clock, **kwargs
-                ),
-                timer,
-            )
-        return [self._decode(row) for row in ids]
-
-    def _tokenize(self, text: str) -> tuple[list[int], list[int]]:
-        """Ids before and after ``<image>`` (LLaVA's rule), under the tokenizer lock."""
-        tokenizer = self._require_tokenizer()
-        with self._tokenizer_lock:
-            ids = tokenize_around_image(tokenizer, text)
-        return ids.before, ids.after
-
-    def _tokenize_text(self, text: str) -> list[int]:
-        with self._tokenizer_lock:
-            return list(self._require_tokenizer()(text).input_ids)
-
-    def _decode(self, ids) -> str:
-        """New token ids -> text, special tokens skipped, white space stripped."""
-        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
-        with self._tokenizer_lock:
-            return self._require_tokenizer().decode(ids, skip_special_tokens=True).strip()
+        inputs; the decoded new text of each row."""
+        settings = self.llm.generation_kwargs(max_new_tokens, overrides)
+        ids = self.llm.generate(embeds, settings, mask=mask, timer=timer)
+        return [self.llm.decode(row) for row in ids]
 
     def _frames(self, video: VideoInput, timer: StageTimer):
         return frames_of(
@@ -487,24 +445,19 @@ class SlowFastLlava:
     def _build_inputs(
         self, videos: Sequence[VideoInput], texts: Sequence[str], timer: StageTimer
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        self._require_tokenizer()
+        self.llm.require_tokenizer()
         items: list[PromptItem] = []
         try:
             for video, text in zip(videos, texts, strict=True):
-                before, after = self._tokenize(text)  # a bad prompt fails before decoding
+                ids = self.llm.tokenize(text)  # a bad prompt fails before decoding
                 frames, clip = self._frames(video, timer)
                 count = self.encoder.num_tokens(frames.shape[0])
-                items.append(PromptItem(frames, clip, before, after, count))
-            embed = self.language_model.get_input_embeddings()
+                items.append(PromptItem(frames, clip, ids.before, ids.after, count))
+            embed = self.llm.input_embeddings()
             return assemble(items, self.encoder, embed, self.frame_buffers, timer)
         finally:
             for item in items:  # on every path; a no-op for clips already released
                 self.frame_buffers.release(item.clip)
-
-    def _require_tokenizer(self):
-        if self.tokenizer is None:
-            raise ValueError("a tokenizer is needed to answer questions; pass tokenizer=")
-        return self.tokenizer
 
 
 def _batch(videos, questions) -> tuple[list, list, bool]:

@@ -1,10 +1,22 @@
-"""``sfllava embed`` over many videos: the inputs (:mod:`.inputs`), the output folder
-and what counts as done (:mod:`.store`), decoding ahead of the model in worker
-processes (:mod:`.decoding`), and the pipeline that ties them (:mod:`.pipeline`). The
-same job on a Ray cluster is :func:`sfllava_ext.distributed.embed_dataset`.
+"""``sfllava embed`` over many videos:
+
+inputs.py         what it reads: files, folders, globs, manifests
+store.py          the output folder and what counts as done
+shared_memory.py  frames from the decode workers to the model, never copied
+decoding.py       decoding ahead of the model in worker processes
+pipeline.py       embed_videos: the pipeline on one machine
+distributed.py    embed_dataset: the same job on a Ray cluster (the [ray] extra)
 """
 
+from .distributed import embed_dataset
 from .inputs import Item, collect_inputs
 from .pipeline import EmbedSummary, default_decode_workers, embed_videos
 
-__all__ = ["EmbedSummary", "Item", "collect_inputs", "default_decode_workers", "embed_videos"]
+__all__ = [
+    "EmbedSummary",
+    "Item",
+    "collect_inputs",
+    "default_decode_workers",
+    "embed_dataset",
+    "embed_videos",
+]

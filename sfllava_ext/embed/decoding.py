@@ -14,11 +14,13 @@ unlinked by the worker that made it when it is no longer needed, or by the main
 process when that worker is gone.
 
 A worker that dies (killed, crashed) costs only the video it held: it is decoded again
-once by a new worker, then recorded as failed. ``SFLLAVA_EMBED_FAULT`` injects such a
-death for the tests: ``die:<file name>`` kills the worker whenever it takes that file,
-``die-once:<file name>`` only on its first attempt (rules separated by ``;``); the
-main process, which decodes videos itself until the first worker is ready, leaves the
-videos named there to the workers.
+once by a new worker, then recorded as failed. The tests inject such deaths through the
+fault hook (:mod:`sfllava_ext.utils.faults`, point ``embed.decode``); while a hook is
+installed, the main process, which otherwise decodes videos itself until the first
+worker is ready, leaves every video to the workers.
+
+A worker's settings (frames, backend, decoder threads, the output folder) reach it as
+its start-up arguments (:func:`decode_settings`), never through the environment.
 """
 
 from __future__ import annotations
@@ -33,20 +35,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
-from ..cpus import usable_cpus
+from ..utils import faults
+from ..utils.cpus import usable_cpus
 from ..video.buffers import FrameBuffers
-from .shared import (
-    SharedBlocks,
-    arrays_of,
-    clip_from,
-    clip_parts,
-    close_mapping,
-    meta_of,
-    unlink_prefix,
-)
+from ..video.frames import VideoClip
+from .shared_memory import SharedBlocks, map_block, unlink_prefix
 from .store import Store, file_sha256
 
 __all__ = [
@@ -59,7 +54,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-FAULT_ENV = "SFLLAVA_EMBED_FAULT"
 
 
 @dataclass
@@ -85,7 +79,7 @@ def decode_settings(sf: Any, store: Store, workers: int, threads: int | None = N
     SlowFastLlava, or a ModelSpec with its device), and to tell a done video
     (``store``) without decoding it; ``threads``: decoder threads per worker (default:
     half the CPUs over the workers, at least 1: the model has the rest)."""
-    from ..video_input import keeps_planes
+    from ..video.input import keeps_planes
 
     cpus = usable_cpus()
     return {
@@ -99,11 +93,16 @@ def decode_settings(sf: Any, store: Store, workers: int, threads: int | None = N
 
 
 def prepare(
-    source: str, output: str, settings: dict, buffers: FrameBuffers | None = None
+    source: str,
+    output: str,
+    settings: dict,
+    buffers: FrameBuffers | None = None,
+    threads: int | None = None,
 ) -> tuple[str, Any, str]:
     """One video's work before the model: its SHA-256, then either ``("skipped",
     record, sha)`` when its output is done, or ``("clip", VideoClip, sha)`` (decoded
-    into ``buffers`` when given).
+    into ``buffers`` when given, on ``threads`` decoder threads: a worker's share, or
+    by default what ``load_video`` takes).
 
     Raises:
         OSError, VideoDecodeError, ValueError: an unreadable or undecodable video.
@@ -116,7 +115,7 @@ def prepare(
         record["source"] = source
         return "skipped", record, sha
     clip = load_video(source, settings["num_frames"], backend=settings["backend"],
-                      yuv420=settings["yuv420"], buffers=buffers)  # fmt: skip
+                      yuv420=settings["yuv420"], buffers=buffers, threads=threads)  # fmt: skip
     return "clip", clip, sha
 
 
@@ -154,7 +153,7 @@ class DecodePool:
         self._results = self._ctx.Queue()
         self._workers: list[_Worker] = []
         self._serial = 0
-        self._maps: dict[str, SharedMemory] = {}  # the blocks this process has mapped
+        self._maps: dict[str, Any] = {}  # the blocks this process has mapped (map_block)
         for _ in range(workers):
             self._workers.append(self._start())
 
@@ -216,8 +215,8 @@ class DecodePool:
         name, layout, meta, sha = payload
         block = self._maps.get(name)
         if block is None:
-            block = self._maps[name] = SharedMemory(name=name)
-        clip = clip_from(block.buf, layout, meta)
+            block = self._maps[name] = map_block(name)
+        clip = VideoClip.from_parts(block, layout, meta)
         return "ok", index, Decoded(index, clip, sha, lambda: self._give_back(name))
 
     def _give_back(self, name: str) -> None:
@@ -229,9 +228,9 @@ class DecodePool:
         self._unmap(name)  # its worker is gone: its blocks were unlinked
 
     def _unmap(self, name: str) -> None:
-        block = self._maps.pop(name, None)
-        if block is not None:
-            close_mapping(block)
+        """Drops this process's mapping of a block: unmapped now, or with the last
+        clip array that still reads it (a worker died while the model read it)."""
+        self._maps.pop(name, None)
 
     def _check_workers(self) -> tuple[str, int, Any] | None:
         for i, worker in enumerate(self._workers):
@@ -329,17 +328,9 @@ def refuse_in_a_starting_worker() -> None:
         raise RuntimeError(_not_started(1))
 
 
-def left_to_workers(source: str) -> bool:
-    """Whether ``$SFLLAVA_EMBED_FAULT`` names this video: a fault is a worker's, so the
-    main process never decodes such a video itself, even before a worker is ready."""
-    return _faulty(os.environ.get(FAULT_ENV, ""), source, 0)
-
-
 def _work(tasks, results, settings: dict, prefix: str, ready) -> None:
     """A decode worker's loop (in its own process)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    os.environ["SFLLAVA_DECODE_THREADS"] = str(settings["threads"])
-    fault = os.environ.get(FAULT_ENV, "")
     blocks = SharedBlocks(prefix, settings["keep"],
                           lambda name: results.put(("dropped", -1, -1, name)))  # fmt: skip
     ready.set()
@@ -355,8 +346,7 @@ def _work(tasks, results, settings: dict, prefix: str, ready) -> None:
                 blocks.give_name(message[1])
                 continue
             _, index, source, output, attempt = message
-            if _faulty(fault, source, attempt):
-                os.kill(os.getpid(), signal.SIGKILL)
+            faults.point("embed.decode", source=source, attempt=attempt)
             try:
                 results.put(
                     ("ok", index, attempt, _decode_shared(source, output, settings, blocks))
@@ -378,36 +368,21 @@ def _decode_shared(source: str, output: str, settings: dict, blocks: SharedBlock
     """Decodes into one of the worker's blocks; the block's name, the layout of the
     frames in it, the clip's metadata and the SHA-256. The block stays lent to the
     main process until it sends it back."""
-    kind, clip, sha = prepare(source, output, settings, blocks)
+    kind, clip, sha = prepare(source, output, settings, blocks, settings["threads"])
     if kind == "skipped":
         raise _Skipped(clip)
-    arrays = arrays_of(clip)
-    buffer = getattr(clip, "_buffer", None)
+    parts = clip.to_parts()
+    buffer = clip.drop_buffer()  # the block is lent until the main process frees it
     name = None if buffer is None else blocks.name_of(buffer)
     if name is None:  # decoded elsewhere (another backend, or frames copied out): copy in
-        flat = blocks.take(sum(a.nbytes for a in arrays))
+        flat = blocks.take(parts.nbytes)
         name = blocks.name_of(flat)
-        offset = 0
-        for array in arrays:
+        for array, (_, offset) in zip(parts.arrays, parts.layout, strict=True):
             flat[offset : offset + array.nbytes] = array.reshape(-1)
-            offset += array.nbytes
         if buffer is not None:
             blocks.give(buffer)
-        _, layout, _ = clip_parts(clip)
+        layout = parts.layout
     else:
-        layout = [(list(a.shape), blocks.offset_in(name, a)) for a in arrays]
-    meta = meta_of(clip)
-    clip._buffer = None  # the block is lent until the main process frees it
+        layout = [(list(a.shape), blocks.offset_in(name, a)) for a in parts.arrays]
+    meta = parts.meta
     return name, layout, meta, sha
-
-
-def _faulty(fault: str, source: str, attempt: int) -> bool:
-    """Whether ``$SFLLAVA_EMBED_FAULT`` (rules separated by ``;``) asks this worker to
-    die on this video: ``die:<file name>`` on every attempt, ``die-once:<file name>``
-    on the first."""
-    for rule in fault.split(";"):
-        kind, _, name = rule.partition(":")
-        if name == os.path.basename(source):
-            if kind == "die" or (kind == "die-once" and attempt == 0):
-                return True
-    return False

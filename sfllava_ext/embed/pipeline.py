@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cpus import usable_cpus
-from ..tokens_file import settings_key, tokens_bytes
+from ..session.file import settings_key, tokens_bytes
+from ..utils import faults
+from ..utils.cpus import usable_cpus
 from .decoding import (
     DecodePool,
     decode_in_process,
     decode_settings,
     failure_reason,
-    left_to_workers,
     refuse_in_a_starting_worker,
 )
 from .inputs import Item, collect_inputs
@@ -214,8 +214,9 @@ def _in_order(items: list[Item], settings: dict, workers: int, limit: int, buffe
                 submitted += 1
             if consumed in held:
                 kind, payload = held.pop(consumed)
-            elif submitted == consumed and not left_to_workers(items[consumed].source):
-                # no worker has started yet: decode it here
+            elif submitted == consumed and not faults.installed():
+                # no worker has started yet: decode it here (a fault hook's videos are
+                # the workers' alone)
                 item = items[consumed]
                 kind, _, payload = decode_in_process(consumed, item.source, item.output,
                                                      settings, buffers)  # fmt: skip

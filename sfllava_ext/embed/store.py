@@ -3,7 +3,7 @@ and ``errors.jsonl``, every one written atomically (a temporary file in the same
 folder, then a rename), so that a half-written file never exists under its name.
 
 A video is **done** when its output exists and holds the SHA-256 of the video's bytes
-and the job's **settings key** (:func:`sfllava_ext.tokens_file.settings_key`: the
+and the job's **settings key** (:func:`sfllava_ext.session.file.settings_key`: the
 digest of the model's fingerprint, that is the vision tower and projector and their
 weights, the normalisation and resize mode, the aggregation, the number of frames, the
 dtype, and the token-format version, which changes only when the tokens would).
@@ -22,6 +22,8 @@ import json
 import os
 import threading
 import time
+
+from ..session.info import VideoInfo
 
 __all__ = [
     "INDEX",
@@ -47,24 +49,18 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def session_info(clip, source: str, sha256: str) -> dict:
+def session_info(clip, source: str, sha256: str) -> VideoInfo:
     """What a session file says of the video its tokens came from."""
-    return {
-        "frame_indices": list(clip.indices),
-        "total_frames": clip.total_frames,
-        "fps": clip.fps,
-        "video": source,
-        "sha256": sha256,
-    }
+    return VideoInfo.of_clip(clip, video=source, sha256=sha256)
 
 
-def index_record(output: str, info: dict, tokens) -> dict:
+def index_record(output: str, info: VideoInfo, tokens) -> dict:
     """The ``index.jsonl`` line of a video done (``info``: its :func:`session_info`)."""
     return {
-        "source": info["video"],
-        "sha256": info["sha256"],
+        "source": info.video,
+        "sha256": info.sha256,
         "output": output,
-        "frame_indices": info["frame_indices"],
+        "frame_indices": list(info.frame_indices),
         "tokens": int(tokens.shape[0]),
     }
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from .. import _extension  # noqa: F401  (loads the kernels, registers the ops)
 from ..constants import CLIP_MEAN, CLIP_STD, PASS_ORDERS, RESIZE_MODES, SLOW_POOLS
 from . import _fakes  # noqa: F401  (registers the fake kernels before any call)
-from ._checks import normalize_frames_shape, slowfast_geometry
+from .checks import normalize_frames_shape, slowfast_geometry
 from .normalize_frames import normalize_frames
 from .slowfast_pool import slowfast_pool
 from .yuv420_to_rgb import yuv420_to_rgb

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import (
+from .checks import (
     check_floating,
     check_frames,
     check_normalize_out,

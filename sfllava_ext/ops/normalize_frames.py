@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from ..constants import CLIP_MEAN, CLIP_STD, DEFAULT_PASS_ORDER, DEFAULT_RESIZE_MODE
-from ..frames import Yuv420Frames
-from ._checks import check_frames, check_normalize_dtype
+from ..video.frames import Yuv420Frames
+from .checks import check_frames, check_normalize_dtype
 
 __all__ = ["normalize_frames"]
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import check_floating
+from .checks import check_floating
 
 __all__ = ["slowfast_pool"]
 

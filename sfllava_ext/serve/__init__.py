@@ -5,10 +5,15 @@ The optional extra ``[serve]`` (FastAPI and uvicorn) is needed:
 ``pip install --no-build-isolation "sfllava_ext[serve]"``.
 
     config.py    the limits (ServeConfig)
-    media.py     data: and file:// URLs, the media dir, the header checks
+    errors.py    OpenAI-style errors (ApiError)
     protocol.py  the chat-completions schema and replies
+    media.py     data: and file:// URLs, the media dir, the header checks
     engine.py    the one worker that owns the model, its queue, the session cache
-    app.py       the FastAPI routes
+    context.py   what every route shares (ServeContext)
+    guards.py    the API key and the body limit, before any route's work
+    sse.py       streamed answers: the worker's events, server-sent events
+    routes/      one module per route: chat, tokens, models, health
+    app.py       the wiring: routes, errors, the engine's start and stop
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ decoding. :meth:`Engine.start` runs the worker on a thread instead.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -23,13 +24,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from ..frames import VideoDecodeError
-from ..session import VideoSession
+from ..session.session import VideoSession
+from ..utils import faults
+from ..video.frames import VideoDecodeError
 from .config import ServeConfig
 from .errors import ApiError
 from .media import Video, check_header
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "submit_for", "wait_for"]
 
 logger = logging.getLogger(__name__)
 _STOP = object()
@@ -70,13 +72,16 @@ class Engine:
             except queue.Empty:
                 break
             if item is not _STOP:
-                item[1].cancel()
+                item[1].cancel()  # (fn, future, kind, video)
         self._jobs.put(_STOP)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
 
-    def submit(self, fn: Callable[[], Any]) -> Future:
-        """Queues ``fn`` for the worker.
+    def submit(
+        self, fn: Callable[[], Any], kind: str = "job", video: Video | None = None
+    ) -> Future:
+        """Queues ``fn`` for the worker (``kind`` and ``video`` name the job for the
+        fault hook's ``serve.job`` point).
 
         Raises:
             ApiError: 503 with ``Retry-After`` when ``--max-queue`` jobs already wait.
@@ -93,7 +98,7 @@ class Engine:
                 )
             self._waiting += 1
         future: Future = Future()
-        self._jobs.put((fn, future))
+        self._jobs.put((fn, future, kind, video))
         return future
 
     def health(self) -> dict[str, Any]:
@@ -108,21 +113,23 @@ class Engine:
             item = self._jobs.get()
             if item is _STOP:
                 return
-            fn, future = item
+            fn, future, kind, video = item
             try:
                 if not future.set_running_or_notify_cancel():
                     continue
                 try:
+                    faults.point("serve.job", kind=kind, video=video)
                     future.set_result(fn())
-                    self._count("completed")
+                    self.count("completed")
                 except BaseException as exc:  # handed to the request
-                    self._count("failed")
+                    self.count("failed")
                     future.set_exception(exc)
             finally:
                 with self._lock:
                     self._waiting -= 1
 
-    def _count(self, key: str) -> None:
+    def count(self, key: str) -> None:
+        """Adds one to the counter ``key`` of :meth:`health`."""
         with self._lock:
             self.stats[key] += 1
 
@@ -148,7 +155,7 @@ class Engine:
                 raise ApiError(400, f"the video cannot be decoded: {exc}", param=param) from exc
         finally:
             video.discard()
-        session.info.update(sha256=video.sha256, video=None)
+        session.info = session.info.replace(sha256=video.sha256, video=None)
         with self._lock:
             self._sessions[video.sha256] = session
         self.trim()
@@ -177,6 +184,24 @@ class Engine:
                 param="max_tokens",
                 code="context_length_exceeded",
             )
+
+
+def submit_for(engine: Engine, job: Callable[[], Any], kind: str, video: Video) -> Future:
+    """Queues ``job`` about ``video``; the video's temporary copy goes at once when the
+    queue is full (the request is refused)."""
+    try:
+        return engine.submit(job, kind, video)
+    except BaseException:
+        video.discard()
+        raise
+
+
+async def wait_for(future: Future, video: Video) -> Any:
+    """The job's result (or its exception); the video's temporary copy goes either way."""
+    try:
+        return await asyncio.wrap_future(future)
+    finally:
+        video.discard()
 
 
 def _held(session: VideoSession) -> int:

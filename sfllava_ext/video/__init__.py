@@ -39,8 +39,8 @@ modules, the tests and the benchmarks), not API.
 from __future__ import annotations
 
 from ..constants import BACKENDS
-from ..frames import VideoClip, VideoDecodeError, Yuv420Frames
 from .buffers import FrameBuffers
+from .frames import VideoClip, VideoDecodeError, Yuv420Frames
 from .load import load_video
 from .pyav.workers import decode_threads
 from .sampling import fps_frame_indices, sample_frame_indices

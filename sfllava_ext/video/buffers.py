@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from ..frames import VideoClip
+from .frames import VideoClip
 
 
 class FrameBuffers:
@@ -87,12 +87,12 @@ class FrameBuffers:
         """Give back the buffer of a clip loaded with ``buffers=`` this pool; its
         ``frames`` must not be read afterwards. No-op for any other clip, for
         ``None`` and for a clip already released."""
+        if not isinstance(clip, VideoClip):
+            return
         with self._lock:
-            buffer = getattr(clip, "_buffer", None)
-            if buffer is None:
-                return
-            clip._buffer = None  # type: ignore[union-attr]
-        self.give(buffer)
+            buffer = clip.drop_buffer()
+        if buffer is not None:
+            self.give(buffer)
 
     def clear(self) -> None:
         """Free the idle buffers."""

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..frames import VideoClip, VideoDecodeError
-from .clip import make_clip
+from .frames import VideoClip, VideoDecodeError, make_clip
 from .sampling import pick_indices
 
 

@@ -8,8 +8,7 @@ import os
 
 import numpy as np
 
-from ..frames import VideoClip, VideoDecodeError
-from .clip import make_clip
+from .frames import VideoClip, VideoDecodeError, make_clip
 from .sampling import sample_frame_indices
 
 

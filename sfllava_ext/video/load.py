@@ -15,9 +15,9 @@ import numbers
 import os
 
 from ..constants import AUTO_BACKEND, BACKENDS, DEFAULT_BACKEND, DEFAULT_NUM_FRAMES
-from ..frames import VideoClip, VideoDecodeError
 from . import decord_backend, image_folder, pyav
 from .buffers import FrameBuffers
+from .frames import VideoClip, VideoDecodeError
 
 
 def load_video(
@@ -28,6 +28,7 @@ def load_video(
     fps: float | None = None,
     buffers: FrameBuffers | None = None,
     yuv420: bool = False,
+    threads: int | None = None,
 ) -> VideoClip:
     """Decode the sampled frames of a video file or a folder of images.
 
@@ -45,6 +46,8 @@ def load_video(
             (``pyav``; 4:2:0 of the stream's size with an even height, no rotation, a
             colour matrix converted natively); RGB otherwise. ``normalize_frames``
             takes either, with the same result.
+        threads: decoder threads (``pyav``); default ``$SFLLAVA_DECODE_THREADS``, else
+            the usable CPUs, at most 16 (:func:`~sfllava_ext.video.decode_threads`).
 
     Returns:
         A :class:`VideoClip`; ``frames`` is a uint8 tensor (T, H, W, 3), RGB, contiguous
@@ -75,6 +78,10 @@ def load_video(
         raise ValueError(f"load_video: fps must be a finite number > 0 or None, got {fps!r}")
     if not isinstance(yuv420, bool):
         raise TypeError(f"load_video: yuv420 must be a bool, got {type(yuv420).__name__}")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ValueError(f"load_video: threads must be an int >= 1 or None, got {threads!r}")
     if buffers is not None and not isinstance(buffers, FrameBuffers):
         raise TypeError(
             f"load_video: buffers must be a FrameBuffers or None, got {type(buffers).__name__}"
@@ -91,4 +98,4 @@ def load_video(
     if chosen == "decord":
         return decord_backend.load_with_decord(path, num_frames, fps)
     # pyav.decode, the defining module (pyav.load_with_pyav is its re-export)
-    return pyav.decode.load_with_pyav(path, num_frames, fps, buffers, yuv420)
+    return pyav.decode.load_with_pyav(path, num_frames, fps, buffers, yuv420, threads)

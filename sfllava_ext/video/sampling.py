@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..frames import VideoDecodeError
+from .frames import VideoDecodeError
 
 
 def pick_indices(

@@ -16,9 +16,8 @@ import warnings
 
 import numpy as np
 
-from ...frames import VideoClip, VideoDecodeError, Yuv420Frames
 from ..buffers import FrameBuffers
-from ..clip import make_clip
+from ..frames import VideoClip, VideoDecodeError, Yuv420Frames, make_clip
 from . import planning, sinks, workers
 
 logger = logging.getLogger(__name__)
@@ -30,18 +29,21 @@ def load_with_pyav(
     fps: float | None,
     buffers: FrameBuffers | None = None,
     yuv420: bool = False,
+    threads: int | None = None,
 ) -> VideoClip:
     """``load_video`` for ``backend="pyav"`` on a checked, existing, non-empty file:
     the sampled frames as RGB, or (``yuv420``, where every frame allows it) as
-    :class:`~sfllava_ext.frames.Yuv420Frames`."""
+    :class:`~sfllava_ext.video.frames.Yuv420Frames`, decoded on ``threads`` threads
+    (:func:`.workers.decode_threads`)."""
+    threads = workers.decode_threads(threads)
     plan = planning.plan_decode(path, num_frames, fps)
     try:
         if yuv420 and plan.may_keep_planes:
             try:
-                return _decode_pooled(plan, buffers, sinks.Yuv420Sink)
+                return _decode_pooled(plan, buffers, sinks.Yuv420Sink, threads)
             except sinks.NotPlanar:  # rare: decode again, to RGB
                 logger.debug("%s: frames not kept as YUV 4:2:0 planes; decoding to RGB", path)
-        return _decode_pooled(plan, buffers, sinks.FrameSink)
+        return _decode_pooled(plan, buffers, sinks.FrameSink, threads)
     finally:
         plan.close()
 
@@ -50,21 +52,22 @@ def _decode_pooled(
     plan: planning.DecodePlan,
     buffers: FrameBuffers | None,
     sink_type: type[sinks.FrameSink],
+    threads: int,
 ) -> VideoClip:
     """:func:`decode_into` a buffer from ``buffers`` (when given) that the clip keeps
     until ``buffers.release(clip)``, or gives back at once if its frames were copied out."""
     if buffers is None:
-        return decode_into(plan, workers.decode_threads(), None, sink_type)
+        return decode_into(plan, threads, None, sink_type)
     count = len(set(plan.indices))
     buffer = buffers.take(sink_type.nbytes(plan.width, plan.height, count))
     try:
-        clip = decode_into(plan, workers.decode_threads(), buffer, sink_type)
+        clip = decode_into(plan, threads, buffer, sink_type)
     except BaseException:
         buffers.give(buffer)
         raise
     frames = clip.frames.y if isinstance(clip.frames, Yuv420Frames) else clip.frames
     if np.may_share_memory(frames.numpy(), buffer):
-        clip._buffer = buffer
+        clip.hold_buffer(buffer)
     else:  # the frames were copied out (repeated or rotated frames)
         buffers.give(buffer)
     return clip

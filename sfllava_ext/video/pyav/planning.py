@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...frames import VideoDecodeError
+from ..frames import VideoDecodeError
 from ..sampling import pick_indices
 from . import h264, sinks
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...frames import Yuv420Frames
 from ...ops.yuv420_to_rgb import yuv420_to_rgb
+from ..frames import Yuv420Frames
 from . import swscale
 
 # Pixel formats the native YUV -> RGB converter takes (yuvj: full range).

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ...cpus import usable_cpus
-from ...frames import VideoDecodeError
+from ...utils.cpus import usable_cpus
+from ..frames import VideoDecodeError
 from . import planning, sinks
 
 logger = logging.getLogger(__name__)
@@ -29,13 +29,18 @@ _MAX_AUTO_THREADS = 16
 _BALANCE_SLACK = 1.25  # largest-first GOP split within 25% of even: no decoder threads
 
 
-def decode_threads() -> int:
-    """Threads the ``pyav`` backend decodes with: ``$SFLLAVA_DECODE_THREADS`` if set,
-    else the CPUs this process may run on (at most 16).
+def decode_threads(requested: int | None = None) -> int:
+    """Threads the ``pyav`` backend decodes with: ``requested`` (``load_video(...,
+    threads=)``) when given, else ``$SFLLAVA_DECODE_THREADS`` if set, else the CPUs this
+    process may run on (at most 16).
 
     Raises:
-        ValueError: ``$SFLLAVA_DECODE_THREADS`` is not an integer >= 1.
+        ValueError: ``requested`` or ``$SFLLAVA_DECODE_THREADS`` is not an integer >= 1.
     """
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise ValueError(f"threads must be an int >= 1 or None, got {requested!r}")
+        return requested
     env = os.environ.get(_THREADS_ENV, "").strip()
     if env:
         try:

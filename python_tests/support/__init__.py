@@ -1,0 +1,39 @@
+"""What the tests share, and nothing the package has: independent float64 references
+(reference.py), test videos written with PyAV (videos.py), small models (models.py),
+tokenizers trained on the spot (tokenizers.py), Hugging Face references (hf_parity.py),
+real servers on free ports (servers.py), embed outputs (embed_outputs.py), the fault
+hook's test side (faults.py) and the static code rules (code_rules.py).
+
+Import it as ``support``: ``python_tests/`` is on ``sys.path`` under pytest (its
+conftest.py lives there), and child processes get it through :data:`PYTHONPATH`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+
+import sfllava_ext
+
+__all__ = ["DATA", "PACKAGE_ROOT", "PYTHONPATH", "REPO", "TESTS", "load_script"]
+
+#: the checkout (whose sources may be a copy of what is installed)
+REPO = Path(__file__).resolve().parents[2]
+TESTS = REPO / "python_tests"
+DATA = TESTS / "data"
+#: where the imported package lives, so that child interpreters import the very
+#: package under test (not the unbuilt sources of the checkout)
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(sfllava_ext.__file__)))
+#: PYTHONPATH for a child process: the package under test, then this support package
+PYTHONPATH = os.pathsep.join([PACKAGE_ROOT, str(TESTS)])
+
+
+def load_script(path: Path) -> ModuleType:
+    """A script of the repository (docs/make_api.py, a benchmark) as a module, without
+    putting its folder on ``sys.path``."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

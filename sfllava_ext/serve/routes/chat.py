@@ -1,0 +1,117 @@
+"""``POST /v1/chat/completions``: OpenAI's chat completions about one video, whole or
+streamed as server-sent events (:mod:`..sse`).
+
+A request's job runs on the model's worker (:mod:`..engine`): the session of the
+video's bytes (cached, or decoded and encoded now), the prompt tokenized once (its
+positions are the usage's ``prompt_tokens`` and are checked against the context), then
+the generation. ``finish_reason`` is ``stop`` when the answer ended at one of the
+model's stop tokens (:attr:`~sfllava_ext.llm.runtime.LanguageModel.stop_ids`: the EOS,
+Llama-3's ``<|eot_id|>``), ``length`` when it ran out of ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from .. import protocol, sse
+from ..context import Context, ServeContext
+from ..engine import submit_for, wait_for
+from ..errors import ApiError
+from ..guards import authorise, read_json
+from ..media import Video, resolve_video
+
+__all__ = ["DEFAULT_MAX_TOKENS", "router"]
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+DEFAULT_MAX_TOKENS = 256  # the published answer length
+
+
+@router.post("/v1/chat/completions")
+async def chat(request: Request, ctx: Context) -> Response:
+    authorise(request, ctx.config)
+    req = protocol.parse_chat(await read_json(request, ctx.config), ctx.config.model_id)
+    video = resolve_video(req.video_url, req.video_param, ctx.config, ctx.workdir)
+    max_tokens = req.max_tokens or DEFAULT_MAX_TOKENS
+    if req.stream:
+        return await _stream(ctx, req, video, max_tokens)
+    return await _whole(ctx, req, video, max_tokens)
+
+
+async def _whole(
+    ctx: ServeContext, req: protocol.ChatRequest, video: Video, max_tokens: int
+) -> Response:
+    queued = time.perf_counter()
+
+    def job() -> tuple[str, str, dict, float, float]:
+        started = time.perf_counter()
+        session = ctx.engine.session_for(video, req.video_param)
+        asked = session.tokenize(req.question)  # once: counted, checked, then run
+        ctx.engine.check_length(asked.positions, max_tokens)
+        ids = session.generate(asked, max_new_tokens=max_tokens, **req.generate_kwargs())
+        text = ctx.sf.llm.decode(ids)
+        finish = ctx.sf.llm.finish_reason(ids, max_tokens)
+        used = protocol.usage(asked.positions, len(ids))
+        return text, finish, used, started, time.perf_counter()
+
+    future = submit_for(ctx.engine, job, "chat", video)
+    text, finish, used, started, ended = await wait_for(future, video)
+    # OpenAI's header for the time spent on the request; ours also says how long it
+    # waited for the model
+    headers = {
+        "openai-processing-ms": f"{(ended - started) * 1e3:.1f}",
+        "x-queue-ms": f"{(started - queued) * 1e3:.1f}",
+    }
+    body = protocol.completion(protocol.completion_id(), ctx.config.model_id, text, finish, used)
+    return JSONResponse(body, headers=headers)
+
+
+async def _stream(
+    ctx: ServeContext, req: protocol.ChatRequest, video: Video, max_tokens: int
+) -> Response:
+    events = sse.EventQueue()
+    cancel = threading.Event()
+
+    def job() -> None:
+        if cancel.is_set():
+            return  # the client left while the job waited
+        try:
+            session = ctx.engine.session_for(video, req.video_param)
+            asked = session.tokenize(req.question)
+            ctx.engine.check_length(asked.positions, max_tokens)
+            events.put(sse.Started())
+            # generated on the worker's thread; the client's leaving sets `cancel`
+            ids = session.generate(
+                asked,
+                max_new_tokens=max_tokens,
+                on_text=lambda piece: events.put(sse.Piece(piece)),
+                stop=cancel,
+                **req.generate_kwargs(),
+            )
+            if cancel.is_set():
+                ctx.engine.count("cancelled")
+                return
+            finish = ctx.sf.llm.finish_reason(ids, max_tokens)
+            events.put(sse.Finished(finish, protocol.usage(asked.positions, len(ids))))
+        except ApiError as exc:
+            events.put(sse.Failed(exc))
+        except Exception as exc:  # reported to the client, the server goes on
+            logger.exception("stream failed")
+            events.put(sse.Failed(ApiError(500, f"internal error: {exc}")))
+
+    future = submit_for(ctx.engine, job, "chat", video)
+    future.add_done_callback(lambda f: video.discard())
+    first = await events.get()
+    if isinstance(first, sse.Failed):
+        raise first.error
+    body = sse.chat_events(
+        events, protocol.completion_id(), ctx.config.model_id, req.include_usage, cancel
+    )
+    return StreamingResponse(
+        body, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )

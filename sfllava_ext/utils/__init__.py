@@ -1,0 +1,2 @@
+"""Small helpers the stages share: per-stage timings (timing.py), the CPUs this process
+may use (cpus.py)."""
