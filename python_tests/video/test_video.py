@@ -522,6 +522,27 @@ def test_decode_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
             decode_threads()
     monkeypatch.delenv("SFLLAVA_DECODE_THREADS")
     assert 1 <= decode_threads() <= 16
+    # an argument comes first (what sfllava embed's decode workers are given)
+    monkeypatch.setenv("SFLLAVA_DECODE_THREADS", "two")
+    assert decode_threads(5) == 5
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads must be an int >= 1"):
+            decode_threads(bad)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_load_video_threads_argument(
+    videos: dict[str, str], threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``load_video(threads=)`` decodes on that many threads, whatever the environment
+    says, with the same frames; a bad count names the argument before any decoding."""
+    monkeypatch.setenv("SFLLAVA_DECODE_THREADS", "not a number")  # the argument wins
+    path = videos["64x48_long_gop12"]
+    clip = load_video(path, 20, backend="pyav", threads=threads)
+    assert np.array_equal(clip.frames.numpy(), reference_frames(path, clip.indices))
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="load_video: threads"):
+            load_video(path, 20, threads=bad)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
