@@ -1,9 +1,20 @@
-"""Shared helpers of the benchmarks: timing, the memory-bandwidth floor, the machine.
+"""What several benchmarks share, in one place. Import what you need from here; no
+benchmark imports another.
 
-The floor of a memory-bound op is the time to move its bytes at the machine's
-copy bandwidth: ``(bytes read + bytes written) / copy_bandwidth()``, where the
-bandwidth itself counts the bytes read plus the bytes written by
-``dst.copy_(src)`` on large preallocated buffers.
+- Measuring: timing (wall clock, CUDA events) and the memory-bandwidth floor. The
+  floor of a memory-bound op is the time to move its bytes at the machine's copy
+  bandwidth: ``(bytes read + bytes written) / copy_bandwidth()``, where the bandwidth
+  itself counts the bytes read plus the bytes written by ``dst.copy_(src)`` on large
+  preallocated buffers.
+- Recording: the machine, and each result's JSON file in benchmarks/results/ (written
+  with the command and the date that produced it, read back by report.py).
+- Presentation: the markdown helpers of the benchmarks' ``render`` (their section of
+  docs/benchmarks.md) and ``summary`` (their rows of README.md's table).
+- The published pipeline's pieces that several benchmarks time ours against, op for
+  op: the per-frame PIL resize + CLIP processor and the torch-ops slow/fast pooling.
+
+Nothing here imports torch (or another heavy module) until a function needs it, so
+that importing a benchmark, as report.py does to render its result, stays cheap.
 """
 
 from __future__ import annotations
@@ -15,26 +26,55 @@ import shlex
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 __all__ = [
+    "FAST",
+    "GRID",
+    "RESULTS",
+    "ROOT",
+    "SIZE",
+    "SLOW",
+    "SUMMARY_COLUMNS",
+    "clip_processor",
     "copy_bandwidth",
+    "load_result",
     "machine_info",
+    "machine_line",
+    "ms",
+    "provenance",
+    "published_normalize",
+    "published_pooling",
+    "short_machine",
+    "summary_row",
+    "table",
     "time_cuda",
     "time_median",
     "warm_memory",
     "write_json",
+    "x",
 ]
 
 
-def _sync(device: torch.device | str | None) -> None:
-    if device is not None and torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+# ---------------------------------------------------------------------------- measuring
+# Timing, on the CPU and on a GPU, and the copy bandwidth that the floors divide by.
+
+
+def _is_cuda(device: torch.device | str | None) -> bool:
+    """Whether ``device`` names a CUDA device (``None``: the CPU)."""
+    if device is None:
+        return False
+    import torch
+
+    return torch.device(device).type == "cuda"
 
 
 def time_median(
@@ -46,16 +86,14 @@ def time_median(
     """Runs ``fn`` ``warmup`` times, then ``repeats`` timed times. Returns
     milliseconds: ``{"median_ms", "min_ms", "times_ms"}``. On the CPU each call is
     timed with the wall clock; on a GPU with CUDA events (:func:`time_cuda`)."""
-    if device is not None and torch.device(device).type == "cuda":
+    if _is_cuda(device):
         return time_cuda(fn, repeats=repeats, warmup=warmup)
     for _ in range(warmup):
         fn()
-    _sync(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        _sync(device)
         times.append((time.perf_counter() - start) * 1e3)
     return {
         "median_ms": statistics.median(times),
@@ -72,6 +110,8 @@ def time_cuda(
     ``min_sample_ms`` (at most 1024), so that neither launch latency nor the host's
     timer dominates a sub-millisecond kernel. Returns ``{"median_ms", "min_ms",
     "times_ms", "inner"}``, per call."""
+    import torch
+
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -103,6 +143,8 @@ def warm_memory(nbytes: int = 4 << 30) -> None:
     backed lazily (this project's machines) the first touch of a page costs
     about 1.6 ms per MB, ten times a reused page: without this, whichever side
     of a comparison first grows the process pays it, and timings go bimodal."""
+    import torch
+
     buf = torch.ones(nbytes, dtype=torch.uint8)
     del buf
 
@@ -116,9 +158,11 @@ def copy_bandwidth(
     """Copy bandwidth of ``dst.copy_(src)`` on two preallocated ``nbytes``
     buffers (pages touched beforehand) with ``threads`` threads, counting the
     bytes read plus the bytes written. Returns ``{"bytes_per_s", "gb_per_s",
-    "median_ms", "min_ms", "nbytes", "threads"}``. The bandwidth is that of the
-    fastest of ``repeats`` copies: the machine's reachable bandwidth, which a
+    "median_ms", "min_ms", "nbytes", "threads", "device"}``. The bandwidth is that
+    of the fastest of ``repeats`` copies: the machine's reachable bandwidth, which a
     neighbour's burst on a shared host does not lower (the median does)."""
+    import torch
+
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -139,7 +183,15 @@ def copy_bandwidth(
     }
 
 
+# ---------------------------------------------------------------------------- recording
+# The machine a result ran on, and its JSON file (with the command and the date).
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
 def _cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what ``platform`` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -151,6 +203,8 @@ def _cpu_model() -> str:
 
 def machine_info() -> dict[str, Any]:
     """CPU model, logical cores, the threads torch uses, versions, GPU if any."""
+    import torch
+
     info: dict[str, Any] = {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
@@ -171,7 +225,7 @@ def machine_info() -> dict[str, Any]:
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     """Writes ``data`` (indented, keys in insertion order), with the command that
     produced it and the date, and returns the path."""
-    script = os.path.relpath(sys.argv[0], Path(__file__).resolve().parents[1])
+    script = os.path.relpath(sys.argv[0], ROOT)
     data = {
         "command": shlex.join(["python", script, *sys.argv[1:]]),
         "date": data.get("date") or time.strftime("%Y-%m-%d"),
@@ -181,3 +235,119 @@ def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def load_result(name: str, results: Path = RESULTS) -> dict[str, Any] | None:
+    """The committed result ``results/<name>.json``, or None where there is none."""
+    path = results / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# ------------------------------------------------------------------------- presentation
+# What the benchmarks' ``render`` and ``summary`` share (report.py joins their lines).
+
+#: the columns of README.md's summary table, one row per :func:`summary_row`
+SUMMARY_COLUMNS = ["what", "machine", "command", "ours", "reference", "ratio"]
+
+
+def ms(value: float) -> str:
+    """``value`` milliseconds as ``"12.3 ms"``."""
+    return f"{value:.1f} ms"
+
+
+def x(value: float) -> str:
+    """A ratio as ``"1.23x"``."""
+    return f"{value:.2f}x"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table's lines, then an empty line."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def machine_line(result: dict[str, Any]) -> str:
+    """The machine of a result in words: GPU (CPU, cores), torch, its threads."""
+    m = result["machine"]
+    cpu = f"{m['cpu']}, {m['cores']} cores"
+    if m.get("gpu"):
+        cpu = f"{m['gpu']} ({cpu})"
+    threads = f"{m['torch_threads']} torch thread" + "s" * (m["torch_threads"] != 1)
+    return f"{cpu}, torch {m['torch']}, {threads}"
+
+
+def short_machine(result: dict[str, Any]) -> str:
+    """The machine in a few words, for the summary table."""
+    m = result["machine"]
+    where = m.get("gpu") or m["cpu"]
+    threads = f"{m['torch_threads']} thread" + "s" * (m["torch_threads"] != 1)
+    return f"{where}, {m['cores']} cores, {threads}, torch {m['torch']}"
+
+
+def provenance(result: dict[str, Any]) -> list[str]:
+    """A section's first lines: the machine, the date and the command that produced it."""
+    date = str(result.get("date", ""))[:10]
+    return [f"Machine: {machine_line(result)}. Date: {date}.", "", f"    {result['command']}", ""]
+
+
+def summary_row(
+    result: dict[str, Any], what: str, ours: str, reference: str, ratio: str
+) -> list[str]:
+    """One row of the summary table (:data:`SUMMARY_COLUMNS`): the machine and the
+    command come from ``result``."""
+    return [what, short_machine(result), f"`{result['command']}`", ours, reference, ratio]
+
+
+# --------------------------------------------------------------- the published pipeline
+# Its pieces that several benchmarks time ours against, op for op: the per-frame PIL
+# resize + CLIP processor (bench_normalize_frames, bench_pipeline) and the torch-ops
+# slow/fast pooling (bench_slowfast_pool, bench_pipeline).
+
+#: the published frame size (height, width)
+SIZE = (336, 336)
+#: the published aggregation slowfast-slow_10frms_spatial_1d_max_pool-fast_4x4 on a
+#: 24 x 24 patch grid
+SLOW, GRID, FAST = 10, 24, (4, 4)
+
+
+def clip_processor() -> Any:
+    """The CLIP image processor (PIL) at the published size."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    return CLIPImageProcessorPil(
+        size={"shortest_edge": SIZE[0]}, crop_size={"height": SIZE[0], "width": SIZE[1]}
+    )
+
+
+def published_normalize(frames: np.ndarray, processor: Any) -> torch.Tensor:
+    """The published normalisation: per frame PIL ``Image.resize(SIZE, BICUBIC)`` and the
+    CLIP ``processor``, then ``torch.stack(...).half()``; returns (T, 3, 336, 336)."""
+    import torch
+    from PIL import Image
+
+    pixels = []
+    for frame in frames:
+        img = Image.fromarray(frame).resize(SIZE[::-1], Image.BICUBIC)
+        pixels.append(processor.preprocess(img, return_tensors="pt")["pixel_values"][0])
+    return torch.stack(pixels).half()
+
+
+def published_pooling(features: torch.Tensor) -> torch.Tensor:
+    """The published prepare_slowfast, op for op (rearrange, MaxPool1d,
+    AdaptiveAvgPool2d, cat); returns the slow tokens, then the fast ones."""
+    import torch
+    import torch.nn as nn
+    from einops import rearrange
+
+    t, n, d = features.shape
+    idx = torch.linspace(0, t, SLOW + 1).to(torch.int32).tolist()
+    idx.pop()
+    slow = rearrange(features[idx], "t n d -> t d n")
+    slow = nn.MaxPool1d(kernel_size=2, stride=2)(slow)
+    slow = rearrange(slow, "t d n -> t n d", t=SLOW).reshape(-1, d)
+    fast = rearrange(features, "t (n0 n1) d -> d t n0 n1", n0=GRID, n1=GRID)
+    fast = nn.AdaptiveAvgPool2d(FAST)(fast)
+    fast = rearrange(fast, "d t n0 n1 -> (t n0 n1) d")
+    return torch.cat((slow, fast), dim=0)

@@ -6,12 +6,12 @@ at the published indices (docs/method.md#sampling):
 
 * ``decord``: ``decord.VideoReader(path).get_batch(indices)`` with the reader's
   defaults (its automatic decoder threads), then ``.asnumpy()``;
-* ``load_video``: ``sfllava_ext.load_video(path, 50)`` (backend ``auto``), with
-  ``SFLLAVA_DECODE_THREADS`` = ``--threads``;
-* ``pooled``: the same into reused memory, ``load_video(path, 50, buffers=pool)`` then
+* ``load_video``: ``sfllava_ext.load_video(path, 50, threads=...)`` (backend ``auto``),
+  with ``--threads`` decoder threads;
+* ``pooled``: the same into reused memory, ``load_video(..., buffers=pool)`` then
   ``pool.release(clip)``;
 * ``planes``: pooled, keeping the frames as decoded YUV 4:2:0 planes,
-  ``load_video(path, 50, buffers=pool, yuv420=True)`` (what ``SlowFastLlava`` does for
+  ``load_video(..., buffers=pool, yuv420=True)`` (what ``SlowFastLlava`` does for
   paths on the CPU: ``normalize_frames`` converts their rows in cache).
 
 The four run alternately, ``--repeats`` times each; the table gives medians (ms), the
@@ -22,8 +22,9 @@ resident memory one load adds (psutil, sampled every millisecond). ``--memory`` 
 720p file ``--memory-loads`` times in this process and reports resident memory after
 each load (it must stay within 50 MB of the first load).
 
-The test videos are written with PyAV (libx264, python_tests/videos.py) into
-``--cache-dir`` on first use and reused afterwards; they are never committed.
+The test videos (``sfllava_ext.video.synthetic.write_synthetic_video``: libx264,
+yuv420p, deterministic) are written into ``--cache-dir`` on first use and reused
+afterwards; they are never committed.
 
     python benchmarks/bench_decode.py                 # table + JSON
     python benchmarks/bench_decode.py --memory        # + the 200-load memory run
@@ -36,7 +37,6 @@ import datetime as _dt
 import json
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -44,16 +44,20 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _common import (
+    RESULTS,
+    machine_info,
+    ms,
+    provenance,
+    summary_row,
+    table,
+    warm_memory,
+    write_json,
+    x,
+)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "python_tests"))  # videos.py: the test-video writer
-try:
-    import sfllava_ext  # noqa: F401  (the installed package)
-except ImportError:  # an in-place build of this checkout
-    sys.path.insert(0, ROOT)
-
-from _common import machine_info, warm_memory, write_json  # noqa: E402
-
+#: the committed result in benchmarks/results/, which report.py renders
+RESULT = "decode_cpu"
 RESOLUTIONS = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 GOPS = {"long GOP (keyint 250, x264 default)": None, "1 s GOP (keyint 30)": 30}
 NUM_FRAMES = 300
@@ -71,9 +75,7 @@ def parse_args() -> argparse.Namespace:
         default=os.path.join(tempfile.gettempdir(), "sfllava_bench_videos"),
         help="where the generated test videos are kept between runs",
     )
-    parser.add_argument(
-        "--out", default=os.path.join(ROOT, "benchmarks", "results", "decode_cpu.json")
-    )
+    parser.add_argument("--out", default=str(RESULTS / f"{RESULT}.json"), help="the JSON to write")
     parser.add_argument("--memory", action="store_true", help="also run the repeated-load test")
     parser.add_argument("--memory-loads", type=int, default=200)
     parser.add_argument("--skip-timing", action="store_true", help="only the --memory run")
@@ -81,8 +83,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def set_threads(threads: int) -> None:
-    """Two-core fairness: torch, OpenMP and our decoder all get ``threads``."""
-    os.environ["SFLLAVA_DECODE_THREADS"] = str(threads)
+    """Two-core fairness: torch and OpenMP get ``threads`` (our decoder gets them from
+    ``load_video(..., threads=)``)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
@@ -114,14 +116,18 @@ def machine() -> dict[str, Any]:
 
 
 def ensure_video(cache_dir: str, name: str, width: int, height: int, gop: int | None) -> str:
-    from videos import write_test_video
+    """The test video's path in ``cache_dir``, written there on first use."""
+    from sfllava_ext.video.synthetic import write_synthetic_video
 
     os.makedirs(cache_dir, exist_ok=True)
-    path = os.path.join(cache_dir, f"{name}_gop{gop or 250}_{NUM_FRAMES}f.mp4")
+    path = os.path.join(cache_dir, f"{name}_gop{gop or 250}_{NUM_FRAMES}f_synthetic.mp4")
     if not os.path.exists(path):
         print(f"writing {path} ...", flush=True)
         partial = path + ".partial.mp4"
-        write_test_video(partial, width, height, NUM_FRAMES, fps=FPS, gop=gop)
+        seconds = NUM_FRAMES / FPS
+        write_synthetic_video(
+            partial, width=width, height=height, seconds=seconds, fps=FPS, gop=gop
+        )
         os.replace(partial, path)
     return path
 
@@ -168,27 +174,28 @@ def load_decord(path: str, indices: list[int]) -> np.ndarray:
     return frames
 
 
-def load_ours(path: str) -> tuple[np.ndarray, list[int]]:
+def load_ours(path: str, threads: int) -> tuple[np.ndarray, list[int]]:
+    """``load_video`` with ``threads`` decoder threads: the frames and their indices."""
     from sfllava_ext.video import load_video
 
-    clip = load_video(path, WANTED)
+    clip = load_video(path, WANTED, threads=threads)
     return clip.frames.numpy(), clip.indices
 
 
-def load_ours_pooled(path: str, pool: Any) -> tuple[np.ndarray, list[int]]:
+def load_ours_pooled(path: str, pool: Any, threads: int) -> tuple[np.ndarray, list[int]]:
     """Into the pool's memory; the frames are valid until the next pooled load."""
     from sfllava_ext.video import load_video
 
-    clip = load_video(path, WANTED, buffers=pool)
+    clip = load_video(path, WANTED, buffers=pool, threads=threads)
     pool.release(clip)
     return clip.frames.numpy(), clip.indices
 
 
-def load_ours_planes(path: str, pool: Any) -> tuple[Any, list[int]]:
+def load_ours_planes(path: str, pool: Any, threads: int) -> tuple[Any, list[int]]:
     """YUV 4:2:0 planes into the pool's memory, valid until the next pooled load."""
     from sfllava_ext.video import load_video
 
-    clip = load_video(path, WANTED, buffers=pool, yuv420=True)
+    clip = load_video(path, WANTED, buffers=pool, yuv420=True, threads=threads)
     pool.release(clip)
     return clip.frames, clip.indices
 
@@ -208,18 +215,19 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     return wall, (cpu_seconds() - cpu) * 1000.0, result
 
 
-def bench_case(path: str, repeats: int) -> dict[str, Any]:
+def bench_case(path: str, repeats: int, threads: int) -> dict[str, Any]:
+    """One video: checks the four sides give the same frames, then times them in turn."""
     from sfllava_ext.video import FrameBuffers, sample_frame_indices
 
     indices = sample_frame_indices(NUM_FRAMES, WANTED)
     reference = load_decord(path, indices)  # warm-up and the frames to compare with
-    ours, our_indices = load_ours(path)
+    ours, our_indices = load_ours(path, threads)
     identical = our_indices == indices and np.array_equal(ours, reference)
     pool = FrameBuffers()
-    pooled, _ = load_ours_pooled(path, pool)
+    pooled, _ = load_ours_pooled(path, pool, threads)
     identical = identical and np.array_equal(pooled, reference)
     plane_pool = FrameBuffers()
-    planes, _ = load_ours_planes(path, plane_pool)
+    planes, _ = load_ours_planes(path, plane_pool, threads)
     identical = identical and np.array_equal(planes.to_rgb().numpy(), reference)
     del ours, pooled, planes
     decord_ms, ours_ms, pooled_ms, planes_ms, decord_cpu, ours_cpu = [], [], [], [], [], []
@@ -227,15 +235,15 @@ def bench_case(path: str, repeats: int) -> dict[str, Any]:
         wall, cpu, _ = timed(lambda: load_decord(path, indices))
         decord_ms.append(wall)
         decord_cpu.append(cpu)
-        wall, cpu, _ = timed(lambda: load_ours(path))
+        wall, cpu, _ = timed(lambda: load_ours(path, threads))
         ours_ms.append(wall)
         ours_cpu.append(cpu)
-        pooled_ms.append(timed(lambda: load_ours_pooled(path, pool))[0])
-        planes_ms.append(timed(lambda: load_ours_planes(path, plane_pool))[0])
+        pooled_ms.append(timed(lambda: load_ours_pooled(path, pool, threads))[0])
+        planes_ms.append(timed(lambda: load_ours_planes(path, plane_pool, threads))[0])
     with PeakRss() as rss_decord:
         load_decord(path, indices)
     with PeakRss() as rss_ours:
-        load_ours(path)
+        load_ours(path, threads)
     med = statistics.median
     return {
         "decord_ms": med(decord_ms),
@@ -260,7 +268,7 @@ def bench_case(path: str, repeats: int) -> dict[str, Any]:
     }
 
 
-def memory_run(path: str, loads: int) -> dict[str, Any]:
+def memory_run(path: str, loads: int, threads: int) -> dict[str, Any]:
     """RSS after each of ``loads`` loads of the same file in this process."""
     import psutil
     from tqdm import tqdm
@@ -270,7 +278,7 @@ def memory_run(path: str, loads: int) -> dict[str, Any]:
     process = psutil.Process()
     rss_mb = []
     for _ in tqdm(range(loads), desc="memory: repeated loads", unit="load"):
-        clip = load_video(path, WANTED)
+        clip = load_video(path, WANTED, threads=threads)
         del clip
         rss_mb.append(process.memory_info().rss / 2**20)
     first = rss_mb[0]
@@ -309,6 +317,71 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
+# ------------------------------------------------------------------ presentation
+# What report.py collects from this module: ``render``, its section of
+# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
+# go here too).
+
+
+def render(result: dict) -> list[str]:
+    """The section of docs/benchmarks.md (markdown lines, heading included)."""
+    out = ['<a id="decode"></a>', "## Video decoding: `load_video` against decord", ""]
+    out += provenance(result)
+    out += [
+        f"50 frames at the published indices of 10 s, 30 fps H.264 clips; {result['threads']} "
+        f"threads for both sides; medians of {result['repeats']} loads, the four sides "
+        "alternating load by load, guest memory warmed first. *Pooled*: `load_video` into a "
+        "`FrameBuffers` pool; *planes*: pooled with `yuv420=True` (what `SlowFastLlava` "
+        "does for paths on the CPU). *Identical*: the four sides give the same frames "
+        "(`to_rgb()` for the planes). CPU time is summed over threads; peak RSS is what "
+        "one load adds.",
+        "",
+    ]
+    rows = []
+    for c in result["cases"]:
+        gop = "long" if "250" in c["gop"] else "1 s"
+        rows.append(
+            [
+                c["resolution"],
+                gop,
+                ms(c["decord_ms"]),
+                f"{ms(c['load_video_ms'])} ({x(c['speedup'])})",
+                f"{ms(c['load_video_pooled_ms'])} ({x(c['speedup_pooled'])})",
+                f"{ms(c['load_video_planes_ms'])} ({x(c['speedup_planes'])})",
+                f"{c['decord_cpu_ms']:.0f} / {c['load_video_cpu_ms']:.0f} ms",
+                "yes" if c["identical"] else "**no**",
+                f"{c['peak_rss_added_mb_decord']:.0f} / {c['peak_rss_added_mb_load_video']:.0f} MB",
+            ]
+        )
+    header = ["video", "GOP", "decord", "load_video", "pooled", "planes", "CPU decord / ours"]
+    out += table([*header, "identical", "peak RSS decord / ours"], rows)
+    mem = result.get("memory")
+    if mem:
+        out += [
+            f"Memory over repeated loads: {mem['loads']} loads of {mem['file']} in one process "
+            f"took the resident memory from {mem['rss_first_mb']:.1f} MB after the first load "
+            f"to {mem['rss_last_mb']:.1f} MB after the last ({mem['rss_max_mb']:.1f} MB at "
+            f"most, +{mem['max_growth_over_first_mb']:.1f} MB).",
+            "",
+        ]
+    return out
+
+
+def summary(result: dict) -> list[list[str]]:
+    """README.md's summary row: 720p with the long GOP, planes into reused memory."""
+    c = next(c for c in result["cases"] if c["resolution"] == "720p" and "250" in c["gop"])
+    what = "decode 50 frames of 720p (long GOP) as planes into reused memory"
+    return [
+        summary_row(
+            result,
+            what,
+            ms(c["load_video_planes_ms"]),
+            f"decord {ms(c['decord_ms'])}",
+            x(c["speedup_planes"]),
+        )
+    ]
+
+
 def main() -> None:
     args = parse_args()
     warm_memory()
@@ -327,7 +400,7 @@ def main() -> None:
             for gop_name, gop in GOPS.items():
                 path = ensure_video(args.cache_dir, res, width, height, gop)
                 row = {"resolution": res, "gop": gop_name, "width": width, "height": height}
-                row.update(bench_case(path, args.repeats))
+                row.update(bench_case(path, args.repeats, args.threads))
                 result["cases"].append(row)
                 print(
                     f"{res} {gop_name}: decord {row['decord_ms']:.0f} ms, "
@@ -338,7 +411,7 @@ def main() -> None:
         print_table(result["cases"])
     if args.memory:
         path = ensure_video(args.cache_dir, "720p", *RESOLUTIONS["720p"], None)
-        result["memory"] = memory_run(path, args.memory_loads)
+        result["memory"] = memory_run(path, args.memory_loads, args.threads)
         m = result["memory"]
         print(
             f"\nmemory: {m['loads']} loads of {m['file']}: RSS first {m['rss_first_mb']} MB, "

@@ -29,34 +29,41 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
-import warnings
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from _common import copy_bandwidth, machine_info, time_median, write_json
+from _common import (
+    RESULTS,
+    SIZE,
+    clip_processor,
+    copy_bandwidth,
+    machine_info,
+    ms,
+    provenance,
+    published_normalize,
+    summary_row,
+    table,
+    time_median,
+    write_json,
+    x,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-try:
-    import sfllava_ext
-except ImportError:  # an in-place build of this checkout
-    sys.path.insert(0, str(ROOT))
-    import sfllava_ext
+if TYPE_CHECKING:
+    import torch
 
-from sfllava_ext.ops import CLIP_MEAN, CLIP_STD, yuv420_to_rgb  # noqa: E402
-from sfllava_ext.video.frames import Yuv420Frames  # noqa: E402
-from sfllava_ext.video.pyav.swscale import swscale_coeffs  # noqa: E402
+    from sfllava_ext.video.frames import Yuv420Frames
 
+#: the committed result in benchmarks/results/, which report.py renders
+RESULT = "normalize_frames_cpu"
 RESOLUTIONS = {"360p": (360, 640), "720p": (720, 1280), "1080p": (1080, 1920)}
-SIZE = (336, 336)
 
 
 def make_frames(t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     """Gradients plus noise, uint8 (T, H, W, 3): the resamplers' cost does not
     depend on content, but the parity check below should see every level."""
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
     yy = torch.arange(h).view(1, h, 1, 1).expand(1, h, w, 1)
     xx = torch.arange(w).view(1, 1, w, 1).expand(1, h, w, 1)
@@ -68,6 +75,11 @@ def make_frames(t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
 def make_planes(t: int, h: int, w: int, seed: int = 0) -> Yuv420Frames:
     """YUV 4:2:0 planes of gradients plus noise, BT.709 limited range (a decoder's
     usual output for HD video)."""
+    import torch
+
+    from sfllava_ext.video.frames import Yuv420Frames
+    from sfllava_ext.video.pyav.swscale import swscale_coeffs
+
     gen = torch.Generator().manual_seed(seed)
 
     def plane(rows: int, cols: int, lo: int, hi: int) -> torch.Tensor:
@@ -83,33 +95,118 @@ def make_planes(t: int, h: int, w: int, seed: int = 0) -> Yuv420Frames:
 
 
 def yuv_two_steps(planes: Yuv420Frames, rgb: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``yuv420_to_rgb`` per frame into ``rgb``, then ``normalize_frames`` into ``out``."""
+    import sfllava_ext
+    from sfllava_ext.ops import yuv420_to_rgb
+
     for t in range(len(planes)):
         yuv420_to_rgb(planes.y[t], planes.u[t], planes.v[t], planes.coeffs, out=rgb[t])
     return sfllava_ext.normalize_frames(rgb, out=out)
 
 
-def published_path(frames: np.ndarray, processor) -> torch.Tensor:
-    from PIL import Image
-
-    pixels = []
-    for frame in frames:
-        img = Image.fromarray(frame).resize(SIZE[::-1], Image.BICUBIC)
-        pixels.append(processor.preprocess(img, return_tensors="pt")["pixel_values"][0])
-    return torch.stack(pixels).half()
-
-
 def torch_path(frames: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Plain torch: bicubic antialiased ``interpolate``, then the normalisation."""
+    import torch.nn.functional as F
+
     y = F.interpolate(frames.permute(0, 3, 1, 2), size=SIZE, mode="bicubic", antialias=True)
     return ((y.float() / 255 - mean) / std).half()
 
 
-def clip_processor():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-    return CLIPImageProcessorPil(
-        size={"shortest_edge": SIZE[0]}, crop_size={"height": SIZE[0], "width": SIZE[1]}
+# ------------------------------------------------------------------ presentation
+# What report.py collects from this module: ``render``, its section of
+# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
+# go here too).
+
+
+def render(result: dict) -> list[str]:
+    """The section of docs/benchmarks.md (markdown lines, heading included)."""
+    bw = result["copy_bandwidth"]["gb_per_s"]
+    out = [
+        '<a id="normalize-frames"></a>',
+        "## Frame normalisation: `normalize_frames`",
+        "",
+        *provenance(result),
+        f"{result['frames']} uint8 frames to ({result['frames']}, 3, 336, 336) "
+        f"{result['dtype']}; medians. "
+        "*Published*: PIL `Image.resize` + the CLIP processor per frame. *Plain torch*: "
+        "`F.interpolate(bicubic, antialias=True)` then the normalisation (not Pillow's "
+        "arithmetic). *Floor*: bytes read and written at the copy bandwidth measured in the "
+        f"same run ({bw:.1f} GB/s, read + write). Ratios use the `out=` call.",
+        "",
+    ]
+    rows = []
+    for name, r in result["results"].items():
+        best = min(r["ours"]["median_ms"], r["ours_out"]["median_ms"])
+        published = r.get("published", {}).get("median_ms")  # CPU only
+        rows.append(
+            [
+                name,
+                ms(published) if published else "-",
+                ms(r["torch"]["median_ms"]),
+                ms(r["ours"]["median_ms"]),
+                ms(r["ours_out"]["median_ms"]),
+                ms(r["floor_ms"]),
+                x(published / best) if published else "-",
+                x(r["torch"]["median_ms"] / best),
+                x(best / r["floor_ms"]),
+                f"{r['max_abs_diff_vs_published_fp16']:g}" if published else "-",
+            ]
+        )
+    out += table(
+        [
+            "input",
+            "published",
+            "plain torch",
+            "ours",
+            "ours `out=`",
+            "floor",
+            "vs published",
+            "vs torch",
+            "ours / floor",
+            "max diff vs published",
+        ],
+        rows,
     )
+    out += [
+        "From YUV 4:2:0 planes of the same frames: *two steps* is `yuv420_to_rgb` per frame "
+        "then `normalize_frames(out=)`; *fused* is `normalize_frames(Yuv420Frames, out=)`, "
+        "whose bytes the run checks against the two steps'.",
+        "",
+    ]
+    rows = []
+    for name, r in result["results"].items():
+        if "yuv_fused" not in r:
+            continue
+        rows.append(
+            [
+                name,
+                ms(r["yuv_two_steps"]["median_ms"]),
+                ms(r["yuv_fused"]["median_ms"]),
+                ms(r["floor_yuv_ms"]),
+                x(r["yuv_two_steps"]["median_ms"] / r["yuv_fused"]["median_ms"]),
+                x(r["yuv_fused"]["median_ms"] / r["floor_yuv_ms"]),
+                "yes" if r["yuv_fused_equals_two_steps"] else "**no**",
+            ]
+        )
+    header = ["input", "two steps", "fused", "floor", "two steps / fused", "fused / floor"]
+    out += table([*header, "identical"], rows)
+    return out
+
+
+def summary(result: dict) -> list[list[str]]:
+    """README.md's summary row: 720p, ours (the faster call) against the published."""
+    r = result["results"]["720p"]
+    best = min(r["ours"]["median_ms"], r["ours_out"]["median_ms"])
+    what = "normalise 50 frames, 720p to 336 x 336 fp16"
+    return [
+        summary_row(
+            result,
+            what,
+            ms(best),
+            f"PIL + CLIP processor {ms(r['published']['median_ms'])}",
+            x(r["published"]["median_ms"] / best),
+        )
+    ]
 
 
 def main() -> None:
@@ -121,6 +218,11 @@ def main() -> None:
     parser.add_argument("--published-repeats", type=int, default=3)
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
+    import torch
+
+    import sfllava_ext
+    from sfllava_ext.ops import CLIP_MEAN, CLIP_STD
+
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
 
@@ -150,7 +252,7 @@ def main() -> None:
             row[key] = time_median(fn, repeats=args.repeats, warmup=2, device=device)
         if processor is not None:
             row["published"] = time_median(
-                partial(published_path, host.numpy(), processor),
+                partial(published_normalize, host.numpy(), processor),
                 repeats=args.published_repeats,
                 warmup=1,
             )
@@ -160,7 +262,7 @@ def main() -> None:
         # parity of what was timed: ours vs the published path and vs plain torch
         ours = sfllava_ext.normalize_frames(frames).float().cpu()
         if processor is not None:
-            ref = published_path(host[:5].numpy(), processor).float()
+            ref = published_normalize(host[:5].numpy(), processor).float()
             row["max_abs_diff_vs_published_fp16"] = (ours[:5] - ref).abs().max().item()
         row["max_abs_diff_vs_torch_fp16"] = (
             (ours - torch_path(frames, mean, std).float().cpu()).abs().max().item()
@@ -226,7 +328,7 @@ def main() -> None:
             row["ratios"]["floor_fraction_of_copy_bandwidth"] >= 0.5 for row in results.values()
         )
         print("targets:", targets)
-    output = args.output or ROOT / "benchmarks" / "results" / f"normalize_frames_{device.type}.json"
+    output = args.output or RESULTS / f"normalize_frames_{device.type}.json"
     path = write_json(
         output,
         {

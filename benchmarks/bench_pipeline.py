@@ -28,42 +28,53 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from _common import (
+    RESULTS,
+    clip_processor,
+    machine_info,
+    ms,
+    provenance,
+    published_normalize,
+    published_pooling,
+    summary_row,
+    table,
+    warm_memory,
+    write_json,
+    x,
+)
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_info, warm_memory, write_json  # noqa: E402
-from bench_normalize_frames import clip_processor, published_path  # noqa: E402
-from bench_slowfast_pool import published as published_pooling  # noqa: E402
+if TYPE_CHECKING:
+    from sfllava_ext import SlowFastLlava
+    from sfllava_ext.utils.timing import StageTimer
 
-from sfllava_ext import SlowFastLlava, sample_frame_indices  # noqa: E402
-from sfllava_ext.llm.generation import FirstTokenClock  # noqa: E402
-from sfllava_ext.llm.prompts import PROMPTS, build_prompt  # noqa: E402
-from sfllava_ext.models.demo import demo_model, demo_tokenizer  # noqa: E402
-from sfllava_ext.utils.timing import StageTimer  # noqa: E402
-from sfllava_ext.video.pyav import planning, sinks, workers  # noqa: E402
-from sfllava_ext.video.synthetic import write_synthetic_video  # noqa: E402
-
+#: the committed result in benchmarks/results/, which report.py renders
+RESULT = "pipeline_cpu"
 QUESTION = "What is moving across the screen?"
 NON_MODEL = ("decode", "normalise", "pooling", "assembly")
 MODEL = ("vision tower", "projector", "prefill", "generation")
+# ``answer`` decodes with load_video's default threads: this sizes them (one_thread_stages)
 DECODE_THREADS_ENV = "SFLLAVA_DECODE_THREADS"
 
 
 def reference_answer(path, model, tokenizer, processor, max_new_tokens, timer: StageTimer) -> str:
-    """The published pipeline, stage by stage."""
+    """The published pipeline, stage by stage: returns its answer."""
     import decord
+    import torch
+
+    from sfllava_ext import sample_frame_indices
+    from sfllava_ext.llm.generation import FirstTokenClock
+    from sfllava_ext.llm.prompts import PROMPTS, build_prompt
 
     with timer("decode"):
         reader = decord.VideoReader(path)
         frames = reader.get_batch(sample_frame_indices(len(reader), 50)).asnumpy()
         del reader
     with timer("normalise"):
-        pixels = published_path(frames, processor).to(model.dtype)
+        pixels = published_normalize(frames, processor).to(model.dtype)
     with torch.inference_mode():
         with timer("vision tower"):
             hidden = model.model.vision_tower(pixels, output_hidden_states=True).hidden_states[-2]
@@ -113,6 +124,8 @@ def one_thread_stages(model: SlowFastLlava, path: str, max_new_tokens: int, repe
     """The best (smallest) ms per stage over ``repeats`` runs of ``answer`` with one
     decoder thread and one torch thread: the work of each stage with no parallel
     overhead, as little disturbed by the rest of the machine as observed."""
+    import torch
+
     saved_threads, saved_env = torch.get_num_threads(), os.environ.get(DECODE_THREADS_ENV)
     torch.set_num_threads(1)
     os.environ[DECODE_THREADS_ENV] = "1"
@@ -136,6 +149,8 @@ def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[
     faster of the two; ``load_video_picks`` what load_video uses. Each run decodes
     from an already open container, as load_video's first worker (which gets this
     chunk) does with the container the plan indexed with."""
+    from sfllava_ext.video.pyav import planning, sinks, workers
+
     plan = planning.plan_decode(path, num_frames)
     plan.close()
     chunk = max(plan.chunks, key=lambda c: c.cost)
@@ -171,6 +186,8 @@ def decode_keeping_no_frame(path: str, num_frames: int, threads: int) -> float:
     frames dropped instead of kept (as RGB or as planes): what decoding would cost if
     keeping the frames (and normalising them afterwards) cost nothing. For files whose
     timestamps give the frame order (load_video's chunked decode), as the clip here."""
+    from sfllava_ext.video.pyav import planning, sinks, workers
+
     start = time.perf_counter()
     plan = planning.plan_decode(path, num_frames)
     assert plan.chunks, "decode_keeping_no_frame measures the chunked decode only"
@@ -207,6 +224,133 @@ def floors(one_thread: dict[str, float], gop: dict[str, Any], threads: int) -> d
     }
 
 
+# ------------------------------------------------------------------ presentation
+# What report.py collects from this module: ``render``, its section of
+# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
+# go here too).
+
+#: the rows of the per-stage table: (key in the result, label)
+STAGES = [
+    ("decode", "decode"),
+    ("normalise", "normalise"),
+    ("pooling", "pooling"),
+    ("assembly", "tokenize, assemble inputs, Python"),
+    ("everything but the model", "**everything but the model**"),
+    ("vision tower", "vision tower (ours skips the last layer)"),
+    ("projector", "projector"),
+    ("prefill", "prefill"),
+    ("generation", "generation"),
+    ("time to first token", "time to first token"),
+    ("end to end", "**end to end**"),
+]
+
+
+def render(result: dict) -> list[str]:
+    """The section of docs/benchmarks.md (markdown lines, heading included)."""
+    ref, ours = result["reference_ms"], result["ours_ms"]
+    rounds = result["non_model_speedup_per_round"]
+    targets = result["targets"]
+    out = [
+        '<a id="pipeline"></a>',
+        "## The whole pipeline: `SlowFastLlava.answer` against the published pipeline",
+        "",
+        *provenance(result),
+        f"Model: {result['model']}. Clip: {result['clip']}. {result['max_new_tokens']} new "
+        f"tokens, {result['threads']} threads. *Reference*: decord `get_batch`, PIL + CLIP "
+        "processor per frame, the tower with every hidden state, the torch-ops pooling, "
+        "`torch.cat`, the same `generate`. The two alternate round by round; medians of "
+        f"{len(rounds)} rounds after a warm-up. Same answer on both sides: "
+        f"{'yes' if result['same_answer'] else '**no**'}. Targets: everything but the model "
+        f"5x faster ({'met' if targets['non_model_5x'] else 'not met'}), end to end "
+        f"1.5x ({'met' if targets['end_to_end_1.5x'] else 'not met'}).",
+        "",
+    ]
+    rows = [
+        [label, ms(ref[key]), ms(ours[key]), x(ref[key] / ours[key])]
+        for key, label in STAGES
+        if key in ref and key in ours and ours[key] > 0
+    ]
+    out += table(["stage", "reference", "ours", "speed-up"], rows)
+    per_round = result["non_model_ms_per_round"]
+    out += [
+        "Everything but the model, round by round: speed-up "
+        f"{min(rounds):.2f}x to {max(rounds):.2f}x ({sum(r >= 5 for r in rounds)} of "
+        f"{len(rounds)} rounds at 5x or more); ours {min(per_round['ours']):.0f}-"
+        f"{max(per_round['ours']):.0f} ms, the reference {min(per_round['reference']):.0f}-"
+        f"{max(per_round['reference']):.0f} ms.",
+        "",
+    ]
+    gop, floor, bound = result["longest_gop"], result["floor_ms"], result["decode_bound_ms"]
+    one = result["one_thread_ms"]
+    best_ref = min(per_round["reference"])
+    median_ref = ref["everything but the model"]
+
+    def bound_row(label: str, value: float) -> list[str]:
+        return [label, ms(value), x(median_ref / value), x(best_ref / value)]
+
+    split = gop["split"]
+    rows = [
+        [
+            "our non-model stages on one thread ("
+            + ", ".join(f"{k} {one[k]:.1f}" for k in ("decode", "normalise", "pooling", "assembly"))
+            + ")",
+            ms(floor["one_thread_work"]),
+            "",
+            "",
+        ],
+        bound_row("that work split perfectly over the cores", floor["perfect_split"]),
+        bound_row(
+            f"the longest GOP ({gop['packets']} packets) on FFmpeg's {split} "
+            f"({gop[split]['wall_ms']:.1f} ms wall, {gop[split]['cpu_ms']:.1f} ms CPU), "
+            "the rest in its idle time",
+            floor["threaded_gop"],
+        ),
+        bound_row(
+            "the decode keeping no frame, with keeping and normalising free",
+            bound["if_keeping_and_normalising_were_free"],
+        ),
+        bound_row(
+            "the same, with keeping and normalising split over the cores after decoding",
+            bound["with_both_after_decoding"],
+        ),
+    ]
+    out += [
+        "How far the work outside the model can go on this machine, measured in the same "
+        "run (best rounds); *at most* is the speed-up each bound allows against the "
+        "reference's median and its fastest round:",
+        "",
+    ]
+    out += table(["bound", "ms", "at most (median)", "at most (fastest)"], rows)
+    layouts = [k for k in ("one thread", "frame threads", "slice threads") if k in gop]
+    out += [
+        f"The longest GOP alone ({gop['packets']} packets, {gop['wanted']} wanted, "
+        f"{gop['slices_per_picture']} slices per picture; `load_video` picks "
+        f"{gop['load_video_picks']} threads): "
+        + "; ".join(
+            f"{k} {gop[k]['wall_ms']:.1f} ms wall / {gop[k]['cpu_ms']:.1f} ms CPU" for k in layouts
+        )
+        + ".",
+        "",
+    ]
+    return out
+
+
+def summary(result: dict) -> list[list[str]]:
+    """README.md's summary row: outside the model and end to end, against the published."""
+    ref, ours = result["reference_ms"], result["ours_ms"]
+    key, e2e = "everything but the model", "end to end"
+    what = "`answer` on the demo model, 720p clip: outside the model / end to end"
+    return [
+        summary_row(
+            result,
+            what,
+            f"{ms(ours[key])} / {ms(ours[e2e])}",
+            f"published pipeline {ms(ref[key])} / {ms(ref[e2e])}",
+            f"{x(ref[key] / ours[key])} / {x(ref[e2e] / ours[e2e])}",
+        )
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -216,6 +360,13 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    import torch
+
+    from sfllava_ext import SlowFastLlava
+    from sfllava_ext.models.demo import demo_model, demo_tokenizer
+    from sfllava_ext.utils.timing import StageTimer
+    from sfllava_ext.video.synthetic import write_synthetic_video
+
     torch.set_num_threads(args.threads)
     warm_memory()
 
@@ -352,8 +503,7 @@ def main() -> None:
     result["longest_gop"] = gop
     result["floor_ms"] = bound
     result["decode_bound_ms"] = after
-    results = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-    out = args.json or os.path.join(results, "pipeline_cpu.json")
+    out = args.json or str(RESULTS / f"{RESULT}.json")
     write_json(out, result)
     print("wrote", out)
 

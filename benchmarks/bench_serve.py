@@ -35,16 +35,10 @@ import sys
 import tempfile
 import time
 
-import httpx
-import torch
+from _common import RESULTS, machine_info, ms, provenance, summary_row, table, write_json
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_info, write_json  # noqa: E402
-
-from sfllava_ext import SlowFastLlava  # noqa: E402
-from sfllava_ext.models.demo import demo_model, demo_tokenizer  # noqa: E402
-from sfllava_ext.video.synthetic import write_synthetic_video  # noqa: E402
-
+#: the committed result in benchmarks/results/, which report.py renders
+RESULT = "serve_cpu"
 QUESTIONS = [
     "What is moving across the screen?",
     "Which colour does the square have?",
@@ -65,11 +59,13 @@ def distinct_copy(src: str, dst: str, tag: int) -> str:
 
 
 def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def summary(latencies_ms: list[float], wall_s: float) -> dict[str, float]:
+def latency_summary(latencies_ms: list[float], wall_s: float) -> dict[str, float]:
+    """Requests, p50 and p99 latency (ms) and throughput (requests/s) of one run."""
     return {
         "requests": len(latencies_ms),
         "p50_ms": statistics.median(latencies_ms),
@@ -79,6 +75,7 @@ def summary(latencies_ms: list[float], wall_s: float) -> dict[str, float]:
 
 
 def body(path: str, question: str, max_tokens: int) -> dict:
+    """The chat-completion request of one question about one video."""
     parts = [
         {"type": "video_url", "video_url": {"url": f"file://{path}"}},
         {"type": "text", "text": question},
@@ -88,7 +85,10 @@ def body(path: str, question: str, max_tokens: int) -> dict:
 
 async def run_clients(base: str, jobs: list[tuple[str, str]], clients: int, max_tokens: int):
     """``jobs`` (path, question) spread over ``clients`` concurrent clients: the answers
-    in job order, each request's latency (ms), and the wall time (s)."""
+    in job order, each request's latency (ms), the wall time (s), and each request's
+    ``openai-processing-ms``."""
+    import httpx
+
     answers: list[str | None] = [None] * len(jobs)
     latencies: list[float] = [0.0] * len(jobs)
     processing: list[float] = [0.0] * len(jobs)
@@ -109,6 +109,7 @@ async def run_clients(base: str, jobs: list[tuple[str, str]], clients: int, max_
 
 
 def in_process(call, jobs: list[tuple[str, str]]) -> tuple[list[str], list[float], float]:
+    """``call(path, question)`` for each job in turn: the answers, latencies (ms), wall (s)."""
     answers, latencies = [], []
     start = time.perf_counter()
     for job in jobs:
@@ -119,8 +120,10 @@ def in_process(call, jobs: list[tuple[str, str]]) -> tuple[list[str], list[float
 
 
 def start_server(media: str, port: int, threads: int) -> subprocess.Popen:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": root}
+    """``sfllava serve --demo`` on ``port``, once it answers ``/health``."""
+    import httpx
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     argv = [sys.executable, "-m", "sfllava_ext.cli", "serve", "--demo", "--port", str(port)]
     argv += ["--media-dir", media, "--dtype", "bfloat16", "--log-level", "warning"]
     proc = subprocess.Popen(argv, env=env, cwd=media)  # not the checkout: the package
@@ -137,6 +140,72 @@ def start_server(media: str, port: int, threads: int) -> subprocess.Popen:
         time.sleep(0.5)
 
 
+# ------------------------------------------------------------------ presentation
+# What report.py collects from this module: ``render``, its section of
+# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
+# go here too).
+
+
+def render(result: dict) -> list[str]:
+    """The section of docs/benchmarks.md (markdown lines, heading included)."""
+    targets = result["targets"]
+    out = [
+        '<a id="serve"></a>',
+        "## The service: `sfllava serve` against an in-process loop",
+        "",
+        *provenance(result),
+        f"Model: {result['model']}. Clips: {result['clip']}, sent as `file://` URLs. "
+        f"{result['max_tokens']} new tokens, greedy, async `httpx` clients. *Fresh*: a video "
+        "the server has not seen (distinct bytes, same frames); *follow-up*: another "
+        "question about a video whose session the server holds. The in-process loop runs "
+        "the same requests one after the other (`SlowFastLlava.answer`, "
+        "`VideoSession.answer`). *Model*: the server's own time on the request "
+        "(`openai-processing-ms`); the rest of the service's latency is HTTP and waiting "
+        "for the one worker. Both gave the same answers. Targets: at most 15 ms added at "
+        "p50 to a follow-up ("
+        f"{'met' if targets['follow_up_adds_at_most_15ms_p50'] else 'not met'}), at "
+        "most 10% to a fresh video at one client ("
+        f"{'met' if targets['fresh_adds_at_most_10pct_at_one_client'] else 'not met'}).",
+        "",
+    ]
+    rows = []
+    for clients, level in result["levels"].items():
+        for kind, r in level.items():
+            sv, ip = r["service"], r["in_process"]
+            rows.append(
+                [
+                    clients,
+                    kind.replace("_", "-"),
+                    f"{ms(sv['p50_ms'])} / {ms(sv['p99_ms'])}",
+                    f"{sv['throughput_rps']:.2f}",
+                    f"{ms(ip['p50_ms'])} / {ms(ip['p99_ms'])}",
+                    f"{ip['throughput_rps']:.2f}",
+                    f"{r['added_p50_ms']:+.1f} ms ({r['added_p50_fraction']:+.0%})",
+                    ms(r["service_processing_p50_ms"]),
+                ]
+            )
+    header = ["clients", "request", "service p50 / p99", "req/s", "in-process p50 / p99"]
+    out += table([*header, "req/s", "added at p50", "model p50"], rows)
+    return out
+
+
+def summary(result: dict) -> list[list[str]]:
+    """README.md's summary row: one client, a cached follow-up and a fresh video."""
+    one = result["levels"]["1"]
+    follow, fresh = one["follow_up"], one["fresh"]
+    what = "`sfllava serve` at one client: a cached follow-up / a fresh video (demo, 720p)"
+    return [
+        summary_row(
+            result,
+            what,
+            f"{ms(follow['service']['p50_ms'])} / {ms(fresh['service']['p50_ms'])}",
+            f"in-process {ms(follow['in_process']['p50_ms'])} / "
+            f"{ms(fresh['in_process']['p50_ms'])}",
+            f"{follow['added_p50_ms']:+.1f} ms / {fresh['added_p50_fraction']:+.0%}",
+        )
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -147,6 +216,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    import torch
+
+    from sfllava_ext import SlowFastLlava
+    from sfllava_ext.models.demo import demo_model, demo_tokenizer
+    from sfllava_ext.video.synthetic import write_synthetic_video
+
     torch.set_num_threads(args.threads)
     tokenizer = demo_tokenizer()
     sf = SlowFastLlava(demo_model(tokenizer, dtype=torch.bfloat16), tokenizer)
@@ -188,8 +263,8 @@ def main() -> None:
                     served = asyncio.run(run_clients(base, jobs, clients, n))
                     assert served[0] == local[0], f"{kind}: the service's answers differ"
                     row[kind] = {
-                        "service": summary(served[1], served[2]),
-                        "in_process": summary(local[1], local[2]),
+                        "service": latency_summary(served[1], served[2]),
+                        "in_process": latency_summary(local[1], local[2]),
                         # the model's own time in the server: the rest is HTTP and queueing
                         "service_processing_p50_ms": statistics.median(served[3]),
                     }
@@ -231,9 +306,7 @@ def main() -> None:
         "levels": levels,
         "targets": targets,
     }
-    path = args.json or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "results", "serve_cpu.json"
-    )
+    path = args.json or str(RESULTS / f"{RESULT}.json")
     write_json(path, result)
     print("wrote", path)
 

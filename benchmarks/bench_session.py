@@ -24,16 +24,25 @@ import statistics
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
-import torch
+from _common import (
+    RESULTS,
+    machine_info,
+    ms,
+    provenance,
+    summary_row,
+    table,
+    warm_memory,
+    write_json,
+    x,
+)
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_info, warm_memory, write_json  # noqa: E402
+if TYPE_CHECKING:
+    from sfllava_ext import SlowFastLlava
 
-from sfllava_ext import SlowFastLlava  # noqa: E402
-from sfllava_ext.models.demo import demo_model, demo_tokenizer  # noqa: E402
-from sfllava_ext.video.synthetic import write_synthetic_video  # noqa: E402
-
+#: the committed result in benchmarks/results/, which report.py renders
+RESULT = "session_cpu"
 QUESTIONS = [
     "What is moving across the screen?",
     "Which colour does the square have?",
@@ -56,6 +65,75 @@ def timed(call, model: SlowFastLlava) -> tuple[str, float]:
     return answer, (total - model.last_timings.seconds.get("generation", 0.0)) * 1e3
 
 
+# ------------------------------------------------------------------ presentation
+# What report.py collects from this module: ``render``, its section of
+# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
+# go here too).
+
+
+def render(result: dict) -> list[str]:
+    """The section of docs/benchmarks.md (markdown lines, heading included)."""
+    mem = result["memory"]
+    out = [
+        '<a id="session"></a>',
+        "## Sessions: a follow-up question against a fresh `answer`",
+        "",
+        *provenance(result),
+        f"Model: {result['model']}. Clip: {result['clip']}. {result['max_new_tokens']} new "
+        "tokens. Each round asks a question no earlier round asked, fresh "
+        "(`SlowFastLlava.answer`: decode, encode, the whole prefill) and then through a "
+        "session made once before the rounds. Time to first token: end to end less the "
+        "generation after the first token. Both sides gave the same answers. Target: the "
+        "follow-up 20x lower "
+        f"({'met' if result['targets']['follow_up_20x'] else 'not met'}).",
+        "",
+    ]
+    rows = [
+        [
+            r["question"],
+            ms(r["fresh_ttft_ms"]),
+            ms(r["session_ttft_ms"]),
+            x(r["ratio"]),
+            f"{r['prefilled_positions']} of {r['prompt_positions']}",
+        ]
+        for r in result["rounds"]
+    ]
+    med = result["median_ms"]
+    rows.append(
+        ["**median**", ms(med["fresh_ttft_ms"]), ms(med["session_ttft_ms"]), x(result["ratio"]), ""]
+    )
+    out += table(["question", "fresh", "session", "ratio", "positions prefilled"], rows)
+    out += [
+        f"Making the session took {result['session_made_ms']:.0f} ms and its first question, "
+        f"which builds the prompt's cached prefix, {result['first_question_ms']:.0f} ms.",
+        "",
+        f"Memory: {mem['visual_tokens']} visual tokens; the session holds "
+        f"{mem['tokens_bytes'] / 2**20:.2f} MiB of tokens and {mem['prefix_bytes'] / 2**20:.2f} "
+        f"MiB of cached keys and values, {mem['per_visual_token_bytes'] / 1024:.1f} KiB per "
+        "visual token. For LLaVA-NeXT-7B (32 layers, 32 KV heads of 128, fp16), by "
+        f"arithmetic: {mem['7b_per_visual_token_bytes'] / 1024:.0f} KiB per visual token, "
+        f"{mem['7b_session_bytes_one_template'] / 2**30:.2f} GiB for one template's prefix "
+        "and the tokens; a running question adds a copy of the prefix.",
+        "",
+    ]
+    return out
+
+
+def summary(result: dict) -> list[list[str]]:
+    """README.md's summary row: the follow-up's time to first token against a fresh one."""
+    med = result["median_ms"]
+    what = "time to first token of a follow-up question in a session (demo model, 720p)"
+    return [
+        summary_row(
+            result,
+            what,
+            ms(med["session_ttft_ms"]),
+            f"fresh `answer` {ms(med['fresh_ttft_ms'])}",
+            x(result["ratio"]),
+        )
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -67,6 +145,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds + 1 > len(QUESTIONS):
         sys.exit(f"bench_session: at most {len(QUESTIONS) - 1} rounds (one question each)")
+    import torch
+
+    from sfllava_ext import SlowFastLlava
+    from sfllava_ext.models.demo import demo_model, demo_tokenizer
+    from sfllava_ext.video.synthetic import write_synthetic_video
+
     torch.set_num_threads(args.threads)
     warm_memory()
     tokenizer = demo_tokenizer()
@@ -158,9 +242,7 @@ def main() -> None:
         "targets": {"follow_up_20x": ratio >= 20},
         "memory": memory,
     }
-    path = args.json or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "results", "session_cpu.json"
-    )
+    path = args.json or str(RESULTS / f"{RESULT}.json")
     write_json(path, result)
     print("wrote", path)
 

@@ -10,40 +10,46 @@ single-threaded (it runs on the decode workers).
   floor    (planes read + RGB written) / copy bandwidth (1 thread, read + write).
 Every path is checked to give swscale's bytes first.
 
-    python benchmarks/bench_yuv_to_rgb.py
+    python benchmarks/bench_yuv_to_rgb.py [--out PATH]
 
-Prints a table and writes benchmarks/results/yuv_to_rgb_cpu.json.
+Prints a table and writes benchmarks/results/yuv_to_rgb_cpu.json (or ``--out``).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
-import sys
 from functools import partial
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
-import torch
-from _common import copy_bandwidth, machine_info, time_median, warm_memory, write_json
-from av.video.reformatter import VideoReformatter
+from _common import (
+    RESULTS,
+    copy_bandwidth,
+    machine_info,
+    ms,
+    provenance,
+    summary_row,
+    table,
+    time_median,
+    warm_memory,
+    write_json,
+    x,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-try:
-    import sfllava_ext
-except ImportError:  # an in-place build of this checkout
-    sys.path.insert(0, str(ROOT))
-    import sfllava_ext
+if TYPE_CHECKING:
+    import torch
 
-from sfllava_ext.ops import yuv420_to_rgb  # noqa: E402
-from sfllava_ext.video.pyav.swscale import frame_planes, native_coeffs  # noqa: E402
-
+#: the committed result in benchmarks/results/, which report.py renders
+RESULT = "yuv_to_rgb_cpu"
 RESOLUTIONS = {"360p": (360, 640), "720p": (720, 1280), "1080p": (1080, 1920)}
 FRAMES = 50
 
 
 def make_frames(h: int, w: int) -> list:
     """Decoder-like yuv420p frames (padded line sizes) of random bytes."""
+    import av
+
     rng = np.random.default_rng(h)
     frames = []
     for _ in range(FRAMES):
@@ -56,6 +62,10 @@ def make_frames(h: int, w: int) -> list:
 
 def torch_reference(frame, coeffs, out: torch.Tensor) -> None:
     """The arithmetic of csrc/common/yuv_to_rgb.h in plain torch ops."""
+    import torch
+
+    from sfllava_ext.video.pyav.swscale import frame_planes
+
     cy, y_offset, cub, cug, cvg, cvr = coeffs
     y, u, v = (p.to(torch.int32) for p in frame_planes(frame))
     h, w = y.shape
@@ -74,6 +84,7 @@ def torch_reference(frame, coeffs, out: torch.Tensor) -> None:
 
 
 def run_swscale(reformatter, frames, clip: np.ndarray) -> None:
+    """swscale's conversion of each frame into a new frame, then the copy into ``clip``."""
     for i, f in enumerate(frames):
         clip[i] = reformatter.reformat(
             f, width=f.width, height=f.height, format="rgb24", threads=1
@@ -81,16 +92,82 @@ def run_swscale(reformatter, frames, clip: np.ndarray) -> None:
 
 
 def run_torch(coeffs, frames, clip: torch.Tensor) -> None:
+    """:func:`torch_reference` of each frame into ``clip``."""
     for i, f in enumerate(frames):
         torch_reference(f, coeffs, clip[i])
 
 
 def run_ours(coeffs, frames, clip: torch.Tensor) -> None:
+    """``yuv420_to_rgb`` of each frame straight into ``clip``."""
+    from sfllava_ext.ops import yuv420_to_rgb
+    from sfllava_ext.video.pyav.swscale import frame_planes
+
     for i, f in enumerate(frames):
         yuv420_to_rgb(*frame_planes(f), coeffs, out=clip[i])
 
 
+# ------------------------------------------------------------------ presentation
+# What report.py collects from this module: ``render``, its section of
+# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
+# go here too).
+
+
+def render(result: dict) -> list[str]:
+    """The section of docs/benchmarks.md (markdown lines, heading included)."""
+    bw = result["copy_bandwidth"]["gb_per_s"]
+    out = [
+        '<a id="yuv-to-rgb"></a>',
+        "## The decoder's colour conversion: `yuv420_to_rgb`",
+        "",
+        *provenance(result),
+        "50 decoded frames into the clip's buffer, one thread, bytes checked against "
+        "swscale first. *swscale + copy*: PyAV's reformat into a new frame, then the copy "
+        "(what decord does). *Plain torch*: the same fixed-point arithmetic in torch ops. "
+        f"*Floor*: planes read and RGB written at {bw:.1f} GB/s (one thread). Medians.",
+        "",
+    ]
+    rows = []
+    for name, r in result["results"].items():
+        t = r["timings"]
+        rows.append(
+            [
+                name,
+                ms(t["swscale"]["median_ms"]),
+                ms(t["torch"]["median_ms"]),
+                ms(t["ours"]["median_ms"]),
+                ms(r["floor_ms"]),
+                x(r["speedup_vs_swscale"]),
+                x(r["speedup_vs_torch"]),
+                x(r["ours_over_floor"]),
+                "yes" if r["identical"] else "**no**",
+            ]
+        )
+    header = ["input", "swscale + copy", "plain torch", "ours", "floor", "vs swscale"]
+    out += table([*header, "vs torch", "ours / floor", "identical"], rows)
+    return out
+
+
+def summary(result: dict) -> list[list[str]]:
+    """README.md's summary row: 720p, ours against swscale + copy."""
+    r = result["results"]["720p"]
+    t = r["timings"]
+    what = "YUV 4:2:0 to RGB, 50 frames of 720p"
+    reference = f"swscale + copy {ms(t['swscale']['median_ms'])}"
+    return [
+        summary_row(result, what, ms(t["ours"]["median_ms"]), reference, x(r["speedup_vs_swscale"]))
+    ]
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=RESULTS / f"{RESULT}.json", help="the JSON to write")
+    args = parser.parse_args()
+    import torch
+    from av.video.reformatter import VideoReformatter
+
+    import sfllava_ext
+    from sfllava_ext.video.pyav.swscale import native_coeffs
+
     torch.set_num_threads(1)
     warm_memory()
     bandwidth = copy_bandwidth(threads=1, nbytes=256 << 20)
@@ -142,7 +219,7 @@ def main() -> None:
             f"{r['ours_over_floor']:>10.2f}x"
         )
     out = write_json(
-        ROOT / "benchmarks" / "results" / "yuv_to_rgb_cpu.json",
+        args.out,
         {
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine_info(),

@@ -43,7 +43,9 @@ import tarfile
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -96,6 +98,8 @@ NEEDS = {
     "bench_normalize": [],
 }
 LOCAL_MODULES = {"support", "conftest", "sfllava_ext"}  # the tests' own, and the package
+# the environment probe (``--probe``, in a child process): at most this long
+PROBE_S = 120
 
 
 # ------------------------------------------------------------------------ helpers
@@ -147,20 +151,47 @@ def _top_level(body: list[ast.stmt]):
             yield from _top_level(node.body)
 
 
-def card_name() -> str:
+def card_name(name: str) -> str:
     """'H200' for 'NVIDIA H200', 'H100' for 'NVIDIA H100 80GB HBM3': letters and digits."""
-    import torch
-
-    name = torch.cuda.get_device_name(0)
     match = re.search(r"\b([A-Z]{1,2}\d{2,4}[A-Z]?)\b", name)
     return match.group(1) if match else re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
 
 
 def find_tool(name: str) -> str | None:
+    """The path of the executable ``name`` (PATH, then /usr/local/cuda/bin), or None."""
     for candidate in (shutil.which(name), f"/usr/local/cuda/bin/{name}"):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def probe(modules: list[str], with_torch: bool) -> dict[str, Any]:
+    """What the steps' Python finds, seen from inside it: which of ``modules`` it has and,
+    ``with_torch``, torch's version, its CUDA and the card. Run as ``gpu_check.py --probe``
+    in a child process under the steps' environment (:meth:`Check.probe`), so that the
+    wheels' folder on its ``PYTHONPATH`` counts and torch is imported there, not here.
+    A torch that does not import is said in ``error``."""
+    found: dict[str, Any] = {"modules": {m: have_module(m) for m in modules}}
+    if not with_torch:
+        return found
+    try:
+        import torch
+    except Exception as exc:  # a broken or missing torch: the env step says so
+        return {**found, "error": f"import torch: {exc!r}"}
+
+    found.update(torch=torch.__version__, torch_cuda=torch.version.cuda)
+    found["cuda"] = torch.cuda.is_available()
+    if found["cuda"]:
+        props = torch.cuda.get_device_properties(0)
+        name = torch.cuda.get_device_name(0)
+        found.update(
+            gpu=name,
+            card=card_name(name),
+            capability=f"{props.major}.{props.minor}",
+            multiprocessors=props.multi_processor_count,
+            memory_gib=round(props.total_memory / 2**30, 1),
+        )
+    return found
 
 
 class Check:
@@ -177,9 +208,39 @@ class Check:
             p for p in (str(ROOT), self.env.get("PYTHONPATH", "")) if p
         )
         self.reports: dict[str, dict] = {}
+        self.modules: dict[str, bool] = {}  # what the steps' Python has (probe)
 
     def left(self) -> float:
+        """Seconds left before the deadline."""
         return self.deadline - time.monotonic()
+
+    def probe(self, modules: list[str], with_torch: bool = False) -> dict[str, Any]:
+        """:func:`probe` in a child process under the steps' environment (``self.env``,
+        the wheels' folder on its PYTHONPATH): what it found, or ``{"error": ...}``."""
+        argv = [sys.executable, str(Path(__file__).resolve()), "--probe", *modules]
+        argv += ["--probe-torch"] * with_torch
+        try:
+            out = subprocess.run(
+                argv,
+                cwd=ROOT,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=max(1.0, min(PROBE_S, self.left())),
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"the environment probe took over {PROBE_S} s"}
+        if out.returncode != 0:
+            return {"error": out.stderr[-2000:]}
+        found = json.loads(out.stdout.strip().splitlines()[-1])
+        self.modules.update(found["modules"])
+        return found
+
+    def have(self, module: str) -> bool:
+        """Whether the steps' Python has ``module``: what the env step found, else a probe."""
+        if module not in self.modules:
+            self.probe([module])
+        return self.modules.get(module, False)
 
     def run(self, argv: list[str], limit: float, log: Path, env: dict | None = None) -> dict:
         """``argv`` with a time limit (within the deadline); its output goes to ``log``."""
@@ -212,6 +273,7 @@ class Check:
         }
 
     def report(self, step: str, data: dict) -> dict:
+        """Keeps ``data`` as ``step``'s report and writes it (not in a dry run)."""
         data = {"step": step, "card": self.card, **data}
         self.reports[step] = data
         if not self.dry_run:
@@ -220,6 +282,7 @@ class Check:
         return data
 
     def skip(self, step: str, why: str) -> dict:
+        """Reports ``step`` as skipped, and why."""
         return self.report(step, {"status": "skipped", "reason": why})
 
 
@@ -227,6 +290,7 @@ class Check:
 
 
 def step_env(check: Check, logs: Path) -> None:
+    """The card, the cores, the tools and the packages, wheels/*.whl installed first."""
     installed = []
     if WHEELS.is_dir() and any(WHEELS.glob("*.whl")):
         site = Path(tempfile.mkdtemp(prefix="sfllava-site-"))
@@ -235,37 +299,29 @@ def step_env(check: Check, logs: Path) -> None:
         argv += ["--no-compile", "--target", str(site), *wheels]
         result = check.run(argv, 120, logs / "wheels.log")
         if result["returncode"] == 0:
+            # every step, this one's probe included, runs in a child process that sees it
             check.env["PYTHONPATH"] += os.pathsep + str(site)
-            sys.path.append(str(site))
-            importlib.invalidate_caches()
             installed = [Path(w).name for w in wheels]
-    import torch
-
     modules = sorted(
         {m for needs in NEEDS.values() for m in needs}
         | {m for f in CUDA_TEST_FILES for m in imports_of(ROOT / f)}
         | {"av", "decord", "transformers"}
     )
+    found = check.probe(modules, with_torch=True)
     data = {
-        "status": "ok" if torch.cuda.is_available() else "failed",
+        "status": "ok" if found.get("cuda") else "failed",
         "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "torch_cuda": torch.version.cuda,
+        "torch": found.get("torch"),
+        "torch_cuda": found.get("torch_cuda"),
         "cores": os.cpu_count(),
         "nvcc": find_tool("nvcc"),
         "compute_sanitizer": find_tool("compute-sanitizer"),
-        "modules": {m: have_module(m) for m in modules},
+        "modules": found.get("modules", {}),
         "wheels_installed": installed,
     }
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        check.card = card_name()
-        data.update(
-            gpu=torch.cuda.get_device_name(0),
-            capability=f"{props.major}.{props.minor}",
-            multiprocessors=props.multi_processor_count,
-            memory_gib=round(props.total_memory / 2**30, 1),
-        )
+    if found.get("cuda"):
+        check.card = found["card"]
+        data.update({k: found[k] for k in ("gpu", "capability", "multiprocessors", "memory_gib")})
         nvsmi = find_tool("nvidia-smi")
         if nvsmi:
             q = "name,driver_version,clocks.sm,clocks.mem,clocks.max.sm,power.draw,temperature.gpu"
@@ -273,12 +329,15 @@ def step_env(check: Check, logs: Path) -> None:
                 [nvsmi, f"--query-gpu={q}", "--format=csv"], capture_output=True, text=True
             )
             data["nvidia_smi"] = out.stdout.strip()
+    elif "error" in found:
+        data["reason"] = "the environment probe failed: " + found["error"]
     else:
         data["reason"] = "torch sees no CUDA device"
     check.report("env", data)
 
 
 def step_build(check: Check, logs: Path) -> None:
+    """The CUDA extension in place, for the card found."""
     env = check.reports["env"]
     if env["status"] != "ok":
         check.skip("build", "no CUDA device")
@@ -286,7 +345,7 @@ def step_build(check: Check, logs: Path) -> None:
     if not env["nvcc"]:
         check.skip("build", "nvcc not found (PATH, /usr/local/cuda/bin)")
         return
-    missing = [m for m in NEEDS["build"] if not have_module(m)]
+    missing = [m for m in NEEDS["build"] if not check.have(m)]
     if missing:
         check.skip("build", "needs " + ", ".join(missing) + " (carry wheels in wheels/)")
         return
@@ -327,10 +386,9 @@ def step_build(check: Check, logs: Path) -> None:
 
 def runnable_test_files(check: Check) -> tuple[list[str], dict[str, str]]:
     """The CUDA test files whose imports are all there, and why the others are not."""
-    have = check.reports["env"]["modules"] if "env" in check.reports else {}
     files, left_out = [], {}
     for name in CUDA_TEST_FILES:
-        missing = sorted(m for m in imports_of(ROOT / name) if not have.get(m, have_module(m)))
+        missing = sorted(m for m in imports_of(ROOT / name) if not check.have(m))
         if missing:
             left_out[name] = "needs " + ", ".join(missing) + " (carry wheels in wheels/)"
         else:
@@ -339,6 +397,7 @@ def runnable_test_files(check: Check) -> tuple[list[str], dict[str, str]]:
 
 
 def junit_counts(path: Path) -> dict:
+    """Tests, failures, errors, skipped and passed in pytest's JUnit XML, and the failed."""
     if not path.exists():
         return {}
     root = ET.parse(path).getroot()
@@ -357,10 +416,11 @@ def junit_counts(path: Path) -> dict:
 
 
 def step_tests(check: Check, logs: Path) -> None:
+    """The CUDA tests of the test files whose imports are all there."""
     if check.reports.get("build", {}).get("status") != "ok":
         check.skip("tests", "the CUDA build did not succeed")
         return
-    if not have_module("pytest"):
+    if not check.have("pytest"):
         check.skip("tests", "needs pytest (carry wheels in wheels/)")
         return
     files, left_out = runnable_test_files(check)
@@ -380,6 +440,7 @@ def step_tests(check: Check, logs: Path) -> None:
 
 
 def step_sanitizer(check: Check, logs: Path) -> None:
+    """compute-sanitizer's memcheck and racecheck on the short CUDA test subset."""
     tool = check.reports["env"].get("compute_sanitizer")
     if check.reports.get("build", {}).get("status") != "ok":
         check.skip("sanitizer", "the CUDA build did not succeed")
@@ -414,10 +475,11 @@ def step_sanitizer(check: Check, logs: Path) -> None:
 
 
 def step_bench(check: Check, logs: Path, step: str) -> None:
+    """One benchmark on the GPU (:data:`BENCHMARKS`); its result goes into the report."""
     if check.reports.get("build", {}).get("status") != "ok":
         check.skip(step, "the CUDA build did not succeed")
         return
-    missing = [m for m in NEEDS[step] if not have_module(m)]
+    missing = [m for m in NEEDS[step] if not check.have(m)]
     if missing:
         check.skip(step, "needs " + ", ".join(missing) + " (carry wheels in wheels/)")
         return
@@ -438,6 +500,7 @@ def step_bench(check: Check, logs: Path, step: str) -> None:
 
 
 def key_figures(step: str, data: dict) -> str:
+    """A step's report in a few words, for the summary."""
     if data.get("status") == "skipped":
         return data.get("reason", "")
     if step == "env" and data.get("status") != "ok":
@@ -477,6 +540,7 @@ def key_figures(step: str, data: dict) -> str:
 
 
 def summarise(check: Check) -> dict:
+    """The summary of every step's report, printed as a table; returns it."""
     summary = {
         "card": check.card,
         "seconds": round(time.monotonic() - check.start, 1),
@@ -526,6 +590,11 @@ def dry_run() -> int:
             problems.append(
                 f"{step}: {script[0]} --help failed or lacks {missing}: {out.stderr[-500:]}"
             )
+    found = Check(RESULTS, DEADLINE_S, dry_run=True).probe(["pytest"], with_torch=True)
+    if "error" in found:
+        problems.append(f"the environment probe fails: {found['error'][-500:]}")
+    else:
+        notes.append(f"the environment probe runs: torch {found['torch']}")
     shell = subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu_check.sh")])
     if shell.returncode != 0:
         problems.append("benchmarks/gpu_check.sh does not parse (bash -n)")
@@ -564,13 +633,83 @@ def dry_run() -> int:
     return 1 if problems else 0
 
 
+# ---------------------------------------------------------------------- presentation
+# What report.py collects from this module: ``collect``, the committed checks, and
+# ``render``, the GPU section of docs/benchmarks.md (its plots, later, go here too).
+
+
+def collect(results: Path) -> dict[str, Any]:
+    """The committed GPU checks in ``results``: per card its summary, its env report and
+    each benchmark step's result (None where the step has none), by step."""
+    cards = []
+    summaries = sorted(p for p in results.glob("gpu_check_*.json") if p.stem.count("_") == 2)
+    for path in summaries:
+        summary = json.loads(path.read_text())
+        card = summary["card"]
+        env = json.loads((results / f"gpu_check_{card}_env.json").read_text())
+        steps = {}
+        for step in BENCHMARKS:
+            step_path = results / f"gpu_check_{card}_{step}.json"
+            steps[step] = (
+                json.loads(step_path.read_text()).get("result") if step_path.exists() else None
+            )
+        cards.append({"summary": summary, "env": env, "steps": steps})
+    return {"cards": cards}
+
+
+def render(
+    result: dict, renderers: Mapping[str, Callable[[dict], list[str]]] | None = None
+) -> list[str]:
+    """The GPU section of docs/benchmarks.md (markdown lines, heading included): one
+    summary per card (``result`` is what :func:`collect` returns) and, one heading level
+    down, each benchmark's GPU run as that benchmark renders it: ``renderers`` maps a
+    benchmark module's name (bench_slowfast_pool) to its ``render``, as report.py passes
+    them; a benchmark without one is left out."""
+    from _common import table  # here, not at the top: the tests load this script alone
+
+    renderers = renderers or {}
+    out = ['<a id="gpu"></a>', "## GPU", ""]
+    if not result["cards"]:
+        return [
+            *out,
+            "No GPU run is committed yet: every GPU figure is **unverified**. Targets: "
+            "pooling at 60% or more of the device copy bandwidth, normalisation at 50% or "
+            "more. `bash benchmarks/gpu_check.sh` measures both (README.md, *The GPU check*).",
+            "",
+        ]
+    for entry in result["cards"]:
+        summary, env = entry["summary"], entry["env"]
+        card = summary["card"]
+        out += [
+            f"### {env.get('gpu', card)}",
+            "",
+            f"`bash benchmarks/gpu_check.sh` in {summary['seconds']:.0f} s: torch "
+            f"{env.get('torch')}, CUDA {env.get('torch_cuda')}, compute capability "
+            f"{env.get('capability')}, {env.get('cores')} cores.",
+            "",
+        ]
+        rows = [[step, r["status"], r["figures"]] for step, r in summary["steps"].items()]
+        out += table(["step", "status", "figures"], rows)
+        for step, data in entry["steps"].items():
+            section = renderers.get(Path(BENCHMARKS[step][0][0]).stem)
+            if data and section:
+                body = section(data)
+                out += ["#" + body[1], *body[2:]]  # one heading level down
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="check the plan; run nothing")
     parser.add_argument("--deadline-s", type=float, default=DEADLINE_S)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON reports go")
     parser.add_argument("--logs", type=Path, default=None, help="where the log archive goes")
+    parser.add_argument("--probe", nargs="*", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--probe-torch", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe is not None:  # the steps' environment, seen from inside (Check.probe)
+        print(json.dumps(probe(args.probe, args.probe_torch)))
+        return 0
     if args.dry_run:
         return dry_run()
     args.out.mkdir(parents=True, exist_ok=True)

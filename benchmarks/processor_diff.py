@@ -55,13 +55,16 @@ import time
 import warnings
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from _common import machine_info, write_json
+from _common import RESULTS, ROOT, machine_info, provenance, table, write_json
 
-ROOT = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    import torch
+
+#: the committed result in benchmarks/results/, which report.py renders
+RESULT = "processor_diff_cpu"
 RESOLUTIONS = {"360p": (360, 640), "720p": (720, 1280)}
 SETTING_KEYS = (
     "size",
@@ -87,16 +90,6 @@ PROCESSORS: dict[str, tuple[str, str, str, str, int | None]] = {
     "LlavaOnevisionImageProcessor": ("onevision", "torchvision", "image", "squash", 0),
     "LlavaOnevisionVideoProcessor": ("onevision", "torchvision", "video", "squash", None),
 }
-
-
-def _import_sfllava_ext():
-    """Stage A only: stage B may run where the extension was built for another torch."""
-    try:
-        import sfllava_ext
-    except ImportError:  # an in-place build of this checkout
-        sys.path.insert(0, str(ROOT))
-        import sfllava_ext
-    return sfllava_ext
 
 
 def family_settings() -> dict[str, dict[str, Any]]:
@@ -240,6 +233,7 @@ def run_processor(name: str, settings: dict[str, Any], frames: np.ndarray):
 def stage_torchvision(args: argparse.Namespace) -> None:
     """Runs the torchvision processors on the frames of ``--input``, writes ``--output``."""
     import PIL
+    import torch
     import torchvision
     import transformers
     from safetensors import safe_open
@@ -277,6 +271,8 @@ def stage_torchvision(args: argparse.Namespace) -> None:
 def compare(ours: torch.Tensor, theirs: torch.Tensor, mean, std) -> dict[str, Any]:
     """Differences of two normalised (T, 3, h, w) tensors, in normalised units and in
     8-bit levels; each side's levels are recovered as round(x * std * 255 + mean * 255)."""
+    import torch
+
     scale = torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1) * 255
     offset = torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1) * 255
     a, b = ours.double(), theirs.double()
@@ -305,6 +301,8 @@ def compare(ours: torch.Tensor, theirs: torch.Tensor, mean, std) -> dict[str, An
 
 def feature_models(threads: int) -> dict[str, Any]:
     """The demo model of each family, wrapped (random weights, float32)."""
+    import torch
+
     from sfllava_ext import SlowFastLlava
     from sfllava_ext.models.demo import demo_parts
 
@@ -317,14 +315,19 @@ def feature_models(threads: int) -> dict[str, Any]:
 
 
 def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| / max |b|."""
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def stage_main(args: argparse.Namespace) -> None:
-    sfllava_ext = _import_sfllava_ext()
+    """Stage A: the videos, ours and the PIL processors here, stage B in a subprocess;
+    prints the table and writes ``--output``."""
     import PIL
+    import torch
     import transformers
     from safetensors.torch import load_file, save_file
+
+    import sfllava_ext  # stage A only: stage B may run where it was built for another torch
 
     torch.set_num_threads(args.threads)
     settings = family_settings()
@@ -495,7 +498,7 @@ def stage_main(args: argparse.Namespace) -> None:
         if not p["used_equals_passed"]:
             print(f"{name} did NOT use the settings passed: {p['used']}")
 
-    output = args.output or ROOT / "benchmarks" / "results" / "processor_diff_cpu.json"
+    output = args.output or RESULTS / f"{RESULT}.json"
     path = write_json(
         output,
         {
@@ -523,6 +526,132 @@ def stage_main(args: argparse.Namespace) -> None:
         },
     )
     print(f"wrote {path}")
+
+
+# ------------------------------------------------------------------ presentation
+# What report.py collects from this module: ``render``, its section of
+# docs/benchmarks.md (its plots, later, go here too). README.md's summary has no row
+# of it.
+
+
+def _pct(value: float) -> str:
+    """A percentage in three significant digits, ``0`` for none."""
+    return "0" if value == 0 else f"{value:.3g}%"
+
+
+def _value(value) -> str:
+    """A setting in words: sizes as ``h x w`` / ``shortest_edge S``, triples as a/b/c."""
+    if isinstance(value, dict):
+        if {"height", "width"} <= value.keys():
+            return f"{value['height']} x {value['width']}"
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list):
+        return "/".join(f"{v:g}" for v in value)
+    return str(value)
+
+
+def _settings(used: dict) -> str:
+    """A processor's settings in one line: size, crop, mean / std, resample, rescale."""
+    size = _value(used.get("size") or {})
+    crop = f"crop {_value(used['crop_size'])}" if used.get("do_center_crop") else "no crop"
+    mean, std = _value(used["image_mean"]), _value(used["image_std"])
+    rescale = f"1/{1 / used['rescale_factor']:.0f}" if used.get("do_rescale") else "no rescale"
+    return f"size {size}; {crop}; mean {mean}; std {std}; resample {used['resample']}; {rescale}"
+
+
+def render(result: dict) -> list[str]:
+    """The section of docs/benchmarks.md (markdown lines, heading included)."""
+    b = result["stage_b"]
+    features = any("feature_rel_diff" in r for r in result["rows"])
+    out = [
+        '<a id="processor-diff"></a>',
+        "## Preprocessing against Hugging Face's processors: PIL and torchvision",
+        "",
+        *provenance(result),
+        f"{result['frames']} decoded frames of libx264 clips (moving gradients, boxes and "
+        "noise: all 256 levels in every channel), normalised to float32 by ours "
+        "(`frame_normalizer(settings, resize_mode=...)`) and by Hugging Face's processors "
+        "with the checkpoints' settings (below). The PIL processors ran in the same "
+        f"process (transformers {result['stage_a']['transformers']}, Pillow "
+        f"{result['stage_a']['pillow']}); the torchvision ones, the default classes of "
+        "transformers 5 and the only video processors, in a second environment (torch "
+        f"{b['torch']}, torchvision {b['torchvision']}, transformers {b['transformers']}, "
+        f"on the CPU: {b['cpu_capability']}). Image processors with any-res tiles are "
+        "compared on their base image: LLaVA-NeXT's is a resize to 336 x 336, which is "
+        "SF-LLaVA's `squash`; CLIP's processor and LLaVA-NeXT-Video's video processor take "
+        "the shortest edge to 336 and crop (ours `crop`). *Levels*: the difference x std "
+        "x 255; each side's 8-bit level is recovered as `round(value * std * 255 + mean * "
+        "255)`. *Differ*: elements not "
+        "bit for bit equal; *level differs*: a different 8-bit level; *> 1* / *> 2*: by "
+        "more than 1 or 2 levels. Ours equals every PIL processor bit for bit: "
+        f"{'yes' if result['ours_equals_pil'] else '**no**'}.",
+        "",
+    ]
+    rows = []
+    for r in result["rows"]:
+        row = [
+            r["family"],
+            f"`{r['processor']}`",
+            r["backend"],
+            f"`{r['ours_mode']}`",
+            r["resolution"],
+            f"{r['max_abs']:.3g}",
+            f"{r['max_levels']:.3g}",
+            f"{r['mean_levels']:.3g}",
+            _pct(r["pct_differ"]),
+            _pct(r["pct_level_differs"]),
+            _pct(r["pct_over_1_level"]),
+            _pct(r["pct_over_2_levels"]),
+        ]
+        if features:
+            row.append(f"{r['feature_rel_diff']:.2g}")
+        rows.append(row)
+    header = ["family", "processor", "backend", "ours", "video", "max diff", "max levels"]
+    header += ["mean levels", "differ", "level differs", "> 1", "> 2"]
+    out += table(header + ["features"] * features, rows)
+    same = {r["processor"]: r["same_output_as"] for r in result["rows"] if r["kind"] == "video"}
+    arithmetic = max(
+        r["max_abs_where_level_same"] for r in result["rows"] if r["backend"] == "torchvision"
+    )
+    out += [
+        "Where the 8-bit levels agree the torchvision processors still differ by up to "
+        f"{arithmetic:.2g} (their rescale is fused into the mean and std): that is most of "
+        "*differ*; the rest is their resize (`interpolate`, bicubic, antialias, on uint8). "
+        + " ".join(
+            f"`{name}` gave the same output as `{', '.join(others)}`."
+            for name, others in same.items()
+            if others
+        ),
+        "",
+    ]
+    if features:
+        ref = ", ".join(f"{k} {v:.2g}" for k, v in result["feature_rel_diff_fp16_pixels"].items())
+        out += [
+            "*Features*: the relative difference, max |a - b| / max |b|, of the pooled "
+            "vision features of the demo models (random weights, float32, "
+            "`SlowFastLlava.encode_pixels`) from ours and from the processor's pixels; for "
+            f"scale, rounding ours to float16 moves them by {ref}.",
+            "",
+        ]
+    rows = []
+    for name, p in result["processors"].items():
+        differ = p["class_defaults_differing_from_checkpoint"]
+        defaults = "; ".join(
+            f"{k} {_value(v['class'])} (checkpoint {_value(v['checkpoint'])})"
+            for k, v in differ.items()
+        )
+        rows.append(
+            [
+                f"`{name}`",
+                p["compared"],
+                _settings(p["used"]),
+                "yes" if p["used_equals_passed"] else "**no**",
+                defaults or "-",
+            ]
+        )
+    out += ["The settings each processor used, and its class defaults where they differ:", ""]
+    out += table(["processor", "compared", "settings used", "as passed", "class defaults"], rows)
+    return out
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ after env is skipped with its reason instead of failing obscurely."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -70,3 +71,15 @@ def test_without_a_gpu_every_step_says_why(tmp_path):
     assert all(steps[s]["status"] == "skipped" for s in ("build", "tests", "sanitizer"))
     assert steps["build"]["figures"] == "no CUDA device"
     assert (tmp_path / "gpu_check_no-GPU_logs.tar.gz").exists()
+
+
+def test_the_steps_python_is_probed_in_a_child_process(tmp_path):
+    """What the steps can import is asked of a child process under their environment
+    (the wheels' folder on its PYTHONPATH), not of this process's sys.path."""
+    (tmp_path / "sfllava_probe_only_there.py").write_text("")
+    check = gpu_check.Check(tmp_path, deadline_s=60, dry_run=True)
+    check.env["PYTHONPATH"] += os.pathsep + str(tmp_path)
+    before = list(sys.path)
+    assert check.have("sfllava_probe_only_there")
+    assert not gpu_check.have_module("sfllava_probe_only_there")
+    assert sys.path == before

@@ -1,7 +1,7 @@
 """The fused kernels, as typed Python functions over ``torch.ops.sfllava``.
 
 One module per op (its wrapper, then its autograd), every fake kernel in
-:mod:`._fakes`, and the Python copy of each C++ argument check in :mod:`._checks`:
+:mod:`._fakes`, and the Python copy of each C++ argument check in :mod:`.checks`:
 
 * :func:`slowfast_pool` (``slowfast_pool.py``): the slow and fast pathways;
 * :func:`normalize_frames` (``normalize_frames.py``): the frame preprocessing,

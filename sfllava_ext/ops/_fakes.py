@@ -1,7 +1,7 @@
 """Every fake (meta) kernel of ``torch.ops.sfllava``, in one module.
 
 A fake kernel computes the result's shape and runs the C++ op's argument checks
-(:mod:`sfllava_ext.ops._checks`), never reading data, so that the ops work under
+(:mod:`sfllava_ext.ops.checks`), never reading data, so that the ops work under
 ``torch.compile(fullgraph=True)`` and ``torch.library.opcheck``. Imported by
 ``sfllava_ext.ops`` itself: the fakes are registered before any op can be called
 through this package.

@@ -3,7 +3,7 @@ uint8 RGB frames (``torch.ops.sfllava.normalize_frames``) or from decoded YUV 4:
 planes (``torch.ops.sfllava.normalize_yuv420_frames``, CPU).
 
 The fake kernels are in :mod:`sfllava_ext.ops._fakes`, the checks they share with
-the C++ ops in :mod:`sfllava_ext.ops._checks`. The method, with Pillow's resampler
+the C++ ops in :mod:`sfllava_ext.ops.checks`. The method, with Pillow's resampler
 in exact terms, is described in docs/method.md ("Preprocessing").
 """
 

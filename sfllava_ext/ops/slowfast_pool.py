@@ -2,7 +2,7 @@
 
 Per extension-cpp's layout: the wrapper, then the autograd registration. The fake
 kernel is in :mod:`sfllava_ext.ops._fakes`; the checks it shares with the C++ op in
-:mod:`sfllava_ext.ops._checks`. The method is described in docs/method.md
+:mod:`sfllava_ext.ops.checks`. The method is described in docs/method.md
 ("Slow and fast pathways").
 """
 
