@@ -76,7 +76,7 @@ API = [
     ("sfllava_ext", "EmbedSummary", ["line"]),
     ("sfllava_ext.embed", "collect_inputs", []),
     ("sfllava_ext.embed", "embed_dataset", []),
-    ("sfllava_ext.models", "ModelSpec", ["build"]),
+    ("sfllava_ext", "ModelSpec", ["build"]),
     ("sfllava_ext", "load_video", []),
     ("sfllava_ext", "sample_frame_indices", []),
     ("sfllava_ext.video", "fps_frame_indices", []),

@@ -41,6 +41,7 @@ from .llm.prompts import PromptError
 from .model import SlowFastLlava
 from .models.families import UnsupportedModelError
 from .models.loading import NotLlavaNextError
+from .models.spec import ModelSpec
 from .ops import normalize_frames, slowfast_pool
 from .session import SessionFileError, VideoSession
 from .video import FrameBuffers, load_video, sample_frame_indices
@@ -56,6 +57,7 @@ __all__ = [
     "ExtensionBuildError",
     "FrameBuffers",
     "FrameNormalizer",
+    "ModelSpec",
     "NotLlavaNextError",
     "PromptError",
     "SlowFastConfig",

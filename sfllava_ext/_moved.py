@@ -28,10 +28,11 @@ MOVED: dict[str, tuple[str, ...]] = {
         "sfllava_ext.cli.demo",
     ),
     "sfllava_ext.distributed": ("sfllava_ext.embed.distributed",),
-    "sfllava_ext.families": ("sfllava_ext.models.families",),
+    "sfllava_ext.families": ("sfllava_ext.models.families", "sfllava_ext.encoder.tower"),
     "sfllava_ext.frames": ("sfllava_ext.video.frames",),
     "sfllava_ext.loading": ("sfllava_ext.models.loading",),
     "sfllava_ext.model_spec": ("sfllava_ext.models.spec",),
+    "sfllava_ext.preprocess": ("sfllava_ext.encoder.normalize",),
     "sfllava_ext.prompts": ("sfllava_ext.llm.prompts",),
     "sfllava_ext.slowfast": ("sfllava_ext.encoder.aggregation",),
     "sfllava_ext.timing": ("sfllava_ext.utils.timing",),
@@ -88,6 +89,7 @@ _FINDER = _Finder()
 
 
 def install() -> None:
-    """Puts the finder on ``sys.meta_path`` (once)."""
+    """Puts the finder first on ``sys.meta_path`` (once), so that a stale folder of an
+    old layout (a ``__pycache__`` left by an update) cannot shadow an old path."""
     if _FINDER not in sys.meta_path:
-        sys.meta_path.append(_FINDER)
+        sys.meta_path.insert(0, _FINDER)

@@ -65,7 +65,7 @@ class SlowFastLlava:
     image_processor)`` or load one with :meth:`from_pretrained`.
 
     Args:
-        model: a model of a supported family (:mod:`sfllava_ext.families`:
+        model: a model of a supported family (:mod:`sfllava_ext.models.families`:
             ``llava_next``, ``llava_next_video``, ``llava_onevision``), picked by
             ``config.model_type``.
         tokenizer: its tokenizer (needed for ``answer``/``choose``).
@@ -93,7 +93,7 @@ class SlowFastLlava:
 
     Every public call (:meth:`encode`, :meth:`encode_pixels`, :meth:`build_inputs`,
     :meth:`answer`, :meth:`choose`, :meth:`stream`, and a session's questions) starts
-    its own timings: ``last_timings`` is the :class:`~sfllava_ext.timing.StageTimer` of
+    its own timings: ``last_timings`` is the :class:`~sfllava_ext.utils.timing.StageTimer` of
     the calling thread's latest call. Thread-safe (see the module's docstring). Videos
     given as paths are decoded into memory reused from call to call (``frame_buffers``, a
     :class:`~sfllava_ext.video.FrameBuffers` that keeps at most 1 GiB while idle;
@@ -228,7 +228,7 @@ class SlowFastLlava:
         """Loads model, tokenizer and image processor from a local folder (or a
         hub id where a network exists) with its family's class, and dynamic RoPE
         scaling where its context calls for it, or as ``rope_scaling_factor`` says
-        (:func:`sfllava_ext.loading.load_pretrained`).
+        (:func:`sfllava_ext.models.loading.load_pretrained`).
 
         Defaults: CUDA when available, fp16 there and bf16 on the CPU. A model
         that will not fit the device's free memory fails before loading, with a

@@ -11,7 +11,7 @@
 //   B  = l + mulhi(u', cub)
 // each sum saturated to int16, then clamped to [0, 255]. Two horizontally
 // adjacent pixels share one chroma sample; rows 2r and 2r + 1 share chroma row r.
-// The coefficients come from the colour matrix and range (sfllava_ext/yuv_to_rgb.py).
+// The coefficients come from the colour matrix and range (sfllava_ext/ops/yuv420_to_rgb.py).
 #pragma once
 
 #include <cstdint>

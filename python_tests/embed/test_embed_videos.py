@@ -319,7 +319,7 @@ def test_a_script_without_a_main_guard_gets_a_clear_error(library, tmp_path):
     script.write_text(
         textwrap.dedent(f"""
         from sfllava_ext import embed_videos
-        from sfllava_ext.models import ModelSpec
+        from sfllava_ext import ModelSpec
         embed_videos([{str(library / "one")!r}], {str(tmp_path / "out")!r},
                      model=ModelSpec(dtype="float32", num_frames=4).build(), progress=False)
     """)

@@ -53,7 +53,7 @@ def test_next_token_logits_equal_a_plain_forward(demo):
     from sfllava_ext.llm.kv_cache import fresh_cache
 
     kv = llm.prefill(embeds[:, :4])
-    cached = llm.next_token_logits(embeds, cache=lambda: fresh_cache(kv, 4))
+    cached = llm.next_token_logits(embeds, make_cache=lambda: fresh_cache(kv, 4))
     assert torch.allclose(cached, theirs, atol=1e-4, rtol=1e-4)
 
 

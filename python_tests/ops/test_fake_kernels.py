@@ -2,7 +2,7 @@
 
 Each bad call goes to the C++ op directly (torch.ops, no Python wrapper) and to the
 same op under FakeTensorMode, which runs the fake kernel with the Python copies of
-the C++ checks (sfllava_ext/ops/_checks.py): same exception type, same message, but
+the C++ checks (sfllava_ext/ops/checks.py): same exception type, same message, but
 for how each side prints a dtype ("Half" in C++, "torch.float16" in Python).
 """
 

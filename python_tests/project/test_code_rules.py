@@ -101,16 +101,26 @@ def test_the_checker_finds_each_kind_of_private_use(tmp_path):
     ]  # pkg.b may import pkg._hidden (its own package), pkg.sub.c too; C reads its own
 
 
-def test_the_checker_finds_cycles_hidden_in_functions_and_type_checking(tmp_path):
+def test_the_checker_finds_cycles_hidden_in_functions_type_checking_and_package_inits(
+    tmp_path,
+):
     _plant(tmp_path / "pkg", {
-        "__init__.py": "",
+        "__init__.py": "from . import c\n",  # the root's __init__ runs on every import
         "a.py": "def f():\n    from . import b\n",
         "b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import f\n",
         "c.py": "from . import a\n",
         "sub/__init__.py": "from .d import g\n",
         "sub/d.py": "from ..c import a\ng = 1\n",
+        # p imports sub2.e, which runs sub2's __init__, which imports g, which imports p
+        "p.py": "from .sub2.e import x\n",
+        "sub2/__init__.py": "from . import g\n",
+        "sub2/e.py": "x = 1\n",
+        "sub2/g.py": "def h():\n    from ..p import x\n",
     })  # fmt: skip
-    assert code_rules.import_cycles(tmp_path / "pkg") == [["pkg.a", "pkg.b"]]
+    assert code_rules.import_cycles(tmp_path / "pkg") == [
+        ["pkg.a", "pkg.b"],
+        ["pkg.p", "pkg.sub2", "pkg.sub2.g"],
+    ]
 
 
 def _environment_writes(path) -> list[str]:

@@ -48,7 +48,7 @@ def test_no_module_is_longer_than_550_lines():
         ("sfllava_ext.video.FrameBuffers", "sfllava_ext.video.buffers.FrameBuffers"),
         ("sfllava_ext.ops.slowfast_pool", "sfllava_ext.ops.slowfast_pool.slowfast_pool"),
         ("sfllava_ext.ops.normalize_frames", "sfllava_ext.ops.normalize_frames.normalize_frames"),
-        ("sfllava_ext.yuv_to_rgb.Yuv420Frames", "sfllava_ext.video.frames.Yuv420Frames"),
+        ("sfllava_ext.yuv_to_rgb.Yuv420Frames", "sfllava_ext.ops.yuv420_frames.Yuv420Frames"),
         ("sfllava_ext.yuv_to_rgb.yuv420_to_rgb", "sfllava_ext.ops.yuv420_to_rgb.yuv420_to_rgb"),
         ("sfllava_ext.slowfast.SlowFastConfig", "sfllava_ext.encoder.aggregation.SlowFastConfig"),
         ("sfllava_ext.model.NotLlavaNextError", "sfllava_ext.models.loading.NotLlavaNextError"),
@@ -58,6 +58,14 @@ def test_no_module_is_longer_than_550_lines():
         ("sfllava_ext.frames.VideoClip", "sfllava_ext.video.frames.VideoClip"),
         ("sfllava_ext.prompts.chat_format", "sfllava_ext.llm.prompts.chat_format"),
         ("sfllava_ext.model_spec.ModelSpec", "sfllava_ext.models.spec.ModelSpec"),
+        ("sfllava_ext.ModelSpec", "sfllava_ext.models.spec.ModelSpec"),
+        ("sfllava_ext.frames.Yuv420Frames", "sfllava_ext.ops.yuv420_frames.Yuv420Frames"),
+        ("sfllava_ext.video.Yuv420Frames", "sfllava_ext.ops.yuv420_frames.Yuv420Frames"),
+        ("sfllava_ext.families.PreProjector", "sfllava_ext.encoder.tower.PreProjector"),
+        (
+            "sfllava_ext.preprocess.frame_normalizer",
+            "sfllava_ext.encoder.normalize.frame_normalizer",
+        ),
         ("sfllava_ext.distributed.embed_dataset", "sfllava_ext.embed.distributed.embed_dataset"),
         ("sfllava_ext.demo.demo_parts", "sfllava_ext.models.demo.demo_parts"),
         (

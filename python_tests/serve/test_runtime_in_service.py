@@ -122,6 +122,27 @@ def test_every_prompt_is_tokenized_once(llama3, video_url):
                 assert reply.json()["usage"]["prompt_tokens"] > sf.num_visual_tokens(4)
 
 
+def test_a_job_that_never_runs_answers_with_an_error_not_a_hang(llama3, video_url):
+    """A fault hook that raises where the worker starts a job: the request, whole or
+    streamed, gets an OpenAI-style 500 at once, and the server goes on."""
+    sf, _, _ = llama3
+
+    def fail(point: str, **context) -> None:
+        if point == "serve.job":
+            raise RuntimeError("planted")
+
+    with serve_in_thread(sf) as base:
+        faults.install(fail)
+        try:
+            for stream in (False, True):
+                reply = ask(base, video_url, "Q?", 1, stream)
+                assert reply.status_code == 500, reply.text
+                assert "planted" in reply.json()["error"]["message"]
+        finally:
+            faults.install(None)
+        assert ask(base, video_url, "Q?", 1).status_code == 200
+
+
 def test_the_fault_hook_holds_an_admitted_job(llama3, video_url):
     sf, _, _ = llama3
     entered, release, seen = threading.Event(), threading.Event(), []

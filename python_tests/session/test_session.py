@@ -293,6 +293,24 @@ def test_generate_on_the_calling_thread_with_text_pieces_and_stop(spm_sf):
     assert len(ids) < 200
 
 
+def test_a_prompt_tokenized_once_generates_what_the_question_does(spm_sf):
+    session = spm_sf.session(random_frames(3, seed=17))
+    asked = session.tokenize("What is happening?")
+    assert asked.positions == session.prompt_positions("What is happening?")
+    assert asked.positions == len(asked.ids) and asked.ids.count(-1) == session.num_visual_tokens
+    by_question = session.generate("What is happening?", max_new_tokens=6)
+    assert session.generate(asked, max_new_tokens=6) == by_question
+    options = ["a dog", "a cat"]
+    choice = session.tokenize("Which?", prompt="multiple_choice_allvideo_v4", options=options)
+    assert session.generate(choice, max_new_tokens=4) == session.generate(
+        "Which?", prompt="multiple_choice_allvideo_v4", options=options, max_new_tokens=4
+    )
+    other = spm_sf.session(random_frames(5, seed=18))  # another count of visual tokens
+    assert other.num_visual_tokens != session.num_visual_tokens
+    with pytest.raises(ValueError, match="tokenized for .* visual tokens"):
+        other.generate(asked, max_new_tokens=2)
+
+
 def test_stream_errors_come_first_and_closing_stops(spm_sf):
     frames = random_frames(2, seed=7)
     session = spm_sf.session(frames)

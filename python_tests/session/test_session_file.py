@@ -13,8 +13,7 @@ import pytest
 import torch
 from support import DATA
 
-from sfllava_ext import VideoSession, sample_frame_indices
-from sfllava_ext.models import ModelSpec
+from sfllava_ext import ModelSpec, VideoSession, sample_frame_indices
 from sfllava_ext.session.file import settings_key
 
 KEYS = json.loads((DATA / "session_demo_keys.json").read_text())

@@ -12,8 +12,10 @@ A *private use* is, across two modules of the package:
   module's class and not in the module's own.
 
 An *import cycle* is a strongly connected group of modules in the graph of every
-import statement (function-level and ``TYPE_CHECKING`` ones included); an import of
-``pkg.mod`` adds an edge to ``pkg.mod``, not to ``pkg``'s ``__init__``.
+import statement (function-level and ``TYPE_CHECKING`` ones included). An import of
+``pkg.sub.mod`` adds an edge to ``pkg.sub.mod`` and to the ``__init__`` of each package
+on the way that the importer is not itself inside (importing it runs them), the root
+package's aside (every import runs it).
 """
 
 from __future__ import annotations
@@ -76,10 +78,21 @@ def import_graph(root: Path) -> dict[str, set[str]]:
     known = modules_of(root)
     graph: dict[str, set[str]] = {m: set() for m in known}
     for module, path in known.items():
+        own = _ancestors(_package_of(module, path))
         for target, _, _ in _imports(module, path, known):
-            if target in known and target != module:
-                graph[module].add(target)
+            if target not in known or target == module:
+                continue
+            graph[module].add(target)
+            for package in _ancestors(target)[1:]:  # the packages run on the way
+                if package != root.name and package not in own and package != module:
+                    graph[module].add(package)
     return graph
+
+
+def _ancestors(module: str) -> list[str]:
+    """``a.b.c`` -> ``["a.b.c", "a.b", "a"]``."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
 def import_cycles(root: Path) -> list[list[str]]:

@@ -1,5 +1,5 @@
 """What the ``sfllava`` commands share: the model flags, the demo's ``--family``, and the
-:class:`~sfllava_ext.models.ModelSpec` that the flags describe."""
+:class:`~sfllava_ext.ModelSpec` that the flags describe."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def dtype_of(name: str | None):
 
 
 def spec_of(args: argparse.Namespace):
-    """The :class:`~sfllava_ext.models.ModelSpec` the flags describe.
+    """The :class:`~sfllava_ext.ModelSpec` the flags describe.
 
     Raises:
         ValueError: ``--family`` beside ``--model`` (a checkpoint's family comes from

@@ -4,7 +4,7 @@ Each worker is a process started with ``spawn`` (forking a process whose torch h
 started its threads can deadlock) and holds one video at a time. It hashes the file
 first: a video whose output is already done (:meth:`.store.Store.done`) is reported
 skipped without decoding. Otherwise it decodes it exactly as
-``SlowFastLlava.encode(path)`` would (:func:`sfllava_ext.video_input.load_for_device`'s
+``SlowFastLlava.encode(path)`` would (:func:`sfllava_ext.video.input.load_for_device`'s
 rules) straight into a shared-memory block of its own (:class:`SharedBlocks`, a
 :class:`~sfllava_ext.video.FrameBuffers` whose memory is shared), and sends only the
 block's name and the layout of the frames in it: the frames are never pickled nor
@@ -26,6 +26,7 @@ its start-up arguments (:func:`decode_settings`), never through the environment.
 from __future__ import annotations
 
 import logging
+import mmap
 import multiprocessing as mp
 import os
 import queue
@@ -215,7 +216,9 @@ class DecodePool:
         name, layout, meta, sha = payload
         block = self._maps.get(name)
         if block is None:
-            block = self._maps[name] = map_block(name)
+            block = map_block(name)
+            if isinstance(block, mmap.mmap):  # a copy (no /dev/shm) would go stale
+                self._maps[name] = block
         clip = VideoClip.from_parts(block, layout, meta)
         return "ok", index, Decoded(index, clip, sha, lambda: self._give_back(name))
 

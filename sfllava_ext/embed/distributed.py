@@ -73,7 +73,7 @@ def embed_dataset(
 
     Args:
         inputs, out_dir: as :func:`~sfllava_ext.embed_videos` (paths every node sees).
-        model: a :class:`~sfllava_ext.model_spec.ModelSpec` (or its ``model``: a
+        model: a :class:`~sfllava_ext.ModelSpec` (or its ``model``: a
             checkpoint, or ``"demo"``); each actor builds it.
         address: the cluster (``ray.init(address=...)``); None joins the one
             ``$RAY_ADDRESS`` names, or starts a local one. Ray already initialised in

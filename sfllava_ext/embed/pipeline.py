@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..session.file import settings_key, tokens_bytes
+from ..session.info import VideoInfo
 from ..utils import faults
 from ..utils.cpus import usable_cpus
 from .decoding import (
@@ -249,7 +250,7 @@ class _Writer:
         self._thread = threading.Thread(target=self._run, name="sfllava-embed-writer", daemon=True)
         self._thread.start()
 
-    def put(self, item: Item, tokens, info: dict) -> None:
+    def put(self, item: Item, tokens, info: VideoInfo) -> None:
         self._queue.put((item, tokens, info))
 
     def close(self) -> None:

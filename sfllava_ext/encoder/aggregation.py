@@ -35,7 +35,7 @@ SINGLE_PATHWAY = SLOW_POOLS + ("spatial_temporal_pool", "temporal_global_pool")
 #: The families' own video poolings, for comparison (docs/method.md#native-poolings).
 NATIVE_POOLS = ("onevision_video_pool", "next_video_pool")
 #: Native poolings that run before the projector, with the model's own module
-#: (:meth:`sfllava_ext.families.Family.pre_projector`); here they only count tokens.
+#: (:meth:`sfllava_ext.models.families.Family.pre_projector`); here they only count tokens.
 PRE_PROJECTOR_POOLS = ("next_video_pool",)
 NEXT_VIDEO_POOL_STRIDE = 2  # the published LLaVA-NeXT-Video vision_resampler's stride
 SPATIAL_TEMPORAL_SIZE = (16, 12, 12)  # published AdaptiveAvgPool3d output (T, H, W)

@@ -72,7 +72,7 @@ class FrameNormalizer:
 
     def __call__(self, frames: Any, *, out: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 ``(T, H, W, 3)`` RGB frames (tensor or numpy array), or CPU
-        :class:`~sfllava_ext.frames.Yuv420Frames` -> ``(T, 3, h, w)`` contiguous
+        :class:`~sfllava_ext.ops.yuv420_frames.Yuv420Frames` -> ``(T, 3, h, w)`` contiguous
         pixels in ``dtype`` (written into ``out`` when given).
 
         Raises:

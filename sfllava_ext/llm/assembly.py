@@ -1,7 +1,7 @@
 """The language model's input: text embeddings and visual tokens in one buffer.
 
 For a batch of (video, prompt) pairs, each prompt tokenized on both sides of
-``<image>`` (LLaVA's rule, :func:`~sfllava_ext.prompts.tokenize_around_image`),
+``<image>`` (LLaVA's rule, :func:`~sfllava_ext.llm.prompts.tokenize_around_image`),
 :func:`assemble` allocates the left-padded ``inputs_embeds`` once, gathers the text
 embeddings into their positions and lets the pooling kernel write the visual tokens
 straight into theirs: no concatenation, no copy of the visual tokens.
@@ -18,8 +18,9 @@ from ..encoder.encoder import VideoEncoder
 from ..utils.timing import StageTimer
 from ..video import FrameBuffers
 from ..video.frames import VideoClip, Yuv420Frames
+from .embeddings import embed_text
 
-__all__ = ["PromptItem", "assemble", "embed_text"]
+__all__ = ["PromptItem", "assemble"]
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,3 @@ def assemble(
         buffers.release(item.clip)  # its frames are normalised
         encoder.pool(features, timer, out=embeds[b, vis : vis + item.num_visual])
     return embeds, mask
-
-
-def embed_text(embed: nn.Module, ids: list[int], out: torch.Tensor) -> None:
-    """The embeddings of ``ids`` written into ``out`` (len(ids), hidden)."""
-    if not ids:
-        return
-    index = torch.tensor(ids, dtype=torch.long, device=out.device)
-    if type(embed) is nn.Embedding:  # gather straight into place
-        torch.index_select(embed.weight, 0, index, out=out)
-    else:  # scaled embeddings and the like
-        out.copy_(embed(index))

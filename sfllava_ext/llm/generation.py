@@ -48,10 +48,15 @@ def finish_reason(ids: Sequence[int], max_new_tokens: int, stops: Sequence[int])
     return "length" if len(ids) >= max_new_tokens else "stop"
 
 
-def generation_kwargs(tokenizer: Any, max_new_tokens: int, overrides: dict[str, Any]) -> dict:
+def generation_kwargs(
+    tokenizer: Any,
+    max_new_tokens: int,
+    overrides: dict[str, Any],
+    stops: Sequence[int] | None = None,
+) -> dict:
     """Greedy decoding of at most ``max_new_tokens`` (published: 256 for open-ended
-    answers), the tokenizer's pad id (else its EOS), ending at :func:`stop_ids` (Llama-3
-    also at its end of turn), then the caller's ``overrides``.
+    answers), the tokenizer's pad id (else its EOS), ending at ``stops`` (by default
+    :func:`stop_ids`: Llama-3 also at its end of turn), then the caller's ``overrides``.
 
     Raises:
         TypeError: ``max_new_tokens`` is not an int.
@@ -77,7 +82,7 @@ def generation_kwargs(tokenizer: Any, max_new_tokens: int, overrides: dict[str, 
         kwargs["pad_token_id"] = tokenizer.pad_token_id
     elif tokenizer.eos_token_id is not None:
         kwargs["pad_token_id"] = tokenizer.eos_token_id
-    stops = stop_ids(tokenizer)
+    stops = stop_ids(tokenizer) if stops is None else tuple(stops)
     if len(stops) > 1:  # the model's config names its EOS alone
         kwargs["eos_token_id"] = list(stops)
     kwargs.update(overrides)
@@ -108,7 +113,7 @@ def timed_generate(
 
 class FirstTokenClock:
     """A ``generate()`` streamer that splits prefill (up to the first new token)
-    from the rest of generation in a :class:`~sfllava_ext.timing.StageTimer`, and
+    from the rest of generation in a :class:`~sfllava_ext.utils.timing.StageTimer`, and
     hands every call on to ``then`` (another streamer) when given.
 
     Use: ``clock.start()`` just before ``generate(..., streamer=clock)`` inside the

@@ -30,17 +30,12 @@ from torch import nn
 
 from ..utils.timing import StageTimer, null_timer
 from . import kv_cache, prompts
-from .assembly import embed_text
+from .embeddings import embed_text
 from .generation import finish_reason, generation_kwargs, stop_ids, timed_generate
 from .prompts import PromptIds, resolve_template, tokenize_around_image
 from .streaming import StopOn, TextPieces, TextStream, stream_generation
 
-__all__ = ["CacheSource", "LanguageModel"]
-
-#: A KV cache for a call: None (every position prefilled), a cache, or a callable that
-#: makes one, called under the model's lock (so that copies of a shared prefix exist one
-#: at a time).
-CacheSource = Any | Callable[[], Any] | None
+__all__ = ["LanguageModel"]
 
 
 class LanguageModel:
@@ -141,7 +136,8 @@ class LanguageModel:
             ValueError: no tokenizer, a bad ``max_new_tokens`` or override.
             TypeError: ``max_new_tokens`` is not an int.
         """
-        return generation_kwargs(self.require_tokenizer(), max_new_tokens, overrides)
+        tokenizer = self.require_tokenizer()
+        return generation_kwargs(tokenizer, max_new_tokens, overrides, stops=self.stop_ids)
 
     def _tokenizer_facts(self) -> tuple[Any, tuple[int, ...], str]:
         """(tokenizer, its stop ids, its chat format), worked out once per tokenizer
@@ -170,7 +166,8 @@ class LanguageModel:
         settings: dict[str, Any],
         *,
         mask: torch.Tensor | None = None,
-        cache: CacheSource = None,
+        cache: Any = None,
+        make_cache: Callable[[], Any] | None = None,
         streamer: Any = None,
         stop: threading.Event | None = None,
         timer: StageTimer | None = None,
@@ -182,8 +179,9 @@ class LanguageModel:
             settings: from :meth:`generation_kwargs` (its ``stopping_criteria``, if any,
                 run before ``stop``'s).
             mask: the attention mask (B, L) of a left-padded batch; all ones by default.
-            cache: a cache of the first ``n < L`` positions, or a callable that makes one
-                under the lock (:data:`CacheSource`); None prefills every position.
+            cache: a cache of the first ``n < L`` positions (None: every position is
+                prefilled); or ``make_cache``, which makes one under the lock, so that
+                the copies of a shared prefix exist one at a time.
             streamer: a second streamer that receives every token (text pieces).
             stop: an event that ends the generation once set.
             timer: gets the stages "prefill" (to the first new token) and "generation".
@@ -195,7 +193,7 @@ class LanguageModel:
             extra = list(kwargs.pop("stopping_criteria", None) or [])
             kwargs["stopping_criteria"] = StoppingCriteriaList([*extra, StopOn(stop)])
         with self.lock, torch.inference_mode():
-            made = cache() if callable(cache) else cache
+            made = make_cache() if make_cache is not None else cache
             return timed_generate(
                 lambda clock: kv_cache.generate_from(
                     self.model, embeds, made, mask, streamer=clock, **kwargs
@@ -210,7 +208,8 @@ class LanguageModel:
         settings: dict[str, Any],
         *,
         mask: torch.Tensor | None = None,
-        cache: CacheSource = None,
+        cache: Any = None,
+        make_cache: Callable[[], Any] | None = None,
         timer: StageTimer | None = None,
     ) -> TextStream:
         """:meth:`generate` on a worker thread, its text as it is generated: the pieces
@@ -218,8 +217,8 @@ class LanguageModel:
 
         def run(streamer: TextPieces, stop: threading.Event) -> torch.Tensor:
             return self.generate(
-                embeds, settings, mask=mask, cache=cache, streamer=streamer, stop=stop,
-                timer=timer,
+                embeds, settings, mask=mask, cache=cache, make_cache=make_cache,
+                streamer=streamer, stop=stop, timer=timer,
             )  # fmt: skip
 
         return stream_generation(run, self.decode)
@@ -229,11 +228,17 @@ class LanguageModel:
         generated, piece by piece (the pieces joined are :meth:`decode`'s text)."""
         return TextPieces(self.decode, emit)
 
-    def next_token_logits(self, embeds: torch.Tensor, cache: CacheSource = None) -> torch.Tensor:
+    def next_token_logits(
+        self,
+        embeds: torch.Tensor,
+        cache: Any = None,
+        make_cache: Callable[[], Any] | None = None,
+    ) -> torch.Tensor:
         """The logits (vocab,) after the whole prompt (1, L, hidden), computing only the
-        positions ``cache`` does not hold, as :meth:`generate` prefills them."""
+        positions the cache (``cache``, or what ``make_cache`` makes under the lock) does
+        not hold, as :meth:`generate` prefills them."""
         with self.lock, torch.inference_mode():
-            made = cache() if callable(cache) else cache
+            made = make_cache() if make_cache is not None else cache
             return kv_cache.logits_from(self.model, embeds, made)[0]
 
     def prefill(self, embeds: torch.Tensor) -> kv_cache.KV:

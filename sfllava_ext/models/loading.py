@@ -1,4 +1,4 @@
-"""Loading a checkpoint of a supported family (:mod:`sfllava_ext.families`) for
+"""Loading a checkpoint of a supported family (:mod:`sfllava_ext.models.families`) for
 SF-LLaVA: device and dtype defaults, the memory check before loading, dynamic RoPE
 scaling where the family's context calls for it, and the model check.
 
@@ -49,7 +49,7 @@ def load_pretrained(
 
     Dynamic RoPE scaling is set on the config before the model is built: with
     ``rope_scaling_factor=None`` (the default) factor 2 where the language model has a
-    4k context (:meth:`~sfllava_ext.families.Family.wants_dynamic_rope`) and none
+    4k context (:meth:`~sfllava_ext.models.families.Family.wants_dynamic_rope`) and none
     elsewhere; an explicit factor applies to any model (1 turns it off).
 
     Defaults: CUDA when available, fp16 there and bf16 on the CPU

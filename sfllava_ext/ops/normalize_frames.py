@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from ..constants import CLIP_MEAN, CLIP_STD, DEFAULT_PASS_ORDER, DEFAULT_RESIZE_MODE
-from ..video.frames import Yuv420Frames
 from .checks import check_frames, check_normalize_dtype
+from .yuv420_frames import Yuv420Frames
 
 __all__ = ["normalize_frames"]
 
@@ -47,7 +47,7 @@ def normalize_frames(
 
     Args:
         frames: uint8 ``(T, H, W, 3)`` RGB frames, a tensor (CPU or CUDA, any
-            strides) or a numpy array; or CPU :class:`~sfllava_ext.frames.Yuv420Frames`
+            strides) or a numpy array; or CPU :class:`~sfllava_ext.ops.yuv420_frames.Yuv420Frames`
             (decoded planes), whose rows are converted to RGB in cache just before
             the resize reads them: the bytes of ``normalize_frames(frames.to_rgb())``
             (for another device, ``to_rgb()`` runs first and the RGB frames travel).

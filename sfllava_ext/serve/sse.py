@@ -15,7 +15,17 @@ from typing import Any
 from . import protocol
 from .errors import ApiError
 
-__all__ = ["DONE", "Event", "EventQueue", "Failed", "Finished", "Piece", "Started", "encode"]
+__all__ = [
+    "DONE",
+    "Event",
+    "EventQueue",
+    "Failed",
+    "Finished",
+    "Piece",
+    "Started",
+    "chat_events",
+    "encode",
+]
 
 DONE = "data: [DONE]\n\n"
 

@@ -99,9 +99,11 @@ def write_tokens(path: str | os.PathLike, tokens: torch.Tensor, sf: Any, info: V
 
 
 def tokens_bytes(tokens: torch.Tensor, sf: Any, info: VideoInfo) -> bytes:
-    """The session file's bytes (what :func:`write_tokens` writes)."""
+    """The session file's bytes (what :func:`write_tokens` writes); ``info`` may also be
+    a mapping of :class:`~sfllava_ext.session.info.VideoInfo`'s fields."""
     from safetensors.torch import save
 
+    info = info if isinstance(info, VideoInfo) else VideoInfo(**dict(info))
     fingerprint_text = _fingerprint_text(sf)  # once per file: the key is its hash
     meta = {
         "format": FORMAT,
@@ -109,7 +111,9 @@ def tokens_bytes(tokens: torch.Tensor, sf: Any, info: VideoInfo) -> bytes:
         "fingerprint": fingerprint_text,
         "settings_key": _key_of(fingerprint_text),
         **info.to_metadata(),
-        "model": str(sf.name_or_path or sf.config.name_or_path or ""),
+        "model": str(
+            getattr(sf, "name_or_path", None) or getattr(sf.config, "name_or_path", None) or ""
+        ),
         "aggregation": str(sf.aggregation),
         "grid": json.dumps(list(sf.grid)),
         "feature_grid": json.dumps(list(sf.encoder.feature_grid)),

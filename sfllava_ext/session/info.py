@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["VideoInfo"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq: a mapping's, so that it equals the dict it was
 class VideoInfo(Mapping):
     """The video behind a session's visual tokens.
 
@@ -25,8 +25,8 @@ class VideoInfo(Mapping):
         video: its path, when it came from one.
         sha256: the SHA-256 of its bytes, when known (``sfllava embed``, the service).
 
-    Also a read-only mapping of these names (``info["frame_indices"]``), as the plain
-    dict it replaces was.
+    Also a read-only mapping of these names (``info["frame_indices"]``, ``dict(info)``),
+    equal to a dict of the same items, as the plain dict it replaces was.
     """
 
     frame_indices: list[int] = field(default_factory=list)

@@ -128,9 +128,7 @@ class VideoSession:
             TypeError, PromptError: a question that is not a non-empty str, bad options,
                 a bad template. ValueError: no tokenizer.
         """
-        template = self.model.prompt_template(prompt)
-        ids = self.model.llm.tokenize(build_prompt(template, question, options))
-        return SessionPrompt(template, ids.before, ids.after, self.num_visual_tokens)
+        return self._tokenized(*self._prompt_text(question, prompt, options))
 
     def answer(
         self,
@@ -146,8 +144,10 @@ class VideoSession:
             TypeError, PromptError: a question that is not a non-empty str, a bad
                 template. ValueError: no tokenizer, a bad ``max_new_tokens``.
         """
-        asked = self.tokenize(question, prompt=prompt)
-        return self.model.llm.decode(self._generate(asked, max_new_tokens, generate_kwargs))
+        template, text = self._prompt_text(question, prompt)
+        settings = self.model.llm.generation_kwargs(max_new_tokens, generate_kwargs)
+        ids = self._generate(self._tokenized(template, text), settings)
+        return self.model.llm.decode(ids)
 
     def choose(
         self,
@@ -163,8 +163,9 @@ class VideoSession:
         Raises:
             PromptError: fewer than two options, more than 26, an empty option.
         """
-        asked = self.tokenize(question, prompt="multiple_choice_allvideo_v4", options=options)
-        ids = self._generate(asked, max_new_tokens, generate_kwargs)
+        template, text = self._prompt_text(question, "multiple_choice_allvideo_v4", options)
+        settings = self.model.llm.generation_kwargs(max_new_tokens, generate_kwargs)
+        ids = self._generate(self._tokenized(template, text), settings)
         return parse_choice(self.model.llm.decode(ids), len(options))
 
     def stream(
@@ -181,7 +182,9 @@ class VideoSession:
         settings = self.model.llm.generation_kwargs(max_new_tokens, generate_kwargs)
         embeds, prefix, reuse = self._inputs(self.tokenize(question, prompt=prompt))
         timer = self.model.new_timings()
-        return self.model.llm.stream(embeds, settings, cache=_cache(prefix, reuse), timer=timer)
+        return self.model.llm.stream(
+            embeds, settings, make_cache=_cache(prefix, reuse), timer=timer
+        )
 
     def generate(
         self,
@@ -197,9 +200,9 @@ class VideoSession:
         """The new token ids that :meth:`answer` (or, with ``options`` and the
         multiple-choice prompt, :meth:`choose`) decodes, generated on the calling thread.
 
-        ``question`` may also be what :meth:`tokenize` returned (``prompt`` and
-        ``options`` are then its own), so that a caller that counts the prompt's
-        positions first tokenizes it once.
+        ``question`` may also be what this session's :meth:`tokenize` returned
+        (``prompt`` and ``options`` are then its own), so that a caller that counts the
+        prompt's positions first tokenizes it once.
 
         ``on_text``, when given, receives the text as it is generated, piece by piece
         (the pieces joined are :meth:`answer`'s text), on the calling thread; setting
@@ -207,13 +210,27 @@ class VideoSession:
         the model on a thread of its own (a server's worker): :meth:`stream` instead
         generates on a new thread, which on the CPU costs PyTorch's thread pools a wake-up
         per parallel region.
+
+        Raises:
+            TypeError, PromptError: as :meth:`answer`.
+            ValueError: a bad ``max_new_tokens``; a tokenized prompt made for another
+                number of visual tokens (another session's).
         """
+        llm = self.model.llm
         if isinstance(question, SessionPrompt):
+            if question.num_visual != self.num_visual_tokens:
+                raise ValueError(
+                    f"generate: the prompt was tokenized for {question.num_visual} visual "
+                    f"tokens, this session holds {self.num_visual_tokens}"
+                )
+            settings = llm.generation_kwargs(max_new_tokens, generate_kwargs)
             asked = question
         else:
-            asked = self.tokenize(question, prompt=prompt, options=options)
-        ids = self._generate(asked, max_new_tokens, generate_kwargs, on_text, stop)
-        return ids.tolist()
+            template, text = self._prompt_text(question, prompt, options)
+            settings = llm.generation_kwargs(max_new_tokens, generate_kwargs)
+            asked = self._tokenized(template, text)
+        pieces = llm.pieces(on_text) if on_text is not None else None
+        return self._generate(asked, settings, pieces, stop).tolist()
 
     def next_token_logits(
         self,
@@ -226,7 +243,7 @@ class VideoSession:
         the way :meth:`answer` prefills (from the cached prefix)."""
         asked = self.tokenize(question, prompt=prompt, options=options)
         embeds, prefix, reuse = self._inputs(asked)
-        return self.model.llm.next_token_logits(embeds, cache=_cache(prefix, reuse))
+        return self.model.llm.next_token_logits(embeds, make_cache=_cache(prefix, reuse))
 
     def prompt_positions(
         self, question: str, *, prompt: str = "image_seq_v3", options: Sequence[str] | None = None
@@ -266,17 +283,25 @@ class VideoSession:
 
     # ------------------------------------------------------------------- internals
 
+    def _prompt_text(
+        self, question: str, prompt: str, options: Sequence[str] | None = None
+    ) -> tuple[str, str]:
+        """(template, the question's whole prompt): checks the template and the question
+        (and options), before any tokenizing."""
+        template = self.model.prompt_template(prompt)
+        return template, build_prompt(template, question, options)
+
+    def _tokenized(self, template: str, text: str) -> SessionPrompt:
+        ids = self.model.llm.tokenize(text)
+        return SessionPrompt(template, ids.before, ids.after, self.num_visual_tokens)
+
     def _generate(
         self,
         asked: SessionPrompt,
-        max_new_tokens: int,
-        overrides: dict,
-        on_text: Callable[[str], None] | None = None,
+        settings: dict,
+        pieces: Any = None,
         stop: threading.Event | None = None,
     ) -> torch.Tensor:
-        llm = self.model.llm
-        settings = llm.generation_kwargs(max_new_tokens, overrides)
-        pieces = llm.pieces(on_text) if on_text is not None else None
         key = self._key(asked.template)
         with self._lock:
             known = key in self._prefixes
@@ -284,8 +309,8 @@ class VideoSession:
             return self._generate_and_keep(key, asked, settings, pieces, stop)
         embeds, prefix, reuse = self._inputs(asked)
         timer = self.model.new_timings()
-        ids = llm.generate(
-            embeds, settings, cache=_cache(prefix, reuse), streamer=pieces, stop=stop,
+        ids = self.model.llm.generate(
+            embeds, settings, make_cache=_cache(prefix, reuse), streamer=pieces, stop=stop,
             timer=timer,
         )  # fmt: skip
         return ids[0]
@@ -294,27 +319,32 @@ class VideoSession:
         """Generates for a template's first question from a plain, empty cache, and keeps
         the positions its prompt shares with the template's fixed part as the prefix:
         the same keys and values a separate prefill of that part would give (each
-        position sees only those before it), without a second prefill."""
+        position sees only those before it), without a second prefill. The copy is made
+        under the model's lock, as every copy of cached positions is."""
         from transformers import DynamicCache
 
-        fixed = self._fixed_ids(asked.template)
+        fixed = self._fixed(asked.template)[0]
         ids = asked.ids
         shared = min(shared_run(fixed, ids), len(ids) - 1)
         limit = self.model.rope_limit
         keep = shared > 0 and (limit is None or max(len(ids), len(fixed)) <= limit)
         timer = self.model.new_timings()
-        cache = DynamicCache()  # a plain cache: every position, also on sliding layers
-        out = self.model.llm.generate(
-            self._embeds(asked.before, asked.after), settings, cache=cache, streamer=pieces,
-            stop=stop, timer=timer,
-        )  # fmt: skip
-        if keep:  # else a later question prefills the fixed part itself
-            with torch.inference_mode():
-                kv = [
-                    (k[:, :, :shared].clone(), v[:, :, :shared].clone())
-                    for k, v in kv_cache.prefix_tensors(cache)
-                ]
+        llm = self.model.llm
+        with llm.lock:  # re-entered by generate: the copy below follows it under the lock
+            cache = DynamicCache()  # a plain cache: every position, also on sliding layers
+            out = llm.generate(
+                self._embeds(asked.before, asked.after), settings, cache=cache,
+                streamer=pieces, stop=stop, timer=timer,
+            )  # fmt: skip
+            kv = None
+            if keep:  # else a later question prefills the fixed part itself
+                with torch.inference_mode():
+                    kv = [
+                        (k[:, :, :shared].clone(), v[:, :, :shared].clone())
+                        for k, v in kv_cache.prefix_tensors(cache)
+                    ]
             del cache
+        if kv is not None:
             with self._lock:
                 self._prefixes.setdefault(key, Prefix(fixed, kv))
         return out[0]
@@ -359,9 +389,6 @@ class VideoSession:
         if not ids or (limit is not None and len(ids) > limit):
             return Prefix(ids, None)
         return Prefix(ids, self.model.llm.prefill(self._embeds(before, after)))
-
-    def _fixed_ids(self, template: str) -> list[int]:
-        return self._fixed(template)[0]
 
     def _fixed(self, template: str) -> tuple[list[int], tuple[list[int], list[int] | None]]:
         """The ids of the template's fixed part (visual positions as :data:`VISUAL`),

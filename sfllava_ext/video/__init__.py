@@ -26,14 +26,16 @@ samplers), in the order a load runs through it:
     pyav/              backend "pyav": decode.py (entry), planning.py, h264.py,
                        workers.py, sinks.py, swscale.py; its docstring walks the plan
     buffers.py         FrameBuffers
-    clip.py            every backend's frames -> VideoClip
+    frames.py          the containers (VideoClip, VideoDecodeError, and Yuv420Frames,
+                       which the ops define), make_clip: every backend's last step
+    input.py           what SlowFastLlava takes as a video, and how it reaches the model
+    synthetic.py       deterministic H.264 test videos
 
 This file only re-exports the public names. The modules are internal: their names
 without a leading underscore are documented internal entry points (for the other
-modules, the tests and the benchmarks), not API.
-``VideoClip``, ``Yuv420Frames`` and ``VideoDecodeError`` live in
-:mod:`sfllava_ext.frames` (re-exported here, so that pickles naming
-``sfllava_ext.video.VideoClip`` load); ``BACKENDS`` in :mod:`sfllava_ext.constants`.
+modules, the tests and the benchmarks), not API. The containers are re-exported here,
+so that pickles naming ``sfllava_ext.video.VideoClip`` load; ``BACKENDS`` lives in
+:mod:`sfllava_ext.constants`.
 """
 
 from __future__ import annotations

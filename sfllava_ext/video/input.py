@@ -2,11 +2,11 @@
 uint8 frames on the model's device.
 
 A video is a path (decoded here with the published sampling), a
-:class:`~sfllava_ext.frames.VideoClip`, or uint8 frames ``(T, H, W, 3)`` (a tensor or a
+:class:`~sfllava_ext.video.frames.VideoClip`, or uint8 frames ``(T, H, W, 3)`` (a tensor or a
 numpy array) used as given. Two rules live here, and only here:
 
 * **planes on the CPU**: a path decoded for a model on the CPU keeps its YUV 4:2:0
-  planes (:class:`~sfllava_ext.frames.Yuv420Frames`; the normalisation converts rows in
+  planes (:class:`~sfllava_ext.ops.yuv420_frames.Yuv420Frames`; the normalisation converts rows in
   cache), while for a GPU it is decoded to RGB, which crosses as uint8;
 * **uint8 across**: frames go to the GPU as uint8 through pinned memory, never as
   floats.

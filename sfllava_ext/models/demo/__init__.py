@@ -2,7 +2,7 @@
 random weights and tokenizers trained on the spot, so that the whole pipeline runs with
 no download. Their answers mean nothing; their latencies are real. The way in is
 :func:`demo_parts` (re-exported by :mod:`sfllava_ext.models`), or
-:class:`~sfllava_ext.models.ModelSpec` with ``model="demo"``; the builders of each part
+:class:`~sfllava_ext.ModelSpec` with ``model="demo"``; the builders of each part
 are here for the tests and benchmarks.
 
     tokenizers.py  the Llama-style and Qwen2-style tokenizers

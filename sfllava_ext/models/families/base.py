@@ -8,7 +8,7 @@ published instruction text (its language model's), whether dynamic RoPE scaling
 applies, how ``image_newline`` is treated, and the default aggregation. The feature
 layer and its CLS strategy are read from the checkpoint's config, and the
 image-processor settings (size, mean and std, resample filter) from its processor
-(:func:`sfllava_ext.preprocess.frame_normalizer`), never from class defaults.
+(:func:`sfllava_ext.encoder.normalize.frame_normalizer`), never from class defaults.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Family:
 
     def chat_format(self, config: Any, tokenizer: Any) -> str:
         """The chat format around the published instruction text: its language model's
-        (:func:`sfllava_ext.prompts.chat_format`: Vicuna, the 34B's ChatML, Qwen2,
+        (:func:`sfllava_ext.llm.prompts.chat_format`: Vicuna, the 34B's ChatML, Qwen2,
         Mistral or Llama-3)."""
         return chat_format(config.text_config, tokenizer)
 

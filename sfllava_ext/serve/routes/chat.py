@@ -1,11 +1,11 @@
 """``POST /v1/chat/completions``: OpenAI's chat completions about one video, whole or
-streamed as server-sent events (:mod:`..sse`).
+streamed as server-sent events (:mod:`sfllava_ext.serve.sse`).
 
-A request's job runs on the model's worker (:mod:`..engine`): the session of the
-video's bytes (cached, or decoded and encoded now), the prompt tokenized once (its
-positions are the usage's ``prompt_tokens`` and are checked against the context), then
-the generation. ``finish_reason`` is ``stop`` when the answer ended at one of the
-model's stop tokens (:attr:`~sfllava_ext.llm.runtime.LanguageModel.stop_ids`: the EOS,
+A request's job runs on the model's worker (:mod:`sfllava_ext.serve.engine`): the
+session of the video's bytes (cached, or decoded and encoded now), the prompt tokenized
+once (its positions are the usage's ``prompt_tokens`` and are checked against the
+context), then the generation. ``finish_reason`` is ``stop`` when the answer ended at
+one of the model's stop tokens (:attr:`~sfllava_ext.llm.runtime.LanguageModel.stop_ids`: the EOS,
 Llama-3's ``<|eot_id|>``), ``length`` when it ran out of ``max_tokens``.
 """
 
@@ -104,8 +104,15 @@ async def _stream(
             logger.exception("stream failed")
             events.put(sse.Failed(ApiError(500, f"internal error: {exc}")))
 
+    def ended(future) -> None:
+        video.discard()
+        if future.cancelled():  # dropped from the queue: the server is stopping
+            events.put(sse.Failed(ApiError(503, "the server is shutting down", code="shutdown")))
+        elif future.exception() is not None:  # the job never ran (it reports its own)
+            events.put(sse.Failed(ApiError(500, f"internal error: {future.exception()}")))
+
     future = submit_for(ctx.engine, job, "chat", video)
-    future.add_done_callback(lambda f: video.discard())
+    future.add_done_callback(ended)
     first = await events.get()
     if isinstance(first, sse.Failed):
         raise first.error

@@ -17,7 +17,7 @@ The plan, step by step (each in its module, read top to bottom):
    packets that hold only non-reference pictures are not even sent to the decoder;
    other codecs use ``skip_frame="NONREF"`` packet by packet.
 4. ``sinks.py``: only wanted frames are converted to RGB (or, with ``yuv420=True``,
-   kept as their YUV 4:2:0 planes: :class:`~sfllava_ext.frames.Yuv420Frames`, which
+   kept as their YUV 4:2:0 planes: :class:`~sfllava_ext.ops.yuv420_frames.Yuv420Frames`, which
    ``normalize_frames`` converts row by row in cache), straight into the clip's
    buffer. The YUV -> RGB conversion is the same swscale call decord makes
    (same-size, bilinear flags, the frame's own colour matrix and range, unscaled fast

@@ -35,9 +35,9 @@ def load_with_pyav(
     the sampled frames as RGB, or (``yuv420``, where every frame allows it) as
     :class:`~sfllava_ext.video.frames.Yuv420Frames`, decoded on ``threads`` threads
     (:func:`.workers.decode_threads`)."""
-    threads = workers.decode_threads(threads)
     plan = planning.plan_decode(path, num_frames, fps)
     try:
+        threads = workers.decode_threads(threads)
         if yuv420 and plan.may_keep_planes:
             try:
                 return _decode_pooled(plan, buffers, sinks.Yuv420Sink, threads)
