@@ -154,7 +154,7 @@ class LanguageModel:
 
     def embed_text(self, ids: Sequence[int], out: torch.Tensor) -> None:
         """The input embeddings of ``ids`` written into ``out`` (len(ids), hidden)."""
-        embed_text(self.model.model.language_model.get_input_embeddings(), list(ids), out)
+        embed_text(self.input_embeddings(), list(ids), out)
 
     def input_embeddings(self) -> nn.Module:
         """The language model's token embedding module."""

@@ -18,6 +18,7 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from ...session import SessionPrompt, VideoSession
 from .. import protocol, sse
 from ..context import Context, ServeContext
 from ..engine import submit_for, wait_for
@@ -43,6 +44,22 @@ async def chat(request: Request, ctx: Context) -> Response:
     return await _whole(ctx, req, video, max_tokens)
 
 
+def _session_and_prompt(
+    ctx: ServeContext, req: protocol.ChatRequest, video: Video, max_tokens: int
+) -> tuple[VideoSession, SessionPrompt]:
+    """On the worker: the session of the video's bytes and the question's prompt,
+    tokenized once (its positions are counted here and run later), within the context.
+
+    Raises:
+        ApiError: 400 for a video that cannot be decoded or a prompt and ``max_tokens``
+            past the model's context.
+    """
+    session = ctx.engine.session_for(video, req.video_param)
+    asked = session.tokenize(req.question)
+    ctx.engine.check_length(asked.positions, max_tokens)
+    return session, asked
+
+
 async def _whole(
     ctx: ServeContext, req: protocol.ChatRequest, video: Video, max_tokens: int
 ) -> Response:
@@ -50,9 +67,7 @@ async def _whole(
 
     def job() -> tuple[str, str, dict, float, float]:
         started = time.perf_counter()
-        session = ctx.engine.session_for(video, req.video_param)
-        asked = session.tokenize(req.question)  # once: counted, checked, then run
-        ctx.engine.check_length(asked.positions, max_tokens)
+        session, asked = _session_and_prompt(ctx, req, video, max_tokens)
         ids = session.generate(asked, max_new_tokens=max_tokens, **req.generate_kwargs())
         text = ctx.sf.llm.decode(ids)
         finish = ctx.sf.llm.finish_reason(ids, max_tokens)
@@ -81,9 +96,7 @@ async def _stream(
         if cancel.is_set():
             return  # the client left while the job waited
         try:
-            session = ctx.engine.session_for(video, req.video_param)
-            asked = session.tokenize(req.question)
-            ctx.engine.check_length(asked.positions, max_tokens)
+            session, asked = _session_and_prompt(ctx, req, video, max_tokens)
             events.put(sse.Started())
             # generated on the worker's thread; the client's leaving sets `cancel`
             ids = session.generate(
