@@ -844,9 +844,12 @@ def test_public_names_keep_their_paths() -> None:
     video = sfllava_ext.video
     assert set(video.__all__) == {
         "BACKENDS",
+        "SAFE_FORMATS",
+        "DecodeLimits",
         "FrameBuffers",
         "VideoClip",
         "VideoDecodeError",
+        "VideoLimitError",
         "Yuv420Frames",
         "decode_threads",
         "fps_frame_indices",

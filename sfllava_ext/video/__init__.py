@@ -25,6 +25,8 @@ samplers), in the order a load runs through it:
     decord_backend.py  backend "decord"
     pyav/              backend "pyav": decode.py (entry), planning.py, h264.py,
                        workers.py, sinks.py, swscale.py; its docstring walks the plan
+    limits.py          DecodeLimits, VideoLimitError, SAFE_FORMATS, open_container:
+                       limits for files that are not trusted, enforced while decoding
     buffers.py         FrameBuffers
     frames.py          the containers (VideoClip, VideoDecodeError, and Yuv420Frames,
                        which the ops define), make_clip: every backend's last step
@@ -43,15 +45,19 @@ from __future__ import annotations
 from ..constants import BACKENDS
 from .buffers import FrameBuffers
 from .frames import VideoClip, VideoDecodeError, Yuv420Frames
+from .limits import SAFE_FORMATS, DecodeLimits, VideoLimitError
 from .load import load_video
 from .pyav.workers import decode_threads
 from .sampling import fps_frame_indices, sample_frame_indices
 
 __all__ = [
     "BACKENDS",
+    "SAFE_FORMATS",
+    "DecodeLimits",
     "FrameBuffers",
     "VideoClip",
     "VideoDecodeError",
+    "VideoLimitError",
     "Yuv420Frames",
     "decode_threads",
     "fps_frame_indices",

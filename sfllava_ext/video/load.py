@@ -5,6 +5,10 @@ A folder goes to :mod:`.image_folder`; a file to :mod:`.decord_backend` for
 ``backend="decord"``, else to :mod:`.pyav` (``"pyav"``, and ``"auto"``:
 :data:`~sfllava_ext.constants.AUTO_BACKEND`). The backends are called through their
 module, so that a monkeypatched backend function is the one that runs.
+
+``limits`` (:class:`~sfllava_ext.video.limits.DecodeLimits`, for files that are not
+trusted) go to the ``pyav`` backend, which enforces them while it decodes, or to the
+image folder (per image); ``backend="decord"`` cannot enforce them and is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from ..constants import AUTO_BACKEND, BACKENDS, DEFAULT_BACKEND, DEFAULT_NUM_FRA
 from . import decord_backend, image_folder, pyav
 from .buffers import FrameBuffers
 from .frames import VideoClip, VideoDecodeError
+from .limits import DecodeLimits
 
 
 def load_video(
@@ -29,6 +34,7 @@ def load_video(
     buffers: FrameBuffers | None = None,
     yuv420: bool = False,
     threads: int | None = None,
+    limits: DecodeLimits | None = None,
 ) -> VideoClip:
     """Decode the sampled frames of a video file or a folder of images.
 
@@ -48,6 +54,12 @@ def load_video(
             takes either, with the same result.
         threads: decoder threads (``pyav``); default ``$SFLLAVA_DECODE_THREADS``, else
             the usable CPUs, at most 16 (:func:`~sfllava_ext.video.decode_threads`).
+        limits: bounds for a file that is not trusted (:class:`DecodeLimits`: the
+            pixels of every frame, the pixels decoded in all, a deadline, the container
+            formats allowed), enforced while decoding (``pyav``; a folder of images
+            checks each sampled image's size before decoding it, the sum and the
+            deadline, and with ``formats`` set reads only PNG, JPEG, BMP, GIF, WebP).
+            None (the default): no limits, and not a single check more.
 
     Returns:
         A :class:`VideoClip`; ``frames`` is a uint8 tensor (T, H, W, 3), RGB, contiguous
@@ -57,7 +69,10 @@ def load_video(
         FileNotFoundError: ``path`` does not exist.
         VideoDecodeError: the file cannot be read as a video (empty, not a video,
             truncated beyond use, no video stream, unknown codec, ...).
-        ValueError: bad arguments.
+        VideoLimitError: a bound of ``limits`` was passed (a :class:`VideoDecodeError`;
+            ``.limit`` names it).
+        ValueError: bad arguments; ``limits`` with ``backend="decord"``.
+        TypeError: ``limits`` is not a :class:`DecodeLimits`.
         ImportError: ``backend="decord"`` without decord installed.
 
     Frames that the container announces but that cannot be read (a truncated file)
@@ -86,16 +101,25 @@ def load_video(
         raise TypeError(
             f"load_video: buffers must be a FrameBuffers or None, got {type(buffers).__name__}"
         )
+    if limits is not None and not isinstance(limits, DecodeLimits):
+        raise TypeError(
+            f"load_video: limits must be a DecodeLimits or None, got {type(limits).__name__}"
+        )
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "video not found", path)
     if os.path.isdir(path):
-        return image_folder.load_image_folder(path, num_frames, fps)
+        return image_folder.load_image_folder(path, num_frames, fps, limits)
     if not os.path.isfile(path):
         raise VideoDecodeError(path, "not a regular file")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(path, "the file is empty (0 bytes)")
     chosen = AUTO_BACKEND if backend == "auto" else backend
     if chosen == "decord":
+        if limits is not None:
+            raise ValueError(
+                "load_video: limits= needs backend='pyav' (or 'auto'): decord cannot "
+                "enforce them (it checks no frame size, has no format allowlist, no deadline)"
+            )
         return decord_backend.load_with_decord(path, num_frames, fps)
     # pyav.decode, the defining module (pyav.load_with_pyav is its re-export)
-    return pyav.decode.load_with_pyav(path, num_frames, fps, buffers, yuv420, threads)
+    return pyav.decode.load_with_pyav(path, num_frames, fps, buffers, yuv420, threads, limits)

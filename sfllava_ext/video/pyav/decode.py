@@ -18,6 +18,7 @@ import numpy as np
 
 from ..buffers import FrameBuffers
 from ..frames import VideoClip, VideoDecodeError, Yuv420Frames, make_clip
+from ..limits import DecodeLimits
 from . import planning, sinks, workers
 
 logger = logging.getLogger(__name__)
@@ -30,12 +31,14 @@ def load_with_pyav(
     buffers: FrameBuffers | None = None,
     yuv420: bool = False,
     threads: int | None = None,
+    limits: DecodeLimits | None = None,
 ) -> VideoClip:
     """``load_video`` for ``backend="pyav"`` on a checked, existing, non-empty file:
     the sampled frames as RGB, or (``yuv420``, where every frame allows it) as
     :class:`~sfllava_ext.video.frames.Yuv420Frames`, decoded on ``threads`` threads
-    (:func:`.workers.decode_threads`)."""
-    plan = planning.plan_decode(path, num_frames, fps)
+    (:func:`.workers.decode_threads`), under ``limits`` when given (one meter for the
+    whole call, the retry in RGB included)."""
+    plan = planning.plan_decode(path, num_frames, fps, limits)
     try:
         threads = workers.decode_threads(threads)
         if yuv420 and plan.may_keep_planes:

@@ -10,6 +10,12 @@ their decoding must start from (:func:`plan_chunks`), with the :class:`SkipRules
 that keep unwanted pictures out of the decoder. The result is a :class:`DecodePlan`,
 which keeps the indexing container open for the first decode worker to take over.
 
+Under :class:`~sfllava_ext.video.limits.DecodeLimits` the file is opened with the
+format allowlist (:func:`sfllava_ext.video.limits.open_container`), the header's size is
+checked against ``max_pixels`` and the deadline per packet while indexing; the plan
+carries the limits and the call's :class:`~sfllava_ext.video.limits.DecodeMeter` to the
+workers.
+
 The entry point comes first, then the steps in the order it takes them; each type
 sits next to the step that makes it.
 """
@@ -23,7 +29,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import limits as video_limits
 from ..frames import VideoDecodeError
+from ..limits import DecodeLimits, DecodeMeter
 from ..sampling import pick_indices
 from . import h264, sinks
 
@@ -34,22 +42,28 @@ _NONREF_SAFE_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1vi
 _SLICE_SAMPLE = 16  # packets whose slices are counted while indexing
 
 
-def plan_decode(path: str, num_frames: int, fps: float | None = None) -> DecodePlan:
+def plan_decode(
+    path: str, num_frames: int, fps: float | None = None, limits: DecodeLimits | None = None
+) -> DecodePlan:
     """Open and index the file (demux only), pick the frames and plan their decoding.
 
     The plan keeps the container open for a decode worker to take over; the caller
     closes it with :meth:`DecodePlan.close` (a no-op once a worker took it). A
     truncated file is planned over the packets that can be read, with a
     ``RuntimeWarning`` that points at the caller of ``load_video``
-    (:func:`index_packets`).
+    (:func:`index_packets`). Under ``limits`` the plan carries them and a new
+    :class:`~sfllava_ext.video.limits.DecodeMeter`, which the workers share.
 
     Raises:
         VideoDecodeError: the file cannot be opened or holds no usable video stream;
             wanted frames out of range.
+        VideoLimitError: a bound of ``limits`` (its format, the header's size, the
+            deadline).
     """
-    container = open_container(path)
+    meter = DecodeMeter(limits, path) if limits is not None else None
+    container = video_limits.open_container(path, limits)
     try:
-        plan = index_and_plan(container, path, num_frames, fps)
+        plan = index_and_plan(container, path, num_frames, fps, meter)
     except BaseException:
         container.close()
         raise
@@ -75,6 +89,9 @@ class DecodePlan:
     chunks: list[Chunk] = field(default_factory=list)
     rules: SkipRules = field(default_factory=lambda: SkipRules(nonref=False))
     pix_fmt: str | None = None  # the stream's pixel format, as its codec parameters say
+    # the call's limits (None: none) and the meter its decode threads share
+    limits: DecodeLimits | None = None
+    meter: DecodeMeter | None = None
     # the container the file was indexed with, kept open for one decode worker to take
     # over (one open of the file less); None once taken or closed. Not an __init__
     # field, so that dataclasses.replace() never copies it into a second plan.
@@ -103,25 +120,26 @@ class DecodePlan:
             container.close()
 
 
-def open_container(path: str) -> Any:
-    """``av.open(path)`` for reading; VideoDecodeError (with FFmpeg's reason) when
-    FFmpeg cannot open it."""
-    import av
+def open_container(path: str, limits: DecodeLimits | None = None) -> Any:
+    """:func:`sfllava_ext.video.limits.open_container`, which every open of the backend
+    goes through (kept here for the benchmarks).
 
-    try:
-        return av.open(path, mode="r", metadata_errors="ignore")
-    except av.FFmpegError as exc:
-        raise VideoDecodeError(path, f"cannot open the container ({av_reason(exc)})") from exc
-
-
-def av_reason(exc: BaseException) -> str:
-    """The reason of a PyAV error, without the file name PyAV appends."""
-    text = getattr(exc, "strerror", None) or str(exc)
-    return str(text).split(": '", 1)[0]
+    Raises:
+        VideoDecodeError: FFmpeg cannot open the file (a VideoLimitError under ``limits``).
+    """
+    return video_limits.open_container(path, limits)
 
 
-def index_and_plan(container: Any, path: str, num_frames: int, fps: float | None) -> DecodePlan:
-    """:func:`plan_decode` on an open container (which it leaves open)."""
+def index_and_plan(
+    container: Any,
+    path: str,
+    num_frames: int,
+    fps: float | None,
+    meter: DecodeMeter | None = None,
+) -> DecodePlan:
+    """:func:`plan_decode` on an open container (which it leaves open); under a
+    ``meter``, the header's size and the deadline are checked, and the plan carries the
+    meter and its limits."""
     stream = video_stream(container, path)
     stream_index = list(container.streams.video).index(stream)
     width = stream.codec_context.width
@@ -131,7 +149,10 @@ def index_and_plan(container: Any, path: str, num_frames: int, fps: float | None
     reorders = bool(stream.codec_context.has_b_frames)
     rate = stream.average_rate
     video_fps = float(rate) if rate else None
-    index = index_packets(container, stream, path, h264.header_reader(codec_name, extradata))
+    if meter is not None:
+        meter.header(width, height)  # cheap early refusal; every frame is checked again
+    nal_headers = h264.header_reader(codec_name, extradata)
+    index = index_packets(container, stream, path, nal_headers, meter)
     if len(index) == 0:
         raise VideoDecodeError(path, "the video stream holds no frames")
     if width <= 0 or height <= 0:
@@ -139,6 +160,8 @@ def index_and_plan(container: Any, path: str, num_frames: int, fps: float | None
     total_frames = len(index)
     indices = pick_indices(path, total_frames, video_fps, num_frames, fps)
     plan = DecodePlan(path, stream_index, width, height, video_fps, indices, index)
+    if meter is not None:
+        plan.limits, plan.meter = meter.limits, meter
     pix_fmt = stream.codec_context.format
     plan.pix_fmt = pix_fmt.name if pix_fmt is not None else None
     if timestamps_give_order(index, reorders):
@@ -169,11 +192,17 @@ def index_packets(
     stream: Any,
     path: str,
     nal_headers: Callable[[Any], list[int] | None] | None = None,
+    meter: DecodeMeter | None = None,
 ) -> PacketIndex:
     """Demux (no decoding) every packet of ``stream``: pts, dts, keyframe flag; and,
     given ``nal_headers`` (H.264), the fewest slices per picture in the first
     ``_SLICE_SAMPLE`` packets. Packets the container announces but that cannot be
-    read (a truncated file) warn, and the index ends early."""
+    read (a truncated file) warn, and the index ends early. Given a ``meter``, its
+    deadline is checked per packet (a file may hold millions).
+
+    Raises:
+        VideoLimitError: the meter's deadline passed.
+    """
     import av
 
     pts: list[int | None] = []
@@ -183,6 +212,8 @@ def index_packets(
     truncated = False
     try:
         for packet in container.demux(stream):
+            if meter is not None:
+                meter.packet("while indexing the packets")
             if packet.size == 0:  # the demuxer's final flush packet
                 continue
             pts.append(packet.pts)

@@ -5,6 +5,12 @@ to each chunk's keyframe and the decode of the chunk into the sink. Files whose
 timestamps do not give the presentation order are decoded in one sequence instead
 (:func:`decode_sequential`). Internal module.
 
+Under limits (the plan's ``limits`` and ``meter``) every container is opened through
+:func:`sfllava_ext.video.limits.open_container`, every decoder gets FFmpeg's
+``max_pixels`` (:func:`sfllava_ext.video.limits.limit_decoder`), and the workers check
+the shared meter per packet and per frame, so that a breach in one stops all of them;
+without limits none of this runs.
+
 Entry points first, in the order :mod:`.decode` calls them; the benchmark's
 :func:`decode_chunk_alone` last.
 """
@@ -19,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ...utils.cpus import usable_cpus
-from ..frames import VideoDecodeError
+from .. import limits as video_limits
+from ..limits import DecodeLimits, DecodeMeter
 from . import planning, sinks
 
 logger = logging.getLogger(__name__)
@@ -123,6 +130,7 @@ def _decode_worker(
             decoder_threads,
             plan.index.slices,
             container,
+            plan.limits,
         )
     except BaseException:
         if container is not None:
@@ -131,12 +139,12 @@ def _decode_worker(
     try:
         for chunk in sorted(chunks, key=lambda c: c.start):
             reader.go_to(plan.index, chunk.start)
-            if not _decode_chunk(reader, plan.order, chunk, sink, plan.rules):
+            if not _decode_chunk(reader, plan.order, chunk, sink, plan.rules, plan.meter):
                 logger.debug(
                     "%s: seek passed packet %d; demuxing from the start", plan.path, chunk.start
                 )
                 reader.reopen()
-                _decode_chunk(reader, plan.order, chunk, sink, plan.rules)
+                _decode_chunk(reader, plan.order, chunk, sink, plan.rules, plan.meter)
     finally:
         reader.close()
 
@@ -146,7 +154,9 @@ class Reader:
 
     Given ``container`` (the one the plan indexed, demuxed but never decoded from), the
     reader takes it over instead of opening the file again: every chunk, the first
-    included, is then reached by a seek."""
+    included, is then reached by a seek. Under ``limits`` the file is opened through
+    :func:`sfllava_ext.video.limits.open_container` and the decoder gets FFmpeg's
+    ``max_pixels``."""
 
     def __init__(
         self,
@@ -155,11 +165,13 @@ class Reader:
         decoder_threads: int,
         slices: int = 0,
         container: Any = None,
+        limits: DecodeLimits | None = None,
     ) -> None:
         import av
 
         self.av = av
         self.path = path
+        self.limits = limits
         self.stream_index = stream_index
         self.decoder_threads = decoder_threads
         self.thread_type = decoder_thread_type(decoder_threads, slices)
@@ -173,13 +185,10 @@ class Reader:
             self.use(container, fresh=False)
 
     def reopen(self) -> None:
-        """Close the container and open the file again (``fresh``)."""
+        """Close the container and open the file again (``fresh``); VideoDecodeError
+        when it cannot be opened (e.g. the file changed since it was indexed)."""
         self.close()
-        try:
-            container = self.av.open(self.path, mode="r", metadata_errors="ignore")
-        except self.av.FFmpegError as exc:  # e.g. the file changed since it was indexed
-            raise VideoDecodeError(self.path, f"cannot reopen: {planning.av_reason(exc)}") from exc
-        self.use(container, fresh=True)
+        self.use(video_limits.open_container(self.path, self.limits), fresh=True)
 
     def use(self, container: Any, fresh: bool) -> None:
         """Decode from ``container`` from now on, with this reader's decoder threads.
@@ -188,6 +197,7 @@ class Reader:
         self.stream = container.streams.video[self.stream_index]
         self.stream.thread_type = self.thread_type
         self.stream.thread_count = self.decoder_threads
+        video_limits.limit_decoder(self.stream, self.limits)
         self.fresh = fresh
 
     def close(self) -> None:
@@ -227,6 +237,7 @@ def _decode_chunk(
     chunk: planning.Chunk,
     sink: sinks.FrameSink,
     rules: planning.SkipRules,
+    meter: DecodeMeter | None = None,
 ) -> bool:
     """Decode packets ``chunk.start`` .. ``chunk.end`` and keep the wanted frames.
 
@@ -235,7 +246,10 @@ def _decode_chunk(
     when no other picture references it. The decoder is drained
     at the end instead of reading further packets. Returns False when the demuxer never
     gave packet ``chunk.start`` (a seek that overshot, or one that landed where no
-    packet matches the index); nothing was decoded then.
+    packet matches the index); nothing was decoded then. A ``meter`` checks every
+    packet and every frame the decoder outputs, and tells a decoder error that is
+    FFmpeg refusing an oversize frame (VideoLimitError) from a damaged file (a
+    warning, and the clip ends early, as without limits).
     """
     av = reader.av
     codec = reader.stream.codec_context
@@ -244,6 +258,8 @@ def _decode_chunk(
 
     def collect(frames: list[Any]) -> None:
         for frame in frames:
+            if meter is not None:
+                meter.frame(frame.width, frame.height)
             if frame.pts is None:
                 continue
             if last_pts and frame.pts <= last_pts[0]:
@@ -257,6 +273,8 @@ def _decode_chunk(
     mode = None
     try:
         for packet in reader.container.demux(reader.stream):
+            if meter is not None:
+                meter.packet()
             if packet.size == 0:
                 break
             position = order.get(packet.pts, -1) if packet.pts is not None else -1
@@ -280,6 +298,8 @@ def _decode_chunk(
             codec.skip_frame = "DEFAULT"
             collect(codec.decode(None))  # drain the frames the decoder still holds
     except av.FFmpegError as exc:
+        if meter is not None:
+            meter.decoder_failed(codec)  # FFmpeg's max_pixels refusal: VideoLimitError
         logger.warning(
             "%s: decoding stopped inside packets %d..%d: %s",
             reader.path,
@@ -295,24 +315,36 @@ def _decode_chunk(
 
 def decode_sequential(plan: planning.DecodePlan, sink: sinks.FrameSink, threads: int) -> None:
     """Fallback when timestamps do not give the order: decode from the start and count
-    the frames the decoder outputs (they come out in presentation order)."""
+    the frames the decoder outputs (they come out in presentation order). Under the
+    plan's limits, as :func:`_decode_chunk` (its meter checks every frame).
+
+    Raises:
+        VideoDecodeError: the file cannot be opened again.
+        VideoLimitError: a bound of the plan's limits.
+    """
     import av
 
     remaining = set(plan.indices)
     last = max(remaining)
     converter = sinks.Converter()
-    with av.open(plan.path, mode="r", metadata_errors="ignore") as container:
+    meter = plan.meter
+    with video_limits.open_container(plan.path, plan.limits) as container:
         stream = container.streams.video[plan.stream_index]
         stream.thread_type = decoder_thread_type(threads, plan.index.slices)
         stream.thread_count = threads
+        video_limits.limit_decoder(stream, plan.limits)
         try:
             for position, frame in enumerate(container.decode(stream)):
+                if meter is not None:
+                    meter.frame(frame.width, frame.height)
                 if position in remaining:
                     sink.add(position, frame, converter)
                     remaining.discard(position)
                 if position >= last:
                     break
         except av.FFmpegError as exc:
+            if meter is not None:
+                meter.decoder_failed(stream.codec_context)
             logger.warning("%s: decoding stopped: %s", plan.path, exc)
 
 
