@@ -21,10 +21,19 @@ worker is ready, leaves every video to the workers.
 
 A worker's settings (frames, backend, decoder threads, the output folder) reach it as
 its start-up arguments (:func:`decode_settings`), never through the environment.
+
+A worker dies with the main process, however that ends (SIGKILL included): on Linux it
+asks the kernel for SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``), and
+everywhere a watchdog thread checks ``os.getppid()`` twice a second. Either way, and on
+a SIGTERM of its own, it removes the names of the shared-memory blocks it made and
+exits at once (:mod:`.shared_memory` says why nothing else is left). Without the
+workers, the ``multiprocessing`` resource tracker, which only they and the main process
+keep open, ends too.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import mmap
 import multiprocessing as mp
@@ -32,6 +41,7 @@ import os
 import queue
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -42,7 +52,7 @@ from ..utils import faults
 from ..utils.cpus import usable_cpus
 from ..video.buffers import FrameBuffers
 from ..video.frames import VideoClip
-from .shared_memory import SharedBlocks, map_block, unlink_prefix
+from .shared_memory import SharedBlocks, block_prefix, map_block, unlink_prefix
 from .store import Store, file_sha256
 
 __all__ = [
@@ -162,10 +172,12 @@ class DecodePool:
         tasks = self._ctx.Queue()
         ready = self._ctx.Event()  # set by the worker, at once (a queued message could be
         # lost when it is killed just after)
-        prefix = f"sfllava-{self.job}-{self._serial}"
+        prefix = block_prefix(self.job, self._serial)
         self._serial += 1
         process = self._ctx.Process(
-            target=_work, args=(tasks, self._results, self.settings, prefix, ready), daemon=True
+            target=_work,
+            args=(tasks, self._results, self.settings, prefix, ready, os.getpid()),
+            daemon=True,
         )
         main = sys.modules.get("__main__")
         path = getattr(main, "__file__", None)
@@ -215,8 +227,8 @@ class DecodePool:
             return kind, index, payload
         name, layout, meta, sha = payload
         block = self._maps.get(name)
-        if block is None:
-            block = map_block(name)
+        if block is None:  # claimed: from now on the mappings alone keep the memory
+            block = map_block(name, claim=True)
             if isinstance(block, mmap.mmap):  # a copy (no /dev/shm) would go stale
                 self._maps[name] = block
         clip = VideoClip.from_parts(block, layout, meta)
@@ -331,11 +343,18 @@ def refuse_in_a_starting_worker() -> None:
         raise RuntimeError(_not_started(1))
 
 
-def _work(tasks, results, settings: dict, prefix: str, ready) -> None:
-    """A decode worker's loop (in its own process)."""
+def _work(tasks, results, settings: dict, prefix: str, ready, parent: int) -> None:
+    """A decode worker's loop (in its own process; ``parent``: the main process)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     blocks = SharedBlocks(prefix, settings["keep"],
                           lambda name: results.put(("dropped", -1, -1, name)))  # fmt: skip
+
+    def end(*_) -> None:  # the parent is gone, or SIGTERM: no name left behind, now
+        blocks.unlink_names()
+        os._exit(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, end)
+    _die_with(parent, end)
     ready.set()
     try:
         while True:
@@ -360,6 +379,28 @@ def _work(tasks, results, settings: dict, prefix: str, ready) -> None:
                 results.put(("error", index, attempt, failure_reason(exc)))
     finally:
         blocks.clear()
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with(parent: int, end: Callable[[], None]) -> None:
+    """Calls ``end`` as soon as process ``parent`` is no longer this one's parent (it
+    died: this process was handed to init or a subreaper)."""
+    if sys.platform.startswith("linux"):
+        try:  # SIGTERM from the kernel when the parent thread exits
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog below still sees it
+    if os.getppid() != parent:  # it died before the request above
+        end()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        end()
+
+    threading.Thread(target=watch, name="sfllava-parent-watch", daemon=True).start()
 
 
 class _Skipped(Exception):

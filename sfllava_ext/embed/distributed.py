@@ -6,6 +6,10 @@
     the session file written by the actor, a record back to the driver
     --driver--> index.jsonl, errors.jsonl, the summary
 
+The driver holds the output folder's lock (:class:`.store.FolderLock`) for the whole
+job and alone writes the index; the actors write the session files themselves (each
+atomically), under the lock their driver holds.
+
 The same files as :func:`sfllava_ext.embed_videos`, equal tensor for tensor. Inputs and
 ``out_dir`` must be paths that every node reads and writes alike: a shared file system
 (NFS, or object storage mounted with s3fs / gcsfuse), and ``sfllava_ext`` installed on
@@ -33,8 +37,8 @@ from ..utils import faults
 from ..video.frames import VideoClip
 from .decoding import decode_settings, failure_reason, prepare
 from .inputs import collect_inputs
-from .pipeline import EmbedSummary
-from .store import Journal, Store, index_record, session_info
+from .pipeline import EmbedSummary, deferred_signals
+from .store import FolderLock, Journal, Store, index_record, session_info
 
 __all__ = ["embed_dataset", "require_ray"]
 
@@ -90,16 +94,26 @@ def embed_dataset(
 
     Raises:
         ImportError: Ray Data is not installed (names ``pip install "sfllava_ext[ray]"``).
-        ValueError: ``actors`` below 1; ``inputs`` as :func:`embed_videos` raises.
+        ValueError: ``actors`` below 1; ``inputs`` as :func:`embed_videos` raises
+            (its ``OutputNameError`` and ``OutputCollisionError`` are ValueErrors).
+        OutputFolderLocked: another run is writing into ``out_dir`` (before Ray starts;
+            this driver holds the lock for the whole job, the actors do not take it).
     """
     if actors is not None and actors < 1:
         raise ValueError(f"actors must be >= 1, got {actors}")
     ray = require_ray()
-    from tqdm.auto import tqdm
-
     started = time.perf_counter()
     spec = model if isinstance(model, ModelSpec) else ModelSpec(model=os.fspath(model))
     items = collect_inputs(inputs)
+    with FolderLock(out_dir):  # the driver's, for the whole job (before Ray starts)
+        journal = _run(ray, items, out_dir, spec, address, actors, decode_cpus, progress,
+                       on_video)  # fmt: skip
+    return EmbedSummary.of(journal, started)
+
+
+def _run(ray, items, out_dir, spec, address, actors, decode_cpus, progress, on_video):
+    from tqdm.auto import tqdm
+
     if not ray.is_initialized():
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, log_to_driver=False)
     gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -160,13 +174,14 @@ def embed_dataset(
                 journal.maybe_flush()
         finally:
             bar.close()
-    finally:
-        context.max_errored_blocks, context.enable_progress_bars = saved
-    for item_index in sorted(set(range(len(rows))) - seen):
-        item = items[item_index]
-        journal.fail(item.source, item.output, "the encoder actor died on it twice")
-    journal.flush()
-    return EmbedSummary.of(journal, started)
+        for item_index in sorted(set(range(len(rows))) - seen):
+            item = items[item_index]
+            journal.fail(item.source, item.output, "the encoder actor died on it twice")
+    finally:  # also on Ctrl-C or SIGTERM: the records that reached the driver
+        with deferred_signals():
+            context.max_errored_blocks, context.enable_progress_bars = saved
+            journal.flush()
+    return journal
 
 
 def _settings_key(spec: ModelSpec) -> str:

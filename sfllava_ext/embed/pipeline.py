@@ -12,9 +12,11 @@ wait for the writer: memory stays bounded whatever the number of videos.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +27,7 @@ from ..session.file import settings_key, tokens_bytes
 from ..session.info import VideoInfo
 from ..utils import faults
 from ..utils.cpus import usable_cpus
+from . import shared_memory
 from .decoding import (
     DecodePool,
     decode_in_process,
@@ -33,9 +36,9 @@ from .decoding import (
     refuse_in_a_starting_worker,
 )
 from .inputs import Item, collect_inputs
-from .store import ERRORS, INDEX, Journal, Store, index_record, session_info
+from .store import ERRORS, INDEX, FolderLock, Journal, Store, index_record, session_info
 
-__all__ = ["EmbedSummary", "default_decode_workers", "embed_videos"]
+__all__ = ["EmbedSummary", "default_decode_workers", "deferred_signals", "embed_videos"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,13 +133,14 @@ def embed_videos(
         ``errors.jsonl``, and the run goes on.
 
     Raises:
-        FileNotFoundError, ValueError: inputs that name no video, or two videos with
-            the same output name (before any work).
+        FileNotFoundError, ValueError: inputs that name no video (before any work).
+        OutputNameError, OutputCollisionError: an output name that is unsafe or leaves
+            ``out_dir``, or two videos with the same output name (before any work;
+            :func:`~sfllava_ext.embed.inputs.output_name`).
+        OutputFolderLocked: another run is writing into ``out_dir`` (before any work).
         KeyboardInterrupt: after stopping cleanly (only complete outputs are left, and
             the index and errors of what was finished are written).
     """
-    from tqdm.auto import tqdm
-
     started = time.perf_counter()
     items = collect_inputs(inputs)
     workers = default_decode_workers() if decode_workers is None else int(decode_workers)
@@ -147,9 +151,18 @@ def embed_videos(
     limit = max(1, workers) + 2 if max_in_flight is None else int(max_in_flight)
     if limit < 1:
         raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
-    store = Store(out_dir, settings_key(model))
-    store.clean_stale_temps()
-    journal = Journal(store, listener=on_video)
+    with FolderLock(out_dir):  # one run per folder, from reading the index to writing it
+        store = Store(out_dir, settings_key(model))
+        store.clean_stale_temps()
+        shared_memory.unlink_stale()  # the blocks of an earlier run that was killed
+        journal = Journal(store, listener=on_video)
+        _run(items, store, journal, model, workers, decode_threads, limit, progress)
+    return EmbedSummary.of(journal, started)
+
+
+def _run(items, store, journal, model, workers, decode_threads, limit, progress) -> None:
+    from tqdm.auto import tqdm
+
     settings = decode_settings(model, store, workers, decode_threads)
     bar = tqdm(total=len(items), unit="video", desc="embed", disable=not progress, smoothing=0.1)
     writer = _Writer(store, model, journal, bar, limit)
@@ -168,13 +181,53 @@ def embed_videos(
                 done=journal.done, skipped=journal.skipped, failed=len(journal.failures)
             )
             journal.maybe_flush()
-    finally:  # also on Ctrl-C or an error
-        decoded.close()  # the workers end, their shared memory is freed
-        writer.close()  # what was encoded is written: complete outputs only
-        journal.flush()
-        bar.set_postfix(done=journal.done, skipped=journal.skipped, failed=len(journal.failures))
-        bar.close()
-    return EmbedSummary.of(journal, started)
+    finally:  # also on Ctrl-C, SIGTERM (sfllava embed) or an error; a signal that
+        with deferred_signals():  # comes now waits until the index is written
+            try:
+                decoded.close()  # the workers end, their shared memory is freed
+            finally:
+                writer.close()  # what was encoded is written: complete outputs only
+                journal.flush()  # a record for every output written
+                bar.set_postfix(
+                    done=journal.done, skipped=journal.skipped, failed=len(journal.failures)
+                )
+                bar.close()
+
+
+@contextlib.contextmanager
+def deferred_signals(signums=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)):
+    """The body runs to its end before the Python handlers of ``signums`` do (Ctrl-C's,
+    ``sfllava embed``'s SIGTERM): the first such signal is held until the body is done,
+    then its handler runs (raising, as it would have); a second one runs at once.
+    Signals left to the system (default, ignored) are untouched; outside the main
+    thread this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    saved = {}
+
+    def restore() -> None:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+
+    def hold(signum, frame) -> None:
+        if pending:  # the second: no more waiting
+            restore()
+            saved[signum](signum, frame)
+        pending.append(signum)
+
+    for number in signums:
+        handler = signal.getsignal(number)
+        if callable(handler):
+            saved[number] = handler
+            signal.signal(number, hold)
+    try:
+        yield
+    finally:
+        restore()
+        if pending:
+            saved[pending[0]](pending[0], None)
 
 
 def _encode(model, item: Item, decoded, writer: _Writer, journal: Journal, bar) -> None:
