@@ -43,7 +43,8 @@ def release(markers: str | os.PathLike) -> None:
 def hook(point: str, **context: Any) -> None:
     rules = json.loads(os.environ.get(CONFIG) or "{}")
     markers = rules.get("markers", "")
-    name = os.path.basename(str(getattr(context.get("video"), "path", context.get("source", ""))))
+    video = context.get("video")
+    name = os.path.basename(str(getattr(video, "source", context.get("source", ""))))
     here = rules.get(point) or {}
     action = here.get(name, here.get("*"))
     if action == "kill":

@@ -48,12 +48,11 @@ def serve_in_thread(sf: Any, **limits: Any) -> Iterator[str]:
     import uvicorn
 
     from sfllava_ext.serve import ServeConfig, create_app
+    from sfllava_ext.serve.connections import server_config
 
     port = free_port()
     config = ServeConfig(port=port, **limits)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sf, config), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(server_config(create_app(sf, config), config, "warning"))
     thread = threading.Thread(target=server.run, name="test-server", daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..serve.config import ServeConfig
 from .options import add_family_flag, add_model_flags, build_model
 
 __all__ = ["add_parser", "run"]
@@ -22,20 +23,50 @@ def add_parser(sub) -> None:
     serve.add_argument(
         "--api-key", default=None, help="require this key (default: $SFLLAVA_API_KEY if set)"
     )
-    serve.add_argument("--max-video-mb", type=float, default=256)
-    serve.add_argument("--max-duration-s", type=float, default=3600)
-    serve.add_argument("--max-pixels", type=int, default=3840 * 2160)
-    serve.add_argument("--cache-gb", type=float, default=4, help="sessions kept, LRU")
-    serve.add_argument("--max-queue", type=int, default=64, help="requests waiting; then 503")
+    serve.add_argument(
+        "--allowed-hosts",
+        default="",
+        help="without --api-key, Host names served besides the bind address and "
+        "localhost (comma-separated; '*': any)",
+    )
+    d = ServeConfig()
+    serve.add_argument("--max-video-mb", type=float, default=d.max_video_mb)
+    serve.add_argument(
+        "--max-uploads", type=int, default=d.max_uploads, help="bodies over 1 MiB read at once"
+    )
+    serve.add_argument(
+        "--read-timeout-s", type=float, default=d.read_timeout_s, help="a silent client's limit"
+    )
+    serve.add_argument(
+        "--job-timeout-s", type=float, default=d.job_timeout_s, help="one job's limit; then 504"
+    )
+    serve.add_argument("--max-duration-s", type=float, default=d.max_duration_s)
+    serve.add_argument(
+        "--max-pixels", type=int, default=d.max_pixels, help="of every decoded frame"
+    )
+    serve.add_argument(
+        "--max-decode-mpx",
+        type=float,
+        default=d.max_decode_mpx,
+        help="megapixels decoded for one video, every frame the decoder outputs",
+    )
+    serve.add_argument("--cache-gb", type=float, default=d.cache_gb, help="sessions kept, LRU")
+    serve.add_argument(
+        "--max-queue", type=int, default=d.max_queue, help="requests waiting; then 503"
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     add_model_flags(serve)
 
 
 def run(args: argparse.Namespace) -> None:
     from ..serve import require_serve_extra, serve
-    from ..serve.config import ServeConfig
 
     require_serve_extra()  # before loading any model
+    if args.backend == "decord":
+        raise ValueError(
+            "sfllava serve decodes with pyav, which enforces --max-pixels and "
+            "--max-decode-mpx on every frame; decord cannot (--backend decord is refused)"
+        )
     sf = build_model(args)
     model_id = sf.name_or_path if args.demo else os.path.basename(os.path.normpath(args.model))
     config = ServeConfig(
@@ -43,9 +74,14 @@ def run(args: argparse.Namespace) -> None:
         port=args.port,
         media_dir=args.media_dir,
         api_key=args.api_key or os.environ.get("SFLLAVA_API_KEY") or None,
+        allowed_hosts=tuple(args.allowed_hosts.split(",")),
         max_video_mb=args.max_video_mb,
+        max_uploads=args.max_uploads,
+        read_timeout_s=args.read_timeout_s,
+        job_timeout_s=args.job_timeout_s,
         max_duration_s=args.max_duration_s,
         max_pixels=args.max_pixels,
+        max_decode_mpx=args.max_decode_mpx,
         cache_gb=args.cache_gb,
         max_queue=args.max_queue,
         model_id=model_id,

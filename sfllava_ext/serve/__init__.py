@@ -7,10 +7,12 @@ The optional extra ``[serve]`` (FastAPI and uvicorn) is needed:
     config.py    the limits (ServeConfig)
     errors.py    OpenAI-style errors (ApiError)
     protocol.py  the chat-completions schema and replies
-    media.py     data: and file:// URLs, the media dir, the header checks
+    media.py     data: and file:// URLs copied to a private spool, the header checks
+    body.py      a request's way in: its body read and parsed within limits
     engine.py    the one worker that owns the model, its queue, the session cache
     context.py   what every route shares (ServeContext)
-    guards.py    the API key and the body limit, before any route's work
+    guards.py    the Host, the content type and the API key, before any route's work
+    connections.py  uvicorn's settings; a deadline on every request head
     sse.py       streamed answers: the worker's events, server-sent events
     routes/      one module per route: chat, tokens, models, health
     app.py       the wiring: routes, errors, the engine's start and stop
@@ -54,15 +56,12 @@ def serve(sf: Any, config: Any, log_level: str = "info") -> None:
     import uvicorn
 
     from .app import create_app as make
+    from .connections import server_config
     from .engine import Engine
 
     engine = Engine(sf, config)
-    settings = uvicorn.Config(
-        make(sf, config, engine),
-        host=config.host,
-        port=config.port,
-        log_level=log_level,
-        timeout_graceful_shutdown=10,
+    settings = server_config(
+        make(sf, config, engine), config, log_level, timeout_graceful_shutdown=10
     )
     server = uvicorn.Server(settings)  # off the main thread, it leaves signals alone
     http = threading.Thread(target=server.run, name="sfllava-http", daemon=True)

@@ -7,10 +7,12 @@ OpenAI-style errors, and the engine's start and stop with the app.
     GET  /v1/models             the served model
     GET  /health                liveness and counters (no API key needed)
 
-Every refusal is OpenAI-style JSON with a 4xx status (503 when busy), and nothing a
-request does stops the others: the body is read up to its limit and no further, the
-video's header is checked before decoding, and the model runs on the engine's one
-worker thread.
+Every refusal is OpenAI-style JSON with a 4xx status (503 when busy, 504 past a
+job's time limit; docs/security.md lists them all), and nothing a request does stops
+the others: the host and content type are checked first (:mod:`.guards`), the body
+is read up to its limit and no further and parsed within limits on a thread
+(:mod:`.body`), the video is copied once to a private spool (:mod:`.media`), decoded
+within the limits, and the model runs on the engine's one worker thread.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .body import UploadSlots
 from .config import ServeConfig
 from .context import ServeContext
 from .engine import Engine
-from .errors import ApiError, error_body
+from .errors import ApiError, error_body, internal_error
+from .guards import RequestGuard
 from .routes import ROUTERS
 
 __all__ = ["create_app"]
@@ -56,7 +60,9 @@ def create_app(sf: Any, config: ServeConfig, engine: Engine | None = None) -> Fa
             shutil.rmtree(workdir, ignore_errors=True)
 
     app = FastAPI(title="sfllava", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.context = ServeContext(sf, config, engine, workdir)
+    uploads = UploadSlots(config.max_uploads)
+    app.state.context = ServeContext(sf, config, engine, workdir, uploads)
+    app.add_middleware(RequestGuard, config=config)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
@@ -75,5 +81,5 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("request failed")
-    return JSONResponse(error_body(f"internal error: {exc}", "server_error"), status_code=500)
+    error = internal_error(logger, f"{request.method} {request.url.path} failed", exc)
+    return JSONResponse(error.body(), status_code=error.status)

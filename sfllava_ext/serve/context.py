@@ -1,5 +1,6 @@
-"""What every route of the service shares: the model, the limits, the engine and the
-folder of temporary copies (:class:`ServeContext`), found on the app's state."""
+"""What every route of the service shares: the model, the limits, the engine, the
+folder of the videos' private copies and the upload slots (:class:`ServeContext`),
+found on the app's state."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from .body import UploadSlots
 from .config import ServeConfig
 from .engine import Engine
 
@@ -17,13 +19,15 @@ __all__ = ["Context", "ServeContext", "context"]
 @dataclass(frozen=True)
 class ServeContext:
     """The service's parts: ``sf`` (the :class:`~sfllava_ext.SlowFastLlava` served),
-    ``config`` (its limits), ``engine`` (the model's worker) and ``workdir`` (where the
-    videos of data: URLs are copied while they wait)."""
+    ``config`` (its limits), ``engine`` (the model's worker), ``workdir`` (where every
+    request's video is copied while it waits) and ``uploads`` (the
+    ``--max-uploads`` slots)."""
 
     sf: Any
     config: ServeConfig
     engine: Engine
     workdir: str
+    uploads: UploadSlots
 
 
 def context(request: Request) -> ServeContext:

@@ -1,7 +1,10 @@
 """The one worker that owns the model, its bounded queue, and the session cache.
 
 Requests become jobs, run one at a time on the worker in arrival order; at most
-``--max-queue`` wait, and past that a request is refused at once (503, Retry-After).
+``--max-queue`` wait besides the one running, and past that a request is refused at
+once (503, Retry-After). Every job has ``--job-timeout-s`` from its start
+(:attr:`Engine.deadline`): decoding stops at it, and so does a generation, which then
+answers 504 ``job_timeout``.
 Sessions (:class:`~sfllava_ext.VideoSession`) are kept by the SHA-256 of their video's
 bytes, least recently used first out once they hold more than ``--cache-gb``, so a
 second question about a video skips decoding and encoding.
@@ -17,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -26,12 +31,15 @@ from typing import Any
 
 from ..session.session import VideoSession
 from ..utils import faults
+from ..video import load_video
 from ..video.frames import VideoDecodeError
+from ..video.input import keeps_planes
+from ..video.limits import SAFE_FORMATS, DecodeLimits, VideoLimitError
 from .config import ServeConfig
 from .errors import ApiError
 from .media import Video, check_header
 
-__all__ = ["Engine", "submit_for", "wait_for"]
+__all__ = ["Engine", "JobStop", "submit_for", "wait_for"]
 
 logger = logging.getLogger(__name__)
 _STOP = object()
@@ -46,12 +54,19 @@ class Engine:
     """
 
     def __init__(self, sf: Any, config: ServeConfig) -> None:
+        if getattr(sf, "backend", "pyav") == "decord":
+            raise ValueError(
+                "serve: the service decodes with pyav, which enforces --max-pixels and "
+                "--max-decode-mpx on every frame; decord cannot, so backend='decord' is "
+                "refused"
+            )
         self.sf = sf
         self.config = config
         self.context = _context_length(sf)
         self._jobs: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._waiting = 0
+        self.deadline = math.inf  # the running job's (time.monotonic())
         self._sessions: OrderedDict[str, VideoSession] = OrderedDict()
         self.stats = {"completed": 0, "failed": 0, "cancelled": 0, "refused_busy": 0}
         self._thread = threading.Thread(target=self._run, name="sfllava-serve", daemon=True)
@@ -73,6 +88,8 @@ class Engine:
                 break
             if item is not _STOP:
                 item[1].cancel()  # (fn, future, kind, video)
+                with self._lock:
+                    self._waiting -= 1
         self._jobs.put(_STOP)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
@@ -104,7 +121,8 @@ class Engine:
     def health(self) -> dict[str, Any]:
         with self._lock:
             sessions = list(self._sessions.values())
-            stats = {"waiting": self._waiting, **self.stats}
+            running = int(math.isfinite(self.deadline))
+            stats = {"waiting": self._waiting, "running": running, **self.stats}
         # outside the engine's lock: a session builds its prefix under its own
         return {**stats, "sessions": len(sessions), "session_bytes": sum(map(_held, sessions))}
 
@@ -114,19 +132,20 @@ class Engine:
             if item is _STOP:
                 return
             fn, future, kind, video = item
+            with self._lock:
+                self._waiting -= 1  # running, or dropped: no longer waiting
+            if not future.set_running_or_notify_cancel():
+                continue
+            self.deadline = time.monotonic() + self.config.job_timeout_s
             try:
-                if not future.set_running_or_notify_cancel():
-                    continue
-                try:
-                    faults.point("serve.job", kind=kind, video=video)
-                    future.set_result(fn())
-                    self.count("completed")
-                except BaseException as exc:  # handed to the request
-                    self.count("failed")
-                    future.set_exception(exc)
+                faults.point("serve.job", kind=kind, video=video)
+                future.set_result(fn())
+                self.count("completed")
+            except BaseException as exc:  # handed to the request
+                self.count("failed")
+                future.set_exception(exc)
             finally:
-                with self._lock:
-                    self._waiting -= 1
+                self.deadline = math.inf
 
     def count(self, key: str) -> None:
         """Adds one to the counter ``key`` of :meth:`health`."""
@@ -137,10 +156,12 @@ class Engine:
 
     def session_for(self, video: Video, param: str) -> VideoSession:
         """The cached session of the video's bytes, or a new one (the header checked,
-        then decoded and encoded). The service's temporary copy is removed either way.
+        then decoded within the limits and encoded). The service's copy is removed
+        either way.
 
         Raises:
-            ApiError: 400 for a video over the limits or one that cannot be decoded.
+            ApiError: 400 for a video over the limits or one that cannot be decoded;
+                504 past the job's deadline.
         """
         try:
             with self._lock:
@@ -148,11 +169,9 @@ class Engine:
                 if session is not None:
                     self._sessions.move_to_end(video.sha256)
                     return session
+            self.check_deadline()
             check_header(video, param, self.config)
-            try:
-                session = self.sf.session(video.path)
-            except (VideoDecodeError, FileNotFoundError) as exc:
-                raise ApiError(400, f"the video cannot be decoded: {exc}", param=param) from exc
+            session = self._decode_and_encode(video, param)
         finally:
             video.discard()
         session.info = session.info.replace(sha256=video.sha256, video=None)
@@ -160,6 +179,53 @@ class Engine:
             self._sessions[video.sha256] = session
         self.trim()
         return session
+
+    def decode_limits(self) -> DecodeLimits:
+        """The limits a video is decoded under: ``--max-pixels`` per frame,
+        ``--max-decode-mpx`` in all, the formats allowed and the job's deadline."""
+        return DecodeLimits(
+            max_pixels=self.config.max_pixels,
+            max_decoded_pixels=int(self.config.max_decode_mpx * 1e6),
+            deadline=self.deadline if math.isfinite(self.deadline) else None,
+            formats=SAFE_FORMATS,
+        )
+
+    def _decode_and_encode(self, video: Video, param: str) -> VideoSession:
+        sf = self.sf
+        try:
+            clip = load_video(
+                video.path,
+                sf.num_frames,
+                backend="pyav",
+                buffers=sf.frame_buffers,
+                yuv420=keeps_planes(sf.device),
+                limits=self.decode_limits(),
+            )
+        except VideoLimitError as exc:
+            raise _limit_error(exc, param) from None
+        except (VideoDecodeError, FileNotFoundError) as exc:
+            reason = getattr(exc, "reason", None) or "the file is gone"
+            raise ApiError(
+                400,
+                f"the video cannot be decoded: {reason}",
+                param=param,
+                code="invalid_video",
+            ) from None
+        try:
+            session = sf.session(clip)
+        finally:
+            sf.frame_buffers.release(clip)
+        return session
+
+    def stop_for(self, cancel: threading.Event | None = None) -> JobStop:
+        """What ends the running job's generation: its deadline, or ``cancel``."""
+        return JobStop(self.deadline, cancel)
+
+    def check_deadline(self) -> None:
+        """Raises ApiError (504 ``job_timeout``) once the running job is past its
+        deadline."""
+        if time.monotonic() > self.deadline:
+            raise _timeout()
 
     def trim(self) -> None:
         """Drops the least recently used sessions while they hold more than
@@ -202,6 +268,36 @@ async def wait_for(future: Future, video: Video) -> Any:
         return await asyncio.wrap_future(future)
     finally:
         video.discard()
+
+
+class JobStop:
+    """A stop event for a generation (``is_set``): true once the job's deadline has
+    passed, or ``cancel`` is set."""
+
+    def __init__(self, deadline: float, cancel: threading.Event | None = None) -> None:
+        self.deadline = deadline
+        self.cancel = cancel
+
+    def is_set(self) -> bool:
+        return time.monotonic() > self.deadline or (
+            self.cancel is not None and self.cancel.is_set()
+        )
+
+
+def _limit_error(exc: VideoLimitError, param: str) -> ApiError:
+    if exc.limit == "deadline":
+        return _timeout()
+    codes = {"formats": "unsupported_format", "max_decoded_pixels": "video_too_costly"}
+    return ApiError(
+        400,
+        f"the video is refused: {exc.reason}",
+        param=param,
+        code=codes.get(exc.limit, "video_too_large"),
+    )
+
+
+def _timeout() -> ApiError:
+    return ApiError(504, "the job ran past the server's --job-timeout-s", code="job_timeout")
 
 
 def _held(session: VideoSession) -> int:

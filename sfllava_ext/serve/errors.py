@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
-__all__ = ["ApiError", "error_body"]
+__all__ = ["ApiError", "error_body", "internal_error"]
 
 
 class ApiError(Exception):
@@ -55,3 +57,12 @@ def error_body(
     message: str, type_: str, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def internal_error(logger: logging.Logger, what: str, exc: BaseException | None = None) -> ApiError:
+    """A 500 for a failure of the server's own (never a client's mistake): the
+    traceback goes to ``logger`` under a short reference, which the client gets
+    instead of the exception's text (that may hold server paths)."""
+    reference = uuid.uuid4().hex[:12]
+    logger.error("%s (reference %s)", what, reference, exc_info=exc or True)
+    return ApiError(500, f"internal error (reference {reference})", code="internal_error")

@@ -1,5 +1,14 @@
-"""What every route does to a request before its own work: the API key, checked in
-constant time, and the JSON body, read no further than the service's limit."""
+"""What every request meets before any route's work:
+
+- :class:`RequestGuard` (the app's outermost layer): without an API key, the ``Host``
+  header must name the bind address, localhost or ``--allowed-hosts`` (403
+  ``host_not_allowed``: a web page on another origin that reaches the service through
+  DNS rebinding names its own host); with or without one, a ``POST`` must say
+  ``Content-Type: application/json`` (415: a browser sends JSON cross-origin only
+  after a preflight this service never grants, so no form can post to it);
+- :func:`authorise`: the API key, ``Authorization: Bearer <key>`` (the scheme in any
+  case, one such header only), compared in constant time.
+"""
 
 from __future__ import annotations
 
@@ -7,52 +16,85 @@ import hmac
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 
-from . import protocol
 from .config import ServeConfig
 from .errors import ApiError
 
-__all__ = ["authorise", "read_json"]
+__all__ = ["RequestGuard", "authorise"]
 
 
 def authorise(request: Request, config: ServeConfig) -> None:
-    """Raises ApiError (401) unless the request carries ``Authorization: Bearer <key>``
-    with the service's key (none needed when it has none)."""
+    """Raises ApiError (401) unless the request carries exactly one ``Authorization``
+    header, ``Bearer <key>`` with the service's key (none needed when it has none)."""
     if config.api_key is None:
         return
-    given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {config.api_key}".encode()):
+    given = request.headers.getlist("authorization")
+    scheme, _, key = (given[0] if len(given) == 1 else "").strip().partition(" ")
+    valid = hmac.compare_digest(key.strip().encode(), config.api_key.encode())
+    if len(given) != 1 or scheme.lower() != "bearer" or not valid:
         raise ApiError(
             401,
-            "a valid API key is needed: Authorization: Bearer <key>",
+            "a valid API key is needed: one header Authorization: Bearer <key>",
             code="invalid_api_key",
         )
 
 
-async def read_json(request: Request, config: ServeConfig) -> dict[str, Any]:
-    """The body as a JSON object, read no further than ``max_body_bytes``.
+class RequestGuard:
+    """ASGI middleware: the ``Host`` and ``Content-Type`` rules above, answered with
+    OpenAI-style errors before any route runs."""
 
-    Raises:
-        ApiError: 413 past the limit (declared or read), 400 for a body that is not a
-            JSON object.
-    """
-    limit = config.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _body_too_large(limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _body_too_large(limit)
-        chunks.append(chunk)
-    return protocol.load_json(b"".join(chunks))
+    def __init__(self, app: Any, config: ServeConfig) -> None:
+        self.app = app
+        self.config = config
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            refusal = self.refusal(scope)
+            if refusal is not None:
+                response = JSONResponse(
+                    refusal.body(), status_code=refusal.status, headers=refusal.headers
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def refusal(self, scope: dict) -> ApiError | None:
+        """The error for a request these rules refuse, or None."""
+        headers: dict[bytes, list[bytes]] = {}
+        for name, value in scope.get("headers", ()):
+            headers.setdefault(name.lower(), []).append(value)
+        hosts = self.config.hosts
+        if self.config.api_key is None and hosts is not None:
+            given = headers.get(b"host", [])
+            name = host_name(given[0]) if len(given) == 1 else None
+            if name not in hosts:
+                return ApiError(
+                    403,
+                    "this Host is not served (without an API key the server answers its "
+                    "bind address and localhost; see --allowed-hosts)",
+                    code="host_not_allowed",
+                )
+        if scope.get("method") == "POST":
+            kind = headers.get(b"content-type", [b""])
+            media = kind[0].split(b";", 1)[0].strip().lower() if len(kind) == 1 else b""
+            if media != b"application/json":
+                return ApiError(
+                    415,
+                    "the request body must be sent as Content-Type: application/json",
+                    code="unsupported_media_type",
+                )
+        return None
 
 
-def _body_too_large(limit: int) -> ApiError:
-    return ApiError(
-        413,
-        f"the request body is larger than the server's limit ({limit} bytes: "
-        "--max-video-mb as base64, and 1 MiB)",
-        code="request_too_large",
-    )
+def host_name(value: bytes) -> str | None:
+    """The name in a ``Host`` header (``name``, ``name:port``, ``[v6]:port``),
+    lower case; None when it is not one."""
+    try:
+        text = value.decode("ascii").strip().lower()
+    except UnicodeDecodeError:
+        return None
+    if text.startswith("["):
+        end = text.find("]")
+        return text[1:end] if end > 0 else None
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text or None

@@ -1,17 +1,24 @@
-"""Where a request's video comes from, and the limits checked before any decoding.
+"""Where a request's video comes from: copied once, into a private spool, while it is
+hashed (:func:`resolve_video`), and the header checks before any decoding
+(:func:`check_header`).
 
 Two kinds of URL are taken, nothing else (the server fetches nothing from a network):
 
 - ``data:video/<type>;base64,<payload>``: the bytes travel in the request; at most
-  ``--max-video-mb`` once decoded from base64;
-- ``file:///path``: a file inside ``--media-dir``. The path is percent-decoded, then
-  every symbolic link and ``..`` in it is resolved (``os.path.realpath``), and only then
-  compared with the media dir, itself resolved: no spelling of a path leaves it.
+  ``--max-video-mb`` once decoded from base64, decoded in pieces into the spool;
+- ``file:///path``: a file inside ``--media-dir``. The path is percent-decoded and
+  resolved (every link and ``..``) and compared with the media dir, so that no spelling
+  of a path outside it is even opened; then the file is opened once, without blocking
+  (a FIFO cannot hang the server), and the descriptor itself is checked: a regular
+  file, whose real path (what the kernel opened, ``/proc/self/fd``) lies inside the
+  media dir. Links that stay inside the media dir work; a link swapped in between the
+  two checks is caught by the second. The bytes are copied from that descriptor.
 
-A video is keyed by the SHA-256 of its bytes (a file's hash is remembered while its
-size, modification time and inode stay the same). Its container header must show a
-video stream within ``--max-pixels`` and ``--max-duration-s``, read by demuxing the
-header only.
+The decoders read the spool's copy, never the original, so the video's key (the
+SHA-256 of the bytes copied) and the bytes decoded are the same bytes by construction:
+a file swapped or rewritten in place after the copy changes nothing, and a file
+rewritten in place before it is simply new bytes. The copy goes when the request ends
+(:meth:`Video.discard`).
 """
 
 from __future__ import annotations
@@ -21,85 +28,119 @@ import binascii
 import hashlib
 import os
 import re
+import stat
 import tempfile
-import threading
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
+from ..video.frames import VideoDecodeError
+from ..video.limits import SAFE_FORMATS, DecodeLimits, VideoLimitError, open_container
 from .config import ServeConfig
 from .errors import ApiError
 
-__all__ = ["Video", "check_header", "resolve_video"]
+__all__ = ["Payload", "Video", "check_header", "resolve_video"]
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?P<params>(;[^,;]*)*),", re.I)
-_HASHES: dict[tuple, str] = {}
-_HASHES_LOCK = threading.Lock()
+# bytes copied (and base64 characters decoded) at a time; a multiple of 4, small enough
+# that the pieces come and go in the allocator's free lists, not as fresh mappings
+_PIECE = 1 << 20
 
 
 @dataclass
 class Video:
-    """A request's video: a file to decode, the SHA-256 of its bytes, and whether the
-    file is the service's own temporary copy (removed by :meth:`discard`)."""
+    """A request's video: the service's private copy (``path``), the SHA-256 of its
+    bytes, and where it came from (``source``: the file's name, or ``data-url``) for
+    logs and the fault hook. :meth:`discard` removes the copy."""
 
     path: str
     sha256: str
-    temporary: bool = False
+    source: str = "data-url"
 
     def discard(self) -> None:
-        if self.temporary and os.path.exists(self.path):
+        try:
             os.remove(self.path)
+        except FileNotFoundError:
+            pass
 
 
-def resolve_video(url: object, param: str, config: ServeConfig, workdir: str) -> Video:
-    """The video a ``video_url.url`` names.
+@dataclass(frozen=True)
+class Payload:
+    """A data: URL's base64 characters, ``text[start:end]``: cut out of the request's
+    body (bytes) before its JSON was parsed, so that they are never copied into a
+    string (:mod:`.body`), or the URL's own tail (a string)."""
+
+    text: str | bytes | bytearray
+    start: int
+    end: int
+
+
+def resolve_video(
+    url: object,
+    param: str,
+    config: ServeConfig,
+    workdir: str,
+    payload: Payload | None = None,
+) -> Video:
+    """The video a ``video_url.url`` names, copied into ``workdir``; for a data: URL
+    whose characters were cut out of the body, ``payload`` holds them (``url`` then
+    ends at ``base64,`` and a placeholder).
 
     Raises:
-        ApiError: 400 for a URL of another kind (``http://`` among them) or a malformed
-            one, 403 for a ``file://`` path outside the media dir (or no media dir),
-            404 for a missing file inside it, 413 for a video over ``--max-video-mb``.
+        ApiError: 400 for a URL of another kind (``http://`` among them), a malformed
+            one, or a file that is not a regular file; 403 for a ``file://`` path
+            outside the media dir (or no media dir); 404 for a missing file inside it;
+            413 for a video over ``--max-video-mb``.
     """
     if not isinstance(url, str) or not url:
         raise ApiError(400, "video_url.url must be a non-empty string", param=param)
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "data":
-        return _from_data_url(url, param, config, workdir)
+        return _from_data_url(url, param, config, workdir, payload)
     if scheme == "file":
-        return _from_file_url(url, param, config)
+        return _from_file_url(url, param, config, workdir)
     raise ApiError(
         400,
-        f"video URLs of scheme '{scheme or url[:16]}' are refused: the server fetches "
-        "nothing; send the video as a data:video/...;base64, URL, or as a file:// URL "
-        "inside the server's --media-dir",
+        f"video URLs of scheme '{scheme[:16] or url[:16]}' are refused: the server "
+        "fetches nothing; send the video as a data:video/...;base64, URL, or as a "
+        "file:// URL inside the server's --media-dir",
         param=param,
         code="unsupported_url",
     )
 
 
-def _from_data_url(url: str, param: str, config: ServeConfig, workdir: str) -> Video:
-    match = _DATA_URL.match(url)
+def _from_data_url(
+    url: str, param: str, config: ServeConfig, workdir: str, payload: Payload | None
+) -> Video:
+    match = _DATA_URL.match(url[:256])
     if match is None or not match.group("mime").lower().startswith("video/"):
         raise ApiError(400, "a data: URL must be data:video/<type>;base64,<bytes>", param=param)
     if "base64" not in match.group("params").lower():
         raise ApiError(400, "a data: URL must carry its video as base64", param=param)
-    payload = url[match.end() :]
-    if len(payload) * 3 // 4 > config.max_video_bytes + 2:
+    if payload is None:
+        payload = Payload(url, match.end(), len(url))
+    text, start, end = payload.text, payload.start, payload.end
+    size = end - start
+    if size * 3 // 4 > config.max_video_bytes + 2:
         raise _too_big(param, config)
-    try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, f"the data: URL is not valid base64 ({exc})", param=param) from exc
-    if len(data) > config.max_video_bytes:
-        raise _too_big(param, config)
-    if not data:
+    if size == 0:
         raise ApiError(400, "the data: URL holds no bytes", param=param)
-    sha = hashlib.sha256(data).hexdigest()
-    fd, path = tempfile.mkstemp(prefix=f"{sha[:16]}-", suffix=".video", dir=workdir)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    return Video(path, sha, temporary=True)
+    padding = text.find("=" if isinstance(text, str) else b"=", start, end)
+    if padding != -1 and padding < end - 2 or size % 4:
+        raise ApiError(400, "the data: URL is not valid base64 (padding)", param=param)
+
+    def pieces():
+        for at in range(start, end, _PIECE):
+            try:
+                yield base64.b64decode(text[at : min(at + _PIECE, end)], validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ApiError(
+                    400, f"the data: URL is not valid base64 ({exc})", param=param
+                ) from None
+
+    return _spool(pieces(), "data-url", param, config, workdir)
 
 
-def _from_file_url(url: str, param: str, config: ServeConfig) -> Video:
+def _from_file_url(url: str, param: str, config: ServeConfig, workdir: str) -> Video:
     if config.media_dir is None:
         raise ApiError(
             403,
@@ -109,41 +150,86 @@ def _from_file_url(url: str, param: str, config: ServeConfig) -> Video:
         )
     parsed = urlparse(url)
     if parsed.netloc not in ("", "localhost"):
-        raise ApiError(400, f"a file:// URL names no host, got '{parsed.netloc}'", param=param)
-    path = unquote(parsed.path)
+        raise ApiError(400, "a file:// URL names no host", param=param)
+    try:
+        path = unquote(parsed.path, errors="strict")
+    except UnicodeDecodeError:
+        raise ApiError(400, "a file:// URL's path must be UTF-8", param=param) from None
     if "\x00" in path or not os.path.isabs(path):
         raise ApiError(400, "a file:// URL needs an absolute path", param=param)
-    real = os.path.realpath(path)  # every link and .. resolved before the check
-    if os.path.commonpath([real, config.media_dir]) != config.media_dir:
+    if not _inside(os.path.realpath(path), config.media_dir):
+        raise _outside(param)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
         raise ApiError(
-            403,
-            "the file:// URL leads outside the server's --media-dir",
-            param=param,
-            code="outside_media_dir",
-        )
-    if not os.path.isfile(real):
-        raise ApiError(404, "no such file in the media dir", param=param, code="file_not_found")
-    stat = os.stat(real)
-    if stat.st_size > config.max_video_bytes:
-        raise _too_big(param, config)
-    return Video(real, _file_sha256(real, stat))
+            404, "no such file in the media dir", param=param, code="file_not_found"
+        ) from None
+    except OSError:
+        raise ApiError(403, "the file cannot be read", param=param, code="unreadable") from None
+    try:
+        if not _inside(_opened_path(fd, path), config.media_dir):
+            raise _outside(param)  # a link swapped in after the first check
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ApiError(
+                400, "the media file is not a regular file", param=param, code="not_a_file"
+            )
+        if os.fstat(fd).st_size > config.max_video_bytes:
+            raise _too_big(param, config)
+
+        def pieces():
+            while block := os.read(fd, _PIECE):
+                yield block
+
+        return _spool(pieces(), os.path.basename(path), param, config, workdir)
+    finally:
+        os.close(fd)
 
 
-def _file_sha256(path: str, stat: os.stat_result) -> str:
-    key = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    with _HASHES_LOCK:
-        known = _HASHES.get(key)
-    if known is not None:
-        return known
+def _opened_path(fd: int, path: str) -> str:
+    """The real path of what ``fd`` opened: ``/proc/self/fd`` where there is one, else
+    ``path`` resolved again, and only if it is still the same file."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        real = os.path.realpath(path)
+        here, there = os.fstat(fd), os.stat(real)
+        return real if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino) else ""
+
+
+def _inside(real: str, root: str) -> bool:
+    return bool(real) and os.path.commonpath([real, root]) == root
+
+
+def _outside(param: str) -> ApiError:
+    return ApiError(
+        403,
+        "the file:// URL leads outside the server's --media-dir",
+        param=param,
+        code="outside_media_dir",
+    )
+
+
+def _spool(pieces, source: str, param: str, config: ServeConfig, workdir: str) -> Video:
+    """Writes ``pieces`` to a private file in ``workdir`` while hashing them, no further
+    than ``--max-video-mb``."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    with _HASHES_LOCK:
-        if len(_HASHES) > 4096:
-            _HASHES.clear()
-        _HASHES[key] = digest.hexdigest()
-    return _HASHES[key]
+    fd, path = tempfile.mkstemp(suffix=".video", dir=workdir)  # mode 0600
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for piece in pieces:
+                size += len(piece)
+                if size > config.max_video_bytes:
+                    raise _too_big(param, config)
+                digest.update(piece)
+                out.write(piece)
+        if size == 0:
+            raise ApiError(400, "the video holds no bytes", param=param)
+    except BaseException:
+        os.remove(path)
+        raise
+    return Video(path, digest.hexdigest(), source)
 
 
 def _too_big(param: str, config: ServeConfig) -> ApiError:
@@ -156,8 +242,9 @@ def _too_big(param: str, config: ServeConfig) -> ApiError:
 
 
 def check_header(video: Video, param: str, config: ServeConfig) -> None:
-    """The container's header, read without decoding: a video stream, at most
-    ``--max-pixels`` per frame and ``--max-duration-s`` long.
+    """The container's header, read without decoding: a container format of
+    :data:`~sfllava_ext.video.limits.SAFE_FORMATS` (checked before its demuxer runs),
+    a video stream, at most ``--max-pixels`` per frame and ``--max-duration-s`` long.
 
     Raises:
         ApiError: 400 for a file that is not a video or whose duration is unknown, or
@@ -166,9 +253,11 @@ def check_header(video: Video, param: str, config: ServeConfig) -> None:
     import av
 
     try:
-        with av.open(video.path, mode="r", metadata_errors="ignore") as container:
+        with open_container(video.path, DecodeLimits(formats=SAFE_FORMATS)) as container:
             if not container.streams.video:
-                raise ApiError(400, "the file holds no video stream", param=param)
+                raise ApiError(
+                    400, "the file holds no video stream", param=param, code="invalid_video"
+                )
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
             duration = None
@@ -178,8 +267,21 @@ def check_header(video: Video, param: str, config: ServeConfig) -> None:
                 duration = float(stream.duration * stream.time_base)
             elif stream.frames and stream.average_rate:
                 duration = stream.frames / float(stream.average_rate)
-    except av.FFmpegError as exc:
-        raise ApiError(400, f"the file is not a readable video ({exc})", param=param) from exc
+    except VideoLimitError as exc:
+        raise ApiError(
+            400,
+            f"the video's container format is refused ({exc.reason})",
+            param=param,
+            code="unsupported_format",
+        ) from None
+    except (VideoDecodeError, av.FFmpegError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise ApiError(
+            400,
+            f"the file is not a readable video ({reason})",
+            param=param,
+            code="invalid_video",
+        ) from None
     if width * height > config.max_pixels:
         raise ApiError(
             400,

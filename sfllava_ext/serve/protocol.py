@@ -4,14 +4,15 @@ A request holds one user message whose content is text parts and one video part,
 ``{"type": "video_url", "video_url": {"url": ...}}`` (vLLM's convention); the text
 parts, joined by newlines, are the question of the published open-ended prompt. Fields:
 ``model`` (the served model, or left out), ``max_tokens`` / ``max_completion_tokens``,
-``temperature`` (0: greedy, the published decoding), ``top_p``, ``n`` (1 only),
+``temperature`` (0, or below 1e-5: greedy, the published decoding; negative or not
+finite: refused), ``top_p``, ``n`` (1 only),
 ``stream`` and ``stream_options.include_usage``. Anything else is refused by name, so
 that no setting is silently ignored.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,7 +20,11 @@ from typing import Any
 
 from .errors import ApiError
 
-__all__ = ["ChatRequest", "parse_chat", "parse_tokens_request"]
+__all__ = ["GREEDY_BELOW", "ChatRequest", "parse_chat", "parse_tokens_request"]
+
+#: A temperature below this is greedy decoding (sampling at it would divide the
+#: logits into infinities).
+GREEDY_BELOW = 1e-5
 
 _KNOWN = {
     "model",
@@ -37,11 +42,10 @@ _KNOWN = {
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """A checked chat request: the question, the video URL (and where it sat in the
-    request, for errors) and the generation settings."""
+    """A checked chat request: the question, where its video URL sat in the request
+    (for errors) and the generation settings."""
 
     question: str
-    video_url: str
     video_param: str
     max_tokens: int | None
     temperature: float
@@ -50,23 +54,13 @@ class ChatRequest:
     include_usage: bool
 
     def generate_kwargs(self) -> dict[str, Any]:
-        if self.temperature == 0:
+        if self.temperature < GREEDY_BELOW:
             return {"do_sample": False}
         return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}
 
 
-def load_json(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"the request body is not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    return data
-
-
-def parse_chat(data: dict[str, Any], model_id: str) -> ChatRequest:
-    """Checks a chat-completions request.
+def parse_chat(data: dict[str, Any], model_id: str) -> tuple[ChatRequest, str, str]:
+    """Checks a chat-completions request: (its settings, its video URL, the URL's field).
 
     Raises:
         ApiError: 400 naming the field at fault; 404 for another model.
@@ -107,19 +101,21 @@ def parse_chat(data: dict[str, Any], model_id: str) -> ChatRequest:
     stream = data.get("stream", False)
     if not isinstance(stream, bool):
         raise ApiError(400, "stream must be a boolean", param="stream")
-    options = data.get("stream_options") or {}
+    options = data.get("stream_options")
+    options = {} if options is None else options
     if not isinstance(options, dict) or set(options) - {"include_usage"}:
         raise ApiError(400, "stream_options may only hold include_usage", param="stream_options")
-    return ChatRequest(
-        question,
-        url,
-        url_param,
-        max_tokens,
-        temperature,
-        top_p,
-        stream,
-        bool(options.get("include_usage", False)),
+    include_usage = options.get("include_usage", False)
+    if not isinstance(include_usage, bool):
+        raise ApiError(
+            400,
+            f"stream_options.include_usage must be a boolean, got {include_usage!r}",
+            param="stream_options.include_usage",
+        )
+    settings = ChatRequest(
+        question, url_param, max_tokens, temperature, top_p, stream, include_usage
     )
+    return settings, url, url_param
 
 
 def _content(content: Any) -> tuple[str, str, str]:
@@ -179,15 +175,20 @@ def _number(data: dict[str, Any], name: str, default: float, lo: float, hi: floa
     value = data.get(name, default)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not lo <= value <= hi
+    ):
         raise ApiError(
             400, f"{name} must be a number in [{lo:g}, {hi:g}], got {value!r}", param=name
         )
     return float(value)
 
 
-def parse_tokens_request(data: dict[str, Any], model_id: str) -> tuple[str, str]:
-    """``{"video_url": {"url": ...}, "model": ...}`` -> (url, its param).
+def parse_tokens_request(data: dict[str, Any], model_id: str) -> tuple[None, str, str]:
+    """``{"video_url": {"url": ...}, "model": ...}`` -> (no settings, url, its param).
 
     Raises:
         ApiError: 400 for another shape, 404 for another model.
@@ -206,7 +207,7 @@ def parse_tokens_request(data: dict[str, Any], model_id: str) -> tuple[str, str]
     url = video.get("url") if isinstance(video, dict) else None
     if not isinstance(url, str):
         raise ApiError(400, 'the body must be {"video_url": {"url": ...}}', param="video_url")
-    return url, "video_url.url"
+    return None, url, "video_url.url"
 
 
 # ----------------------------------------------------------------------- replies

@@ -20,11 +20,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ...session import SessionPrompt, VideoSession
 from .. import protocol, sse
+from ..body import take_request
 from ..context import Context, ServeContext
 from ..engine import submit_for, wait_for
-from ..errors import ApiError
-from ..guards import authorise, read_json
-from ..media import Video, resolve_video
+from ..errors import ApiError, internal_error
+from ..guards import authorise
+from ..media import Video
 
 __all__ = ["DEFAULT_MAX_TOKENS", "router"]
 
@@ -36,8 +37,13 @@ DEFAULT_MAX_TOKENS = 256  # the published answer length
 @router.post("/v1/chat/completions")
 async def chat(request: Request, ctx: Context) -> Response:
     authorise(request, ctx.config)
-    req = protocol.parse_chat(await read_json(request, ctx.config), ctx.config.model_id)
-    video = resolve_video(req.video_url, req.video_param, ctx.config, ctx.workdir)
+    req, video = await take_request(
+        request,
+        ctx.config,
+        ctx.uploads,
+        ctx.workdir,
+        lambda data: protocol.parse_chat(data, ctx.config.model_id),
+    )
     max_tokens = req.max_tokens or DEFAULT_MAX_TOKENS
     if req.stream:
         return await _stream(ctx, req, video, max_tokens)
@@ -52,9 +58,10 @@ def _session_and_prompt(
 
     Raises:
         ApiError: 400 for a video that cannot be decoded or a prompt and ``max_tokens``
-            past the model's context.
+            past the model's context; 504 past the job's deadline.
     """
     session = ctx.engine.session_for(video, req.video_param)
+    ctx.engine.check_deadline()
     asked = session.tokenize(req.question)
     ctx.engine.check_length(asked.positions, max_tokens)
     return session, asked
@@ -68,7 +75,13 @@ async def _whole(
     def job() -> tuple[str, str, dict, float, float]:
         started = time.perf_counter()
         session, asked = _session_and_prompt(ctx, req, video, max_tokens)
-        ids = session.generate(asked, max_new_tokens=max_tokens, **req.generate_kwargs())
+        ids = session.generate(
+            asked,
+            max_new_tokens=max_tokens,
+            stop=ctx.engine.stop_for(),
+            **req.generate_kwargs(),
+        )
+        ctx.engine.check_deadline()
         text = ctx.sf.llm.decode(ids)
         finish = ctx.sf.llm.finish_reason(ids, max_tokens)
         used = protocol.usage(asked.positions, len(ids))
@@ -103,26 +116,29 @@ async def _stream(
                 asked,
                 max_new_tokens=max_tokens,
                 on_text=lambda piece: events.put(sse.Piece(piece)),
-                stop=cancel,
+                stop=ctx.engine.stop_for(cancel),
                 **req.generate_kwargs(),
             )
             if cancel.is_set():
                 ctx.engine.count("cancelled")
                 return
+            ctx.engine.check_deadline()
             finish = ctx.sf.llm.finish_reason(ids, max_tokens)
             events.put(sse.Finished(finish, protocol.usage(asked.positions, len(ids))))
         except ApiError as exc:
             events.put(sse.Failed(exc))
-        except Exception as exc:  # reported to the client, the server goes on
-            logger.exception("stream failed")
-            events.put(sse.Failed(ApiError(500, f"internal error: {exc}")))
+        except Exception:  # reported to the client, the server goes on
+            events.put(sse.Failed(internal_error(logger, "stream failed")))
 
     def ended(future) -> None:
         video.discard()
         if future.cancelled():  # dropped from the queue: the server is stopping
             events.put(sse.Failed(ApiError(503, "the server is shutting down", code="shutdown")))
         elif future.exception() is not None:  # the job never ran (it reports its own)
-            events.put(sse.Failed(ApiError(500, f"internal error: {future.exception()}")))
+            error = future.exception()
+            if not isinstance(error, ApiError):
+                error = internal_error(logger, "job failed", error)
+            events.put(sse.Failed(error))
 
     future = submit_for(ctx.engine, job, "chat", video)
     future.add_done_callback(ended)

@@ -1,4 +1,5 @@
-"""``GET /health``: liveness and the engine's counters; no API key needed."""
+"""``GET /health`` (and ``HEAD``): liveness and the engine's counters; no API key
+needed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,6 @@ __all__ = ["router"]
 router = APIRouter()
 
 
-@router.get("/health")
+@router.api_route("/health", methods=["GET", "HEAD"])
 async def health(ctx: Context) -> dict[str, Any]:
     return {"status": "ok", "model": ctx.config.model_id, **ctx.engine.health()}

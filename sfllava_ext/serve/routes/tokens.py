@@ -9,10 +9,10 @@ from fastapi.responses import Response
 
 from ...session.file import tokens_bytes
 from .. import protocol
+from ..body import take_request
 from ..context import Context
 from ..engine import submit_for, wait_for
-from ..guards import authorise, read_json
-from ..media import resolve_video
+from ..guards import authorise
 
 __all__ = ["router"]
 
@@ -22,9 +22,14 @@ router = APIRouter()
 @router.post("/v1/video/tokens")
 async def video_tokens(request: Request, ctx: Context) -> Response:
     authorise(request, ctx.config)
-    body = await read_json(request, ctx.config)
-    url, param = protocol.parse_tokens_request(body, ctx.config.model_id)
-    video = resolve_video(url, param, ctx.config, ctx.workdir)
+    _, video = await take_request(
+        request,
+        ctx.config,
+        ctx.uploads,
+        ctx.workdir,
+        lambda data: protocol.parse_tokens_request(data, ctx.config.model_id),
+    )
+    param = "video_url.url"
 
     def job() -> tuple[bytes, str, int]:
         session = ctx.engine.session_for(video, param)
