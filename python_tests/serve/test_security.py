@@ -109,11 +109,12 @@ def refused(reply: httpx.Response, status: int, code: str | None = None) -> dict
 # ------------------------------------------------ 1. the media dir's check and read
 
 
-def test_a_file_swapped_after_admission_serves_the_admitted_bytes(base, media, hook):
+@pytest.mark.parametrize("swap_in", ["link", "fifo"])
+def test_a_file_swapped_after_admission_serves_the_admitted_bytes(base, media, hook, swap_in):
     """Finding 1: while the job waits, swap.mp4 becomes a link to a file outside the
-    media dir. The answer is the admitted bytes' tokens, under their hash, and the
-    cache is not poisoned: the outside file's bytes, sent as a data: URL, get their
-    own tokens."""
+    media dir (or a FIFO, which hung the worker for good). The answer is the admitted
+    bytes' tokens, under their hash, and the cache is not poisoned: the outside file's
+    bytes, sent as a data: URL, get their own tokens."""
     swap = os.path.join(media["root"], "swap.mp4")
     shutil.copyfile(media["a"], swap)
     admitted, release = threading.Event(), threading.Event()
@@ -129,7 +130,10 @@ def test_a_file_swapped_after_admission_serves_the_admitted_bytes(base, media, h
     asking.start()
     assert admitted.wait(timeout=60)
     os.remove(swap)
-    os.symlink(media["secret"], swap)  # the attack, after admission
+    if swap_in == "link":
+        os.symlink(media["secret"], swap)  # the attack, after admission
+    else:
+        os.mkfifo(swap)
     release.set()
     asking.join(timeout=60)
     original = read(media["a"])
@@ -140,8 +144,9 @@ def test_a_file_swapped_after_admission_serves_the_admitted_bytes(base, media, h
     secret = tokens(base, data_url(read(media["secret"])))
     assert secret.headers["x-video-sha256"] == hashlib.sha256(read(media["secret"])).hexdigest()
     assert not torch.equal(visual_tokens(secret), held)
-    # and the link itself, now in place, is refused: it leads outside
-    refused(tokens(base, f"file://{swap}"), 403, "outside_media_dir")
+    # and what is in place now is refused: the link leads outside, the FIFO is no file
+    refused(tokens(base, f"file://{swap}"), *{"link": (403, "outside_media_dir"),
+                                              "fifo": (400, "not_a_file")}[swap_in])  # fmt: skip
     os.remove(swap)
 
 
