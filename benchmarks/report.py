@@ -34,6 +34,7 @@ SECTIONS = [
     "bench_pipeline",
     "bench_session",
     "bench_serve",
+    "bench_serve_memory",
     "bench_embed_many",
     "bench_decode",
     "bench_normalize_frames",
@@ -51,6 +52,7 @@ SUMMARY_ROWS = [
     "bench_pipeline",
     "bench_session",
     "bench_serve",
+    "bench_serve_memory",
     "bench_embed_many",
 ]
 INTRO = [
