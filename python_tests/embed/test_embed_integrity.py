@@ -62,6 +62,7 @@ class _Run:
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.out, stderr=self.err, text=True,
                                      start_new_session=True, cwd=tempfile.gettempdir())  # fmt: skip
         self.pid = self.proc.pid
+        _RUN_PIDS.add(self.pid)
 
     def poll(self):
         return self.proc.poll()
@@ -98,9 +99,18 @@ def _index_outputs(out):
     return sorted(r["output"] for r in jsonl(path)) if path.exists() else []
 
 
+_RUN_PIDS: set[int] = set()  # every `sfllava embed` this module started
+
+
 def _blocks(before):
-    """Shared-memory blocks of sfllava_ext made since ``before`` (os.listdir)."""
-    return sorted(n for n in set(os.listdir(SHM)) - before if n.startswith("sfllava-"))
+    """Shared-memory blocks of this test's runs (named ``sfllava-<pidns>-<main pid>-...``)
+    made since ``before`` (os.listdir); another run on the machine is not the test's."""
+    ours = {str(pid) for pid in _RUN_PIDS} | {str(os.getpid())}
+    return sorted(
+        n
+        for n in set(os.listdir(SHM)) - before
+        if n.startswith("sfllava-") and n.split("-")[2:3] and n.split("-")[2] in ours
+    )
 
 
 def _reap(processes):
@@ -167,6 +177,8 @@ def test_unsafe_ids_are_refused_naming_the_line(videos, tmp_path, ident, message
         ("Clip", "clip", "clip.safetensors"),  # one file on a case-insensitive system
         ("caf\u00e9", unicodedata.normalize("NFD", "caf\u00e9"), "caf\u00e9.safetensors"),
         ("a", "a.safetensors/b", "a.safetensors"),  # a file where a folder must be
+        ("sub./x", "sub/x", "x.safetensors"),  # Windows drops trailing dots
+        ("\uff41", "a", "a.safetensors"),  # a full-width letter (NFKC)
     ],
 )
 def test_colliding_inputs_are_refused_naming_both(videos, tmp_path, first, second, output):

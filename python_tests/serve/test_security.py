@@ -515,3 +515,109 @@ def test_a_large_data_url_is_decoded_from_the_body_as_sent(base, media, tmp_path
     reply = post_raw(base, json.dumps(body).encode())
     # the video decoded, and the question kept whole: too long for the demo's context
     refused(reply, 400, "context_length_exceeded")
+
+
+# ------------------------------------------ second variants (a review of the fixes)
+
+
+def test_a_huge_question_is_refused_before_the_worker(base, media):
+    """Finding 4/5, second variant: a question of megabytes (the body limit is sized
+    for a base64 video) held the worker past --job-timeout-s while it was tokenized.
+    The JSON beside the video holds at most 1 MiB of text: 413 before any job."""
+    url = f"file://{media['a']}"
+    before = httpx.get(f"{base}/health").json()
+    started = time.monotonic()
+    reply = httpx.post(f"{base}/v1/chat/completions",
+                       json=chat(base, url, question="word " * 250_000), timeout=60)  # fmt: skip
+    refused(reply, 413, "request_too_large")
+    assert time.monotonic() - started < 10
+    after = httpx.get(f"{base}/health").json()
+    assert (after["completed"], after["failed"]) == (before["completed"], before["failed"])
+
+
+def test_a_body_dribbled_slowly_is_cut_off(base):
+    """Finding 4, second variant: a byte now and then, each within --read-timeout-s,
+    held an upload slot for ever; a body must average 64 KiB/s after the grace."""
+    with raw_connection(base) as sock:
+        sock.sendall(head(base, 1_200_000))
+        started = time.monotonic()
+        sock.settimeout(0.5)
+        status = 0
+        while not status and time.monotonic() - started < 10:
+            try:
+                sock.sendall(b" ")
+                status = status_of(sock)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+        assert status == 408
+        assert time.monotonic() - started < 5
+
+
+def test_many_small_bodies_share_one_budget(base, monkeypatch):
+    """Finding 4, second variant: bodies under 1 MiB took no upload slot, so hundreds
+    of them held gigabytes. They share a budget (64 MiB; 300 KB here): past it 503."""
+    from sfllava_ext.serve import body
+
+    monkeypatch.setattr(body, "SMALL_BODIES_BYTES", 300_000)
+    socks = []
+    try:
+        for _ in range(3):
+            socks.append(raw_connection(base))
+            socks[-1].sendall(head(base, 120_000) + b"x" * 1000)
+        # 3 x 120 KB > 300 KB: one is refused at once (whichever the server reads
+        # last), the two others wait for their bodies until --read-timeout-s
+        assert sorted(status_of(sock) for sock in socks) == [408, 408, 503]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_error_messages_echo_no_large_field(base, media):
+    """Finding 9, second variant: a 100,000-character ``model`` came back whole in
+    the 404; a field's value or name is quoted to 64 characters."""
+    body = chat(base, f"file://{media['a']}", model="m" * 100_000)
+    reply = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60)
+    error = refused(reply, 404, "model_not_found")
+    assert len(reply.content) < 600, error
+    body = {**chat(base, f"file://{media['a']}"), "k" * 100_000: 1}
+    reply = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60)
+    refused(reply, 400)
+    assert len(reply.content) < 600
+
+
+def test_a_whole_request_whose_client_left_is_skipped(base, media, hook):
+    """A whole (not streamed) request whose client left while it waited still ran;
+    its job is now skipped (and a generation running for it stops)."""
+    admitted, release = threading.Event(), threading.Event()
+
+    def hold(point: str, **context) -> None:
+        if point == "serve.job" and not admitted.is_set():
+            admitted.set()
+            assert release.wait(timeout=60)
+
+    hook(hold)
+    url = f"file://{media['a']}"
+    first = threading.Thread(target=lambda: tokens(base, url))
+    first.start()
+    assert admitted.wait(timeout=60)
+    cancelled = httpx.get(f"{base}/health").json()["cancelled"]
+    with pytest.raises(httpx.ReadTimeout):  # the client leaves while its job waits
+        httpx.post(f"{base}/v1/chat/completions", json=chat(base, url), timeout=1)
+    time.sleep(0.3)
+    release.set()
+    first.join(timeout=60)
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{base}/health").json()["cancelled"] == cancelled:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_host_names_are_parsed_strictly():
+    from sfllava_ext.serve.guards import host_name
+
+    assert host_name(b"LocalHost:8000") == "localhost"
+    assert host_name(b"[::1]:8000") == "::1"
+    for bad in (b"[::1]evil.com", b"[::1].evil.com:80", b"localhost:evil", b"::1", b""):
+        assert host_name(bad) is None

@@ -35,6 +35,9 @@ def add_parser(sub) -> None:
         "--max-uploads", type=int, default=d.max_uploads, help="bodies over 1 MiB read at once"
     )
     serve.add_argument(
+        "--max-connections", type=int, default=d.max_connections, help="open at once; then 503"
+    )
+    serve.add_argument(
         "--read-timeout-s", type=float, default=d.read_timeout_s, help="a silent client's limit"
     )
     serve.add_argument(
@@ -77,6 +80,7 @@ def run(args: argparse.Namespace) -> None:
         allowed_hosts=tuple(args.allowed_hosts.split(",")),
         max_video_mb=args.max_video_mb,
         max_uploads=args.max_uploads,
+        max_connections=args.max_connections,
         read_timeout_s=args.read_timeout_s,
         job_timeout_s=args.job_timeout_s,
         max_duration_s=args.max_duration_s,

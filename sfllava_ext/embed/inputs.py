@@ -200,9 +200,12 @@ def _item(source: str, name: object, origin: str) -> Item:
 
 
 def _key(name: str) -> str:
-    """What two names must not share: case and Unicode normalisation aside, so that
-    the folder reads the same on a case-insensitive file system."""
-    return unicodedata.normalize("NFC", name.casefold())
+    """What two names must not share: case, Unicode compatibility forms (full-width
+    letters, no-break spaces) and the trailing dots and spaces that Windows drops
+    aside, so that the folder reads the same on a case-insensitive file system, SMB or
+    Windows."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return "/".join(part.rstrip(". ") for part in folded.split("/"))
 
 
 def _describe(item: Item) -> str:

@@ -27,7 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .body import UploadSlots
+from .body import BodyBudget
 from .config import ServeConfig
 from .context import ServeContext
 from .engine import Engine
@@ -60,8 +60,8 @@ def create_app(sf: Any, config: ServeConfig, engine: Engine | None = None) -> Fa
             shutil.rmtree(workdir, ignore_errors=True)
 
     app = FastAPI(title="sfllava", lifespan=lifespan, docs_url=None, redoc_url=None)
-    uploads = UploadSlots(config.max_uploads)
-    app.state.context = ServeContext(sf, config, engine, workdir, uploads)
+    bodies = BodyBudget(config.max_uploads)
+    app.state.context = ServeContext(sf, config, engine, workdir, bodies)
     app.add_middleware(RequestGuard, config=config)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,33 +1,32 @@
-"""A request's way in: its body read within the service's limits, parsed within
-limits, and its video copied to a private spool (:func:`take_request`).
+"""A request's way in: its body read within the service's limits, parsed within limits
+(:mod:`.jsonlimits`), and its video copied to a private spool (:func:`take_request`).
 
 Reading, on the event loop (:func:`read_body`):
 
 - a declared ``Content-Length`` over the body limit is refused at once (413), and the
   bytes are counted as they arrive: the read stops at the limit (413);
-- a client silent for ``--read-timeout-s`` while sending gets 408;
-- a body over 1 MiB (declared, or once it passes 1 MiB) is an upload: it takes one of
-  ``--max-uploads`` slots (:class:`UploadSlots`) until its video is on disk; none free,
-  503 with ``Retry-After``;
-- the bytes go into one ``bytearray``, a single allocation that grows in place and
-  goes back to the system whole when cleared.
+- the body must keep coming: 408 after a silence of ``--read-timeout-s``, or once it
+  falls behind :data:`MIN_BODY_RATE` on average after that grace (a client that sends a
+  byte now and then holds nothing for long);
+- what bodies hold in memory is bounded (:class:`BodyBudget`): a body over 1 MiB
+  (declared, or once it passes 1 MiB) is an upload and takes one of ``--max-uploads``
+  slots, smaller ones share :data:`SMALL_BODIES_BYTES`; past either, 503 with
+  ``Retry-After``;
+- the bytes go into one ``bytearray`` that grows in place.
 
-Parsing and spooling, on a thread, so that the loop keeps answering
-(:func:`parse_json`): strict UTF-8; at most :data:`MAX_VALUES` JSON values (counted on
-the bytes before parsing: an array of a million empty objects would cost gigabytes),
-:data:`MAX_DEPTH` levels, integers of at most :data:`MAX_DIGITS` digits; no
-``NaN``/``Infinity``; no lone surrogate (``"\\ud800"``) in any key or string. Each is a
-400 that says which. A data: URL's base64 characters are cut out of the body before
-parsing (:func:`payload_span`) and decoded into the spool piece by piece straight from
-the body, so an upload costs its body once, and no long call holds the interpreter's
-lock; the body goes as soon as the video is in the spool (:mod:`.media`), before the
-request waits for the model, and the allocator gives the memory back.
+Parsing and spooling, on a thread, so that the loop keeps answering: a data: URL's
+base64 characters are cut out of the body before parsing (:func:`payload_span`) and
+decoded into the spool piece by piece straight from the body, so an upload costs its
+body once and no long call holds the interpreter's lock. The JSON beside the video may
+hold at most :data:`JSON_BYTES` (413 past it: the body limit's "1 MiB of JSON"). The
+body goes as soon as the video is in the spool (:mod:`.media`), before the request
+waits for the model, and the allocator gives the memory back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -39,78 +38,156 @@ from starlette.requests import ClientDisconnect
 from ..utils.memory import give_back_memory
 from .config import MB, ServeConfig
 from .errors import ApiError
+from .jsonlimits import parse_json, text_chars
 from .media import Payload, Video, resolve_video
 
 __all__ = [
-    "MAX_DEPTH",
-    "MAX_DIGITS",
-    "MAX_VALUES",
+    "JSON_BYTES",
+    "MIN_BODY_RATE",
     "PAYLOAD_BYTES",
-    "UploadSlots",
-    "parse_json",
+    "SMALL_BODIES_BYTES",
+    "BodyBudget",
     "payload_span",
     "read_body",
     "take_request",
 ]
 
-MAX_DEPTH = 32  # the chat schema needs 6
-MAX_VALUES = 100_000
-MAX_DIGITS = 20  # an int64 has 19
 UPLOAD_BYTES = MB  # a body past this is an upload (it takes a slot)
+SMALL_BODIES_BYTES = 64 * MB  # what all the bodies under UPLOAD_BYTES may hold at once
+MIN_BODY_RATE = 64 << 10  # bytes per second a body must average after the grace
+JSON_BYTES = MB  # the JSON beside a request's video
 PAYLOAD_BYTES = 1 << 16  # a data: URL's characters past this are cut out before parsing
+_TRIM_AFTER = 256 << 10  # bodies past this give their memory back when they end
 _PLACEHOLDER = b"sfllava-payload-" + uuid.uuid4().hex.encode()
-_STRUCTURE = b"[{,:"  # one of these precedes every JSON value but the first
 
 Settings = TypeVar("Settings")
 
 
-class UploadSlots:
-    """At most ``size`` uploads read at once (used on the event loop only)."""
+class BodyBudget:
+    """What request bodies may hold in memory at once: ``uploads`` bodies over 1 MiB
+    (each within the body limit), and :data:`SMALL_BODIES_BYTES` for all the others
+    together. Used on the event loop only."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.taken = 0
+    def __init__(self, uploads: int) -> None:
+        self.uploads = uploads
+        self.uploading = 0
+        self.small_bytes = 0
 
-    def take(self) -> None:
-        """Raises ApiError (503, Retry-After) when every slot is taken."""
-        if self.taken >= self.size:
-            raise ApiError(
-                503,
-                f"the server is receiving {self.taken} uploads (--max-uploads "
-                f"{self.size}); retry shortly",
-                code="uploads_busy",
-                headers={"Retry-After": "1"},
+    def take_upload(self) -> None:
+        """Raises ApiError (503, Retry-After) when every upload slot is taken."""
+        if self.uploading >= self.uploads:
+            raise _busy(
+                f"the server is receiving {self.uploading} uploads (--max-uploads "
+                f"{self.uploads}); retry shortly",
+                "uploads_busy",
             )
-        self.taken += 1
+        self.uploading += 1
 
-    def give(self) -> None:
-        self.taken -= 1
+    def take_small(self, size: int) -> None:
+        """Raises ApiError (503, Retry-After) when the small bodies hold too much."""
+        if self.small_bytes + size > SMALL_BODIES_BYTES:
+            raise _busy("the server is receiving too many requests; retry shortly", "bodies_busy")
+        self.small_bytes += size
+
+
+class _Reading:
+    """One body's share of the :class:`BodyBudget`, given back by :meth:`end`."""
+
+    def __init__(self, budget: BodyBudget) -> None:
+        self.budget = budget
+        self.upload = False
+        self.small = 0
+        self.size = 0
+
+    def grow(self, size: int) -> None:
+        self.size = size
+        if self.upload:
+            return
+        if size > UPLOAD_BYTES:
+            self.budget.take_upload()
+            self.upload = True
+            self.budget.small_bytes -= self.small
+            self.small = 0
+        else:
+            self.budget.take_small(size - self.small)
+            self.small = size
+
+    def end(self) -> None:
+        if self.upload:
+            self.budget.uploading -= 1
+        self.budget.small_bytes -= self.small
+        self.upload, self.small = False, 0
 
 
 async def take_request(
     request: Request,
     config: ServeConfig,
-    slots: UploadSlots,
+    budget: BodyBudget,
     workdir: str,
     parse: Callable[[dict[str, Any]], tuple[Settings, str, str]],
 ) -> tuple[Settings, Video]:
     """The request's settings and its video in the spool: the body read
-    (:func:`read_body`), then, on a thread, parsed (:func:`parse_json`), checked by
-    ``parse`` (which returns the settings, the video URL and the URL's field) and the
-    video copied (:func:`~.media.resolve_video`).
+    (:func:`read_body`), then, on a thread, parsed, checked by ``parse`` (which
+    returns the settings, the video URL and the URL's field) and the video copied
+    (:func:`~.media.resolve_video`).
 
     Raises:
-        ApiError: 4xx for the body, the JSON, the fields or the video; 503 with no
-            upload slot free.
+        ApiError: 4xx for the body, the JSON, the fields or the video; 503 with the
+            bodies' budget spent.
     """
-    holding: list[bool] = []
+    reading = _Reading(budget)
     try:
-        body = await read_body(request, config, slots, holding)
+        body = await read_body(request, config, reading)
         return await run_in_threadpool(_intake, body, config, workdir, parse)
     finally:
-        if holding:
-            slots.give()
+        reading.end()
+        if reading.size > _TRIM_AFTER:
             await run_in_threadpool(give_back_memory)
+
+
+async def read_body(request: Request, config: ServeConfig, reading: _Reading) -> bytearray:
+    """The body's bytes, read no further than ``max_body_bytes``, each byte counted
+    against the budget as it arrives.
+
+    Raises:
+        ApiError: 413 past the limit (declared or read), 408 after a silence of
+            ``read_timeout_s`` or behind :data:`MIN_BODY_RATE`, 503 past the budget.
+    """
+    limit = config.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise _body_too_large(limit)
+        reading.grow(int(declared))
+    body = bytearray()
+    chunks = request.stream().__aiter__()
+    started = time.monotonic()
+    while True:
+        # the silence allowed, and no longer than the average rate allows
+        behind = started + config.read_timeout_s + len(body) / MIN_BODY_RATE
+        wait = min(config.read_timeout_s, behind - time.monotonic())
+        try:
+            if wait <= 0:
+                raise asyncio.TimeoutError
+            chunk = await asyncio.wait_for(chunks.__anext__(), wait)
+        except StopAsyncIteration:
+            return body
+        except ClientDisconnect:  # nobody is left to answer: no traceback
+            raise ApiError(400, "the client left before its body ended") from None
+        except asyncio.TimeoutError:
+            raise ApiError(
+                408,
+                f"the request body stalled: a silence of {config.read_timeout_s:g} s "
+                f"(--read-timeout-s), or slower than {MIN_BODY_RATE >> 10} KiB/s after it",
+                code="request_timeout",
+                headers={"Connection": "close"},
+            ) from None
+        if len(body) + len(chunk) > limit:
+            body.clear()
+            raise _body_too_large(limit)
+        body += chunk
+        if len(body) > reading.size:
+            reading.grow(len(body))
 
 
 def _intake(
@@ -127,21 +204,28 @@ def _intake(
         if span is not None:
             start, end = span
             around = body[:start] + _PLACEHOLDER + body[end:]
+            if len(around) > JSON_BYTES + len(_PLACEHOLDER):
+                raise _json_too_large()
             if around.count(_PLACEHOLDER) == 1:
-                settings, url, param = _parsed(parse, parse_json(around))
+                settings, url, param = _checked(parse, parse_json(around))
                 if isinstance(url, str) and url.endswith(_PLACEHOLDER.decode()):
                     payload = Payload(body, start, end)
                     return settings, resolve_video(url, param, config, workdir, payload)
         # no payload cut out, or not the video's: the body, whole
-        settings, url, param = _parsed(parse, parse_json(body))
+        settings, url, param = _checked(parse, parse_json(body))
         return settings, resolve_video(url, param, config, workdir)
     finally:
         body.clear()
 
 
-def _parsed(parse, data: dict[str, Any]) -> tuple[Any, Any, str]:
+def _checked(parse, data: dict[str, Any]) -> tuple[Any, Any, str]:
+    """``parse(data)``, and the JSON's text beside the video within :data:`JSON_BYTES`."""
     try:
-        return parse(data)
+        settings, url, param = parse(data)
+        beside = text_chars(data) - (len(url) if isinstance(url, str) else 0)
+        if beside > JSON_BYTES:
+            raise _json_too_large()
+        return settings, url, param
     finally:
         data.clear()
 
@@ -161,116 +245,16 @@ def payload_span(body: bytearray) -> tuple[int, int] | None:
     return start, end
 
 
-async def read_body(
-    request: Request, config: ServeConfig, slots: UploadSlots, holding: list[bool]
-) -> bytearray:
-    """The body's bytes, read no further than ``max_body_bytes``; an upload takes a
-    slot of ``slots`` (``holding`` gets an item then: the caller gives it back).
-
-    Raises:
-        ApiError: 413 past the limit (declared or read), 408 after a silence of
-            ``read_timeout_s``, 503 with no slot free.
-    """
-    limit = config.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _body_too_large(limit)
-    if declared is not None and declared.isdigit() and int(declared) > UPLOAD_BYTES:
-        slots.take()
-        holding.append(True)
-    body = bytearray()
-    chunks = request.stream().__aiter__()
-    while True:
-        try:
-            chunk = await asyncio.wait_for(chunks.__anext__(), config.read_timeout_s)
-        except StopAsyncIteration:
-            return body
-        except ClientDisconnect:  # nobody is left to answer: no traceback
-            raise ApiError(400, "the client left before its body ended") from None
-        except asyncio.TimeoutError:
-            raise ApiError(
-                408,
-                f"the request body stalled for {config.read_timeout_s:g} s (--read-timeout-s)",
-                code="request_timeout",
-                headers={"Connection": "close"},
-            ) from None
-        if len(body) + len(chunk) > limit:
-            body.clear()
-            raise _body_too_large(limit)
-        body += chunk
-        if not holding and len(body) > UPLOAD_BYTES:
-            slots.take()
-            holding.append(True)
+def _busy(message: str, code: str) -> ApiError:
+    return ApiError(503, message, code=code, headers={"Retry-After": "1"})
 
 
-def parse_json(body: bytearray) -> dict[str, Any]:
-    """The body as a JSON object, within the limits of this module (the body is
-    cleared on the way).
-
-    Raises:
-        ApiError: 400 naming what is wrong.
-    """
-    try:
-        values = sum(body.count(c) for c in _STRUCTURE)
-        if values > MAX_VALUES:
-            raise _bad(f"the JSON holds more than {MAX_VALUES} values")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _bad(f"the request body is not UTF-8 (byte {exc.start})") from None
-    finally:
-        body.clear()
-    try:
-        data = json.loads(text, parse_int=_integer, parse_constant=_constant)
-    except json.JSONDecodeError as exc:
-        raise _bad(f"the request body is not valid JSON ({exc.msg} at char {exc.pos})") from None
-    except RecursionError:
-        raise _bad(f"the JSON is nested more than {MAX_DEPTH} levels deep") from None
-    finally:
-        del text
-    if not isinstance(data, dict):
-        raise _bad("the request body must be a JSON object")
-    _check(data, "", 1)
-    return data
-
-
-def _integer(text: str) -> int:
-    digits = text.lstrip("-")
-    if len(digits) > MAX_DIGITS:
-        raise _bad(f"a JSON integer has {len(digits)} digits (at most {MAX_DIGITS})")
-    return int(text)
-
-
-def _constant(text: str) -> Any:
-    raise _bad(f"{text} is not a JSON number")
-
-
-def _check(value: Any, where: str, depth: int) -> None:
-    """Depth and lone surrogates, through the whole document."""
-    if depth > MAX_DEPTH:
-        raise _bad(f"the JSON is nested more than {MAX_DEPTH} levels deep", where)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key, where or "body")
-            _check(item, f"{where}.{key}" if where else key, depth + 1)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check(item, f"{where}[{i}]", depth + 1)
-    elif isinstance(value, str):
-        _check_text(value, where)
-
-
-def _check_text(text: str, where: str) -> None:
-    if text.isascii():  # O(1): CPython knows
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _bad("a string holds a lone surrogate (not Unicode text)", where) from None
-
-
-def _bad(message: str, param: str | None = None) -> ApiError:
-    return ApiError(400, message, param=param or None, code="invalid_json")
+def _json_too_large() -> ApiError:
+    return ApiError(
+        413,
+        f"the request's JSON beside its video holds more than {JSON_BYTES} bytes of text",
+        code="request_too_large",
+    )
 
 
 def _body_too_large(limit: int) -> ApiError:

@@ -27,6 +27,7 @@ class ServeConfig:
             request body may be a third larger, for base64, plus 1 MiB of JSON.
         max_uploads: most request bodies over 1 MiB read at once; past it, 503 with
             Retry-After.
+        max_connections: most open connections; past it, uvicorn answers 503.
         read_timeout_s: most seconds a client may stay silent while sending a
             request's head or body (then 408, or the connection is closed).
         job_timeout_s: most seconds one job may hold the model (decode, encode and
@@ -56,6 +57,7 @@ class ServeConfig:
     allowed_hosts: tuple[str, ...] = ()
     max_video_mb: float = 256
     max_uploads: int = 2
+    max_connections: int = 512
     read_timeout_s: float = 30
     job_timeout_s: float = 600
     max_duration_s: float = 3600
@@ -69,6 +71,7 @@ class ServeConfig:
         for name in (
             "max_video_mb",
             "max_uploads",
+            "max_connections",
             "read_timeout_s",
             "job_timeout_s",
             "max_duration_s",

@@ -6,7 +6,8 @@ received cancels that timer; a connection that never completes a request head (a
 slow-loris client, or one that sends nothing) would stay open for ever.
 :class:`TimedH11Protocol` gives every request head ``--read-timeout-s`` from the
 moment the connection opens or its previous response ends, then closes the
-connection. Bodies have their own timeout (:mod:`.body`).
+connection. Bodies have their own timeout (:mod:`.body`). :func:`until_disconnected`
+tells a whole answer's job that its client left.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .config import ServeConfig
 
-__all__ = ["TimedH11Protocol", "server_config"]
+__all__ = ["TimedH11Protocol", "server_config", "until_disconnected"]
 
 
 class TimedH11Protocol(H11Protocol):
@@ -62,10 +63,22 @@ class TimedH11Protocol(H11Protocol):
                 self.transport.close()
 
 
+async def until_disconnected(request: Any, gone: Any) -> None:
+    """Sets ``gone`` (a ``threading.Event``) when the client of ``request``, whose
+    body was read, leaves; run it as a task beside the wait for a whole answer, so
+    that a job whose client left is skipped or its generation stopped."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            gone.set()
+            return
+
+
 def server_config(app: Any, config: ServeConfig, log_level: str = "info", **kw: Any):
     """uvicorn's settings for ``app`` under ``config``: its address, the timed
     protocol (a subclass made here, so that two services in one process keep their
-    own timeout), keep-alive connections closed after 5 s idle."""
+    own timeout), keep-alive connections closed after 5 s idle, at most
+    ``--max-connections`` open (uvicorn answers 503 past it)."""
     import uvicorn
 
     protocol = type("ServiceH11Protocol", (TimedH11Protocol,), {})
@@ -77,5 +90,6 @@ def server_config(app: Any, config: ServeConfig, log_level: str = "info", **kw: 
         log_level=log_level,
         http=protocol,
         timeout_keep_alive=5,
+        limit_concurrency=config.max_connections,
         **kw,
     )

@@ -1,5 +1,5 @@
 """What every route of the service shares: the model, the limits, the engine, the
-folder of the videos' private copies and the upload slots (:class:`ServeContext`),
+folder of the videos' private copies and the bodies' budget (:class:`ServeContext`),
 found on the app's state."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from .body import UploadSlots
+from .body import BodyBudget
 from .config import ServeConfig
 from .engine import Engine
 
@@ -20,14 +20,14 @@ __all__ = ["Context", "ServeContext", "context"]
 class ServeContext:
     """The service's parts: ``sf`` (the :class:`~sfllava_ext.SlowFastLlava` served),
     ``config`` (its limits), ``engine`` (the model's worker), ``workdir`` (where every
-    request's video is copied while it waits) and ``uploads`` (the
-    ``--max-uploads`` slots)."""
+    request's video is copied while it waits) and ``bodies`` (what request bodies
+    may hold in memory)."""
 
     sf: Any
     config: ServeConfig
     engine: Engine
     workdir: str
-    uploads: UploadSlots
+    bodies: BodyBudget
 
 
 def context(request: Request) -> ServeContext:

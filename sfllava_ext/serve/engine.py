@@ -37,7 +37,7 @@ from ..video.input import keeps_planes
 from ..video.limits import SAFE_FORMATS, DecodeLimits, VideoLimitError
 from .config import ServeConfig
 from .errors import ApiError
-from .media import Video, check_header
+from .media import Video, check_header, limit_error
 
 __all__ = ["Engine", "JobStop", "submit_for", "wait_for"]
 
@@ -170,7 +170,7 @@ class Engine:
                     self._sessions.move_to_end(video.sha256)
                     return session
             self.check_deadline()
-            check_header(video, param, self.config)
+            check_header(video, param, self.config, self.decode_limits())
             session = self._decode_and_encode(video, param)
         finally:
             video.discard()
@@ -202,7 +202,7 @@ class Engine:
                 limits=self.decode_limits(),
             )
         except VideoLimitError as exc:
-            raise _limit_error(exc, param) from None
+            raise limit_error(exc, param) from None
         except (VideoDecodeError, FileNotFoundError) as exc:
             reason = getattr(exc, "reason", None) or "the file is gone"
             raise ApiError(
@@ -221,11 +221,18 @@ class Engine:
         """What ends the running job's generation: its deadline, or ``cancel``."""
         return JobStop(self.deadline, cancel)
 
+    def check_client(self, gone: threading.Event) -> None:
+        """Raises ApiError (``client_closed``) when the job's client has left (the
+        job is then skipped: nobody would read its answer)."""
+        if gone.is_set():
+            self.count("cancelled")
+            raise ApiError(400, "the client left before its job ran", code="client_closed")
+
     def check_deadline(self) -> None:
         """Raises ApiError (504 ``job_timeout``) once the running job is past its
         deadline."""
         if time.monotonic() > self.deadline:
-            raise _timeout()
+            raise limit_error(None, "")
 
     def trim(self) -> None:
         """Drops the least recently used sessions while they hold more than
@@ -262,12 +269,15 @@ def submit_for(engine: Engine, job: Callable[[], Any], kind: str, video: Video) 
         raise
 
 
-async def wait_for(future: Future, video: Video) -> Any:
-    """The job's result (or its exception); the video's temporary copy goes either way."""
+async def wait_for(future: Future, video: Video, watch: Any = None) -> Any:
+    """The job's result (or its exception); the video's copy goes either way, and so
+    does ``watch`` (a task watching the client, cancelled here)."""
     try:
         return await asyncio.wrap_future(future)
     finally:
         video.discard()
+        if watch is not None:
+            watch.cancel()
 
 
 class JobStop:
@@ -282,22 +292,6 @@ class JobStop:
         return time.monotonic() > self.deadline or (
             self.cancel is not None and self.cancel.is_set()
         )
-
-
-def _limit_error(exc: VideoLimitError, param: str) -> ApiError:
-    if exc.limit == "deadline":
-        return _timeout()
-    codes = {"formats": "unsupported_format", "max_decoded_pixels": "video_too_costly"}
-    return ApiError(
-        400,
-        f"the video is refused: {exc.reason}",
-        param=param,
-        code=codes.get(exc.limit, "video_too_large"),
-    )
-
-
-def _timeout() -> ApiError:
-    return ApiError(504, "the job ran past the server's --job-timeout-s", code="job_timeout")
 
 
 def _held(session: VideoSession) -> int:

@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Any
 
-__all__ = ["ApiError", "error_body", "internal_error"]
+__all__ = ["ApiError", "error_body", "internal_error", "shown"]
 
 
 class ApiError(Exception):
@@ -33,7 +33,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.param = param
+        self.param = param[:128] if param else param
         self.code = code
         self.headers = headers or {}
 
@@ -66,3 +66,15 @@ def internal_error(logger: logging.Logger, what: str, exc: BaseException | None 
     reference = uuid.uuid4().hex[:12]
     logger.error("%s (reference %s)", what, reference, exc_info=exc or True)
     return ApiError(500, f"internal error (reference {reference})", code="internal_error")
+
+
+def shown(value: Any, limit: int = 64) -> str:
+    """``value`` as an error message quotes a client's value: its ``repr``, at most
+    ``limit`` characters of it (a container by its type and length), so that a reply
+    never echoes a large field back."""
+    if isinstance(value, (list, dict)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

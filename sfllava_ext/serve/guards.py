@@ -88,13 +88,19 @@ class RequestGuard:
 
 
 def host_name(value: bytes) -> str | None:
-    """The name in a ``Host`` header (``name``, ``name:port``, ``[v6]:port``),
-    lower case; None when it is not one."""
+    """The name in a ``Host`` header (``name``, ``name:port``, ``[v6]``, ``[v6]:port``;
+    the port all digits), lower case; None when it is not one of these."""
     try:
         text = value.decode("ascii").strip().lower()
     except UnicodeDecodeError:
         return None
     if text.startswith("["):
         end = text.find("]")
-        return text[1:end] if end > 0 else None
-    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text or None
+        rest = text[end + 1 :]
+        if end <= 1 or (rest and not (rest[:1] == ":" and rest[1:].isdigit())):
+            return None
+        return text[1:end]
+    name, colon, port = text.partition(":")
+    if not name or ":" in port or (colon and not port.isdigit()):
+        return None
+    return name

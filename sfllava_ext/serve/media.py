@@ -38,7 +38,7 @@ from ..video.limits import SAFE_FORMATS, DecodeLimits, VideoLimitError, open_con
 from .config import ServeConfig
 from .errors import ApiError
 
-__all__ = ["Payload", "Video", "check_header", "resolve_video"]
+__all__ = ["Payload", "Video", "check_header", "limit_error", "resolve_video"]
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?P<params>(;[^,;]*)*),", re.I)
 # bytes copied (and base64 characters decoded) at a time; a multiple of 4, small enough
@@ -241,19 +241,23 @@ def _too_big(param: str, config: ServeConfig) -> ApiError:
     )
 
 
-def check_header(video: Video, param: str, config: ServeConfig) -> None:
-    """The container's header, read without decoding: a container format of
-    :data:`~sfllava_ext.video.limits.SAFE_FORMATS` (checked before its demuxer runs),
-    a video stream, at most ``--max-pixels`` per frame and ``--max-duration-s`` long.
+def check_header(
+    video: Video, param: str, config: ServeConfig, limits: DecodeLimits | None = None
+) -> None:
+    """The container's header, read without decoding frames beyond FFmpeg's probe,
+    under ``limits`` (the formats allowed, and for the probe's decoders the pixels and
+    the deadline; default: the formats only): a video stream, at most ``--max-pixels``
+    per frame and ``--max-duration-s`` long.
 
     Raises:
         ApiError: 400 for a file that is not a video or whose duration is unknown, or
-            a video over the pixel or duration limits.
+            a video over the pixel or duration limits; 504 past the deadline.
     """
     import av
 
+    limits = limits if limits is not None else DecodeLimits(formats=SAFE_FORMATS)
     try:
-        with open_container(video.path, DecodeLimits(formats=SAFE_FORMATS)) as container:
+        with open_container(video.path, limits) as container:
             if not container.streams.video:
                 raise ApiError(
                     400, "the file holds no video stream", param=param, code="invalid_video"
@@ -268,12 +272,7 @@ def check_header(video: Video, param: str, config: ServeConfig) -> None:
             elif stream.frames and stream.average_rate:
                 duration = stream.frames / float(stream.average_rate)
     except VideoLimitError as exc:
-        raise ApiError(
-            400,
-            f"the video's container format is refused ({exc.reason})",
-            param=param,
-            code="unsupported_format",
-        ) from None
+        raise limit_error(exc, param) from None
     except (VideoDecodeError, av.FFmpegError) as exc:
         reason = getattr(exc, "reason", None) or type(exc).__name__
         raise ApiError(
@@ -300,3 +299,18 @@ def check_header(video: Video, param: str, config: ServeConfig) -> None:
             param=param,
             code="video_too_long",
         )
+
+
+def limit_error(exc: VideoLimitError | None, param: str) -> ApiError:
+    """The service's error for a limit passed while decoding (None: the job's
+    deadline): 504 ``job_timeout`` for the deadline, else 400 ``unsupported_format``,
+    ``video_too_costly`` (the decode budget) or ``video_too_large``."""
+    if exc is None or exc.limit == "deadline":
+        return ApiError(504, "the job ran past the server's --job-timeout-s", code="job_timeout")
+    codes = {"formats": "unsupported_format", "max_decoded_pixels": "video_too_costly"}
+    return ApiError(
+        400,
+        f"the video is refused: {exc.reason}",
+        param=param,
+        code=codes.get(exc.limit, "video_too_large"),
+    )

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ApiError
+from .errors import ApiError, shown
 
 __all__ = ["GREEDY_BELOW", "ChatRequest", "parse_chat", "parse_tokens_request"]
 
@@ -67,18 +67,18 @@ def parse_chat(data: dict[str, Any], model_id: str) -> tuple[ChatRequest, str, s
     """
     unknown = sorted(set(data) - _KNOWN)
     if unknown:
-        raise ApiError(400, f"unsupported field(s): {', '.join(unknown)}", param=unknown[0])
+        raise _unknown(unknown)
     model = data.get("model")
     if model is not None and model != model_id:
         raise ApiError(
             404,
-            f"the model '{model}' does not exist; this server serves '{model_id}'",
+            f"the model {shown(model)} does not exist; this server serves '{model_id}'",
             param="model",
             code="model_not_found",
         )
     n = data.get("n", 1)
     if n != 1 or isinstance(n, bool):
-        raise ApiError(400, f"n must be 1 (one answer per request), got {n!r}", param="n")
+        raise ApiError(400, f"n must be 1 (one answer per request), got {shown(n)}", param="n")
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "messages must be a non-empty list", param="messages")
@@ -109,7 +109,7 @@ def parse_chat(data: dict[str, Any], model_id: str) -> tuple[ChatRequest, str, s
     if not isinstance(include_usage, bool):
         raise ApiError(
             400,
-            f"stream_options.include_usage must be a boolean, got {include_usage!r}",
+            f"stream_options.include_usage must be a boolean, got {shown(include_usage)}",
             param="stream_options.include_usage",
         )
     settings = ChatRequest(
@@ -141,7 +141,7 @@ def _content(content: Any) -> tuple[str, str, str]:
         else:
             raise ApiError(
                 400,
-                f"a content part must be of type text or video_url, got {kind!r}",
+                f"a content part must be of type text or video_url, got {shown(kind)}",
                 param=f"{param}.type",
             )
     if not videos:
@@ -167,7 +167,7 @@ def _max_tokens(data: dict[str, Any]) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ApiError(400, f"{name} must be an integer >= 1, got {value!r}", param=name)
+        raise ApiError(400, f"{name} must be an integer >= 1, got {shown(value)}", param=name)
     return value
 
 
@@ -182,7 +182,7 @@ def _number(data: dict[str, Any], name: str, default: float, lo: float, hi: floa
         or not lo <= value <= hi
     ):
         raise ApiError(
-            400, f"{name} must be a number in [{lo:g}, {hi:g}], got {value!r}", param=name
+            400, f"{name} must be a number in [{lo:g}, {hi:g}], got {shown(value)}", param=name
         )
     return float(value)
 
@@ -195,11 +195,11 @@ def parse_tokens_request(data: dict[str, Any], model_id: str) -> tuple[None, str
     """
     unknown = sorted(set(data) - {"video_url", "model"})
     if unknown:
-        raise ApiError(400, f"unsupported field(s): {', '.join(unknown)}", param=unknown[0])
+        raise _unknown(unknown)
     if data.get("model") not in (None, model_id):
         raise ApiError(
             404,
-            f"the model '{data['model']}' does not exist; this server serves '{model_id}'",
+            f"the model {shown(data['model'])} does not exist; this server serves '{model_id}'",
             param="model",
             code="model_not_found",
         )
@@ -208,6 +208,12 @@ def parse_tokens_request(data: dict[str, Any], model_id: str) -> tuple[None, str
     if not isinstance(url, str):
         raise ApiError(400, 'the body must be {"video_url": {"url": ...}}', param="video_url")
     return None, url, "video_url.url"
+
+
+def _unknown(names: list[str]) -> ApiError:
+    listed = ", ".join(shown(name) for name in names[:8])
+    more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+    return ApiError(400, f"unsupported field(s): {listed}{more}", param=names[0][:64])
 
 
 # ----------------------------------------------------------------------- replies

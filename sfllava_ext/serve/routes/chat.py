@@ -11,6 +11,7 @@ Llama-3's ``<|eot_id|>``), ``length`` when it ran out of ``max_tokens``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ...session import SessionPrompt, VideoSession
 from .. import protocol, sse
 from ..body import take_request
+from ..connections import until_disconnected
 from ..context import Context, ServeContext
 from ..engine import submit_for, wait_for
 from ..errors import ApiError, internal_error
@@ -40,14 +42,14 @@ async def chat(request: Request, ctx: Context) -> Response:
     req, video = await take_request(
         request,
         ctx.config,
-        ctx.uploads,
+        ctx.bodies,
         ctx.workdir,
         lambda data: protocol.parse_chat(data, ctx.config.model_id),
     )
     max_tokens = req.max_tokens or DEFAULT_MAX_TOKENS
     if req.stream:
         return await _stream(ctx, req, video, max_tokens)
-    return await _whole(ctx, req, video, max_tokens)
+    return await _whole(request, ctx, req, video, max_tokens)
 
 
 def _session_and_prompt(
@@ -68,17 +70,19 @@ def _session_and_prompt(
 
 
 async def _whole(
-    ctx: ServeContext, req: protocol.ChatRequest, video: Video, max_tokens: int
+    request: Request, ctx: ServeContext, req: protocol.ChatRequest, video: Video, max_tokens: int
 ) -> Response:
     queued = time.perf_counter()
+    gone = threading.Event()
 
     def job() -> tuple[str, str, dict, float, float]:
         started = time.perf_counter()
+        ctx.engine.check_client(gone)
         session, asked = _session_and_prompt(ctx, req, video, max_tokens)
         ids = session.generate(
             asked,
             max_new_tokens=max_tokens,
-            stop=ctx.engine.stop_for(),
+            stop=ctx.engine.stop_for(gone),
             **req.generate_kwargs(),
         )
         ctx.engine.check_deadline()
@@ -88,7 +92,8 @@ async def _whole(
         return text, finish, used, started, time.perf_counter()
 
     future = submit_for(ctx.engine, job, "chat", video)
-    text, finish, used, started, ended = await wait_for(future, video)
+    watch = asyncio.create_task(until_disconnected(request, gone))
+    text, finish, used, started, ended = await wait_for(future, video, watch)
     # OpenAI's header for the time spent on the request; ours also says how long it
     # waited for the model
     headers = {

@@ -4,12 +4,16 @@ headers."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ...session.file import tokens_bytes
 from .. import protocol
 from ..body import take_request
+from ..connections import until_disconnected
 from ..context import Context
 from ..engine import submit_for, wait_for
 from ..guards import authorise
@@ -25,17 +29,22 @@ async def video_tokens(request: Request, ctx: Context) -> Response:
     _, video = await take_request(
         request,
         ctx.config,
-        ctx.uploads,
+        ctx.bodies,
         ctx.workdir,
         lambda data: protocol.parse_tokens_request(data, ctx.config.model_id),
     )
     param = "video_url.url"
 
+    gone = threading.Event()
+
     def job() -> tuple[bytes, str, int]:
+        ctx.engine.check_client(gone)
         session = ctx.engine.session_for(video, param)
         data = tokens_bytes(session.tokens, ctx.sf, session.info)
         return data, video.sha256, len(session.tokens)
 
-    data, sha, count = await wait_for(submit_for(ctx.engine, job, "tokens", video), video)
+    future = submit_for(ctx.engine, job, "tokens", video)
+    watch = asyncio.create_task(until_disconnected(request, gone))
+    data, sha, count = await wait_for(future, video, watch)
     headers = {"X-Video-SHA256": sha, "X-Visual-Tokens": str(count)}
     return Response(data, media_type="application/octet-stream", headers=headers)
