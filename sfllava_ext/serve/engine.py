@@ -34,10 +34,10 @@ from ..utils import faults
 from ..video import load_video
 from ..video.frames import VideoDecodeError
 from ..video.input import keeps_planes
-from ..video.limits import SAFE_FORMATS, DecodeLimits, VideoLimitError
+from ..video.limits import SAFE_FORMATS, DecodeLimits
 from .config import ServeConfig
-from .errors import ApiError
-from .media import Video, check_header, limit_error
+from .errors import ApiError, job_timeout
+from .media import Video, check_header, video_error
 
 __all__ = ["Engine", "JobStop", "submit_for", "wait_for"]
 
@@ -169,9 +169,9 @@ class Engine:
                 if session is not None:
                     self._sessions.move_to_end(video.sha256)
                     return session
-            self.check_deadline()
-            check_header(video, param, self.config, self.decode_limits())
-            session = self._decode_and_encode(video, param)
+            limits = self.decode_limits()  # the deadline's check comes first in both
+            check_header(video, param, self.config, limits)
+            session = self._decode_and_encode(video, param, limits)
         finally:
             video.discard()
         session.info = session.info.replace(sha256=video.sha256, video=None)
@@ -190,7 +190,7 @@ class Engine:
             formats=SAFE_FORMATS,
         )
 
-    def _decode_and_encode(self, video: Video, param: str) -> VideoSession:
+    def _decode_and_encode(self, video: Video, param: str, limits: DecodeLimits) -> VideoSession:
         sf = self.sf
         try:
             clip = load_video(
@@ -199,18 +199,10 @@ class Engine:
                 backend="pyav",
                 buffers=sf.frame_buffers,
                 yuv420=keeps_planes(sf.device),
-                limits=self.decode_limits(),
+                limits=limits,
             )
-        except VideoLimitError as exc:
-            raise limit_error(exc, param) from None
-        except (VideoDecodeError, FileNotFoundError) as exc:
-            reason = getattr(exc, "reason", None) or "the file is gone"
-            raise ApiError(
-                400,
-                f"the video cannot be decoded: {reason}",
-                param=param,
-                code="invalid_video",
-            ) from None
+        except (VideoDecodeError, FileNotFoundError) as exc:  # VideoLimitError included
+            raise video_error(exc, param) from None
         try:
             session = sf.session(clip)
         finally:
@@ -232,7 +224,7 @@ class Engine:
         """Raises ApiError (504 ``job_timeout``) once the running job is past its
         deadline."""
         if time.monotonic() > self.deadline:
-            raise limit_error(None, "")
+            raise job_timeout()
 
     def trim(self) -> None:
         """Drops the least recently used sessions while they hold more than

@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Any
 
-__all__ = ["ApiError", "error_body", "internal_error", "shown"]
+__all__ = ["ApiError", "error_body", "internal_error", "job_timeout", "shown"]
 
 
 class ApiError(Exception):
@@ -57,6 +57,11 @@ def error_body(
     message: str, type_: str, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def job_timeout() -> ApiError:
+    """504 ``job_timeout``: the job passed ``--job-timeout-s``."""
+    return ApiError(504, "the job ran past the server's --job-timeout-s", code="job_timeout")
 
 
 def internal_error(logger: logging.Logger, what: str, exc: BaseException | None = None) -> ApiError:

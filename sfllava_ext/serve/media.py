@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
 from ..video.frames import VideoDecodeError
-from ..video.limits import SAFE_FORMATS, DecodeLimits, VideoLimitError, open_container
+from ..video.limits import DecodeLimits, VideoLimitError, open_container
 from .config import ServeConfig
-from .errors import ApiError
+from .errors import ApiError, job_timeout
 
-__all__ = ["Payload", "Video", "check_header", "limit_error", "resolve_video"]
+__all__ = ["Payload", "Video", "check_header", "resolve_video", "video_error"]
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?P<params>(;[^,;]*)*),", re.I)
 # bytes copied (and base64 characters decoded) at a time; a multiple of 4, small enough
@@ -241,13 +241,11 @@ def _too_big(param: str, config: ServeConfig) -> ApiError:
     )
 
 
-def check_header(
-    video: Video, param: str, config: ServeConfig, limits: DecodeLimits | None = None
-) -> None:
+def check_header(video: Video, param: str, config: ServeConfig, limits: DecodeLimits) -> None:
     """The container's header, read without decoding frames beyond FFmpeg's probe,
     under ``limits`` (the formats allowed, and for the probe's decoders the pixels and
-    the deadline; default: the formats only): a video stream, at most ``--max-pixels``
-    per frame and ``--max-duration-s`` long.
+    the deadline): a video stream, at most ``--max-pixels`` per frame and
+    ``--max-duration-s`` long.
 
     Raises:
         ApiError: 400 for a file that is not a video or whose duration is unknown, or
@@ -255,7 +253,6 @@ def check_header(
     """
     import av
 
-    limits = limits if limits is not None else DecodeLimits(formats=SAFE_FORMATS)
     try:
         with open_container(video.path, limits) as container:
             if not container.streams.video:
@@ -271,16 +268,8 @@ def check_header(
                 duration = float(stream.duration * stream.time_base)
             elif stream.frames and stream.average_rate:
                 duration = stream.frames / float(stream.average_rate)
-    except VideoLimitError as exc:
-        raise limit_error(exc, param) from None
     except (VideoDecodeError, av.FFmpegError) as exc:
-        reason = getattr(exc, "reason", None) or type(exc).__name__
-        raise ApiError(
-            400,
-            f"the file is not a readable video ({reason})",
-            param=param,
-            code="invalid_video",
-        ) from None
+        raise video_error(exc, param) from None
     if width * height > config.max_pixels:
         raise ApiError(
             400,
@@ -301,16 +290,26 @@ def check_header(
         )
 
 
-def limit_error(exc: VideoLimitError | None, param: str) -> ApiError:
-    """The service's error for a limit passed while decoding (None: the job's
-    deadline): 504 ``job_timeout`` for the deadline, else 400 ``unsupported_format``,
-    ``video_too_costly`` (the decode budget) or ``video_too_large``."""
-    if exc is None or exc.limit == "deadline":
-        return ApiError(504, "the job ran past the server's --job-timeout-s", code="job_timeout")
-    codes = {"formats": "unsupported_format", "max_decoded_pixels": "video_too_costly"}
+def video_error(exc: Exception, param: str) -> ApiError:
+    """The service's error for a video that could not be read: for a limit passed
+    (:class:`~sfllava_ext.video.limits.VideoLimitError`), 504 ``job_timeout`` at the
+    deadline, else 400 ``unsupported_format``, ``video_too_costly`` (the decode budget)
+    or ``video_too_large``; for any other failure (a ``VideoDecodeError``, FFmpeg's own
+    error, the copy gone), 400 ``invalid_video`` with the reason, never the path."""
+    if isinstance(exc, VideoLimitError):
+        if exc.limit == "deadline":
+            return job_timeout()
+        codes = {"formats": "unsupported_format", "max_decoded_pixels": "video_too_costly"}
+        return ApiError(
+            400,
+            f"the video is refused: {exc.reason}",
+            param=param,
+            code=codes.get(exc.limit, "video_too_large"),
+        )
+    if isinstance(exc, FileNotFoundError):
+        reason = "the file is gone"
+    else:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
     return ApiError(
-        400,
-        f"the video is refused: {exc.reason}",
-        param=param,
-        code=codes.get(exc.limit, "video_too_large"),
+        400, f"the file is not a readable video ({reason})", param=param, code="invalid_video"
     )
