@@ -149,6 +149,7 @@ def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[
     faster of the two; ``load_video_picks`` what load_video uses. Each run decodes
     from an already open container, as load_video's first worker (which gets this
     chunk) does with the container the plan indexed with."""
+    from sfllava_ext.video.limits import open_container
     from sfllava_ext.video.pyav import planning, sinks, workers
 
     plan = planning.plan_decode(path, num_frames)
@@ -168,7 +169,7 @@ def longest_gop(path: str, num_frames: int, threads: int, repeats: int) -> dict[
         walls, cpus = [], []
         for i in range(repeats + 1):
             sink = sinks.DiscardingSink(1, 1, plan.indices)
-            container = planning.open_container(path)
+            container = open_container(path)
             cpu, wall = time.process_time(), time.perf_counter()
             workers.decode_chunk_alone(plan, chunk, sink, n, slices, container)
             if i:  # the first round warms up

@@ -89,8 +89,7 @@ class DecodePlan:
     chunks: list[Chunk] = field(default_factory=list)
     rules: SkipRules = field(default_factory=lambda: SkipRules(nonref=False))
     pix_fmt: str | None = None  # the stream's pixel format, as its codec parameters say
-    # the call's limits (None: none) and the meter its decode threads share
-    limits: DecodeLimits | None = None
+    # the meter the call's decode threads share (None: no limits)
     meter: DecodeMeter | None = None
     # the container the file was indexed with, kept open for one decode worker to take
     # over (one open of the file less); None once taken or closed. Not an __init__
@@ -101,6 +100,11 @@ class DecodePlan:
     def total_frames(self) -> int:
         """Frames in the video: its packets, as decord counts them."""
         return len(self.index)
+
+    @property
+    def limits(self) -> DecodeLimits | None:
+        """The call's limits (its meter's); None: none."""
+        return self.meter.limits if self.meter is not None else None
 
     @property
     def may_keep_planes(self) -> bool:
@@ -118,16 +122,6 @@ class DecodePlan:
         container = self.take_container()
         if container is not None:
             container.close()
-
-
-def open_container(path: str, limits: DecodeLimits | None = None) -> Any:
-    """:func:`sfllava_ext.video.limits.open_container`, which every open of the backend
-    goes through (kept here for the benchmarks).
-
-    Raises:
-        VideoDecodeError: FFmpeg cannot open the file (a VideoLimitError under ``limits``).
-    """
-    return video_limits.open_container(path, limits)
 
 
 def index_and_plan(
@@ -161,7 +155,7 @@ def index_and_plan(
     indices = pick_indices(path, total_frames, video_fps, num_frames, fps)
     plan = DecodePlan(path, stream_index, width, height, video_fps, indices, index)
     if meter is not None:
-        plan.limits, plan.meter = meter.limits, meter
+        plan.meter = meter
     pix_fmt = stream.codec_context.format
     plan.pix_fmt = pix_fmt.name if pix_fmt is not None else None
     if timestamps_give_order(index, reorders):
