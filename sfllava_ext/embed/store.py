@@ -31,6 +31,7 @@ import threading
 import time
 
 from ..session.info import VideoInfo
+from ..utils.paths import is_inside
 from .inputs import SUFFIX, OutputNameError, output_name
 
 __all__ = [
@@ -245,9 +246,8 @@ class Store:
     def inside(self, output: str) -> bool:
         """Whether ``output``'s folder, symbolic links followed, is inside the output
         folder (a link planted in the folder could lead elsewhere)."""
-        root = os.path.realpath(self.root)
         folder = os.path.realpath(os.path.dirname(self.path(output)))
-        return folder == root or folder.startswith(root + os.sep)
+        return is_inside(folder, os.path.realpath(self.root))
 
     def done(self, output: str, sha256: str) -> dict | None:
         """The index record of an output that is done for these bytes and settings,

@@ -33,6 +33,7 @@ import tempfile
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
+from ..utils.paths import is_inside
 from ..video.frames import VideoDecodeError
 from ..video.limits import DecodeLimits, VideoLimitError, open_container
 from .config import ServeConfig
@@ -157,7 +158,7 @@ def _from_file_url(url: str, param: str, config: ServeConfig, workdir: str) -> V
         raise ApiError(400, "a file:// URL's path must be UTF-8", param=param) from None
     if "\x00" in path or not os.path.isabs(path):
         raise ApiError(400, "a file:// URL needs an absolute path", param=param)
-    if not _inside(os.path.realpath(path), config.media_dir):
+    if not is_inside(os.path.realpath(path), config.media_dir):
         raise _outside(param)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
@@ -168,7 +169,7 @@ def _from_file_url(url: str, param: str, config: ServeConfig, workdir: str) -> V
     except OSError:
         raise ApiError(403, "the file cannot be read", param=param, code="unreadable") from None
     try:
-        if not _inside(_opened_path(fd, path), config.media_dir):
+        if not is_inside(_opened_path(fd, path), config.media_dir):
             raise _outside(param)  # a link swapped in after the first check
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ApiError(
@@ -195,10 +196,6 @@ def _opened_path(fd: int, path: str) -> str:
         real = os.path.realpath(path)
         here, there = os.fstat(fd), os.stat(real)
         return real if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino) else ""
-
-
-def _inside(real: str, root: str) -> bool:
-    return bool(real) and os.path.commonpath([real, root]) == root
 
 
 def _outside(param: str) -> ApiError:
