@@ -6,7 +6,7 @@ import argparse
 import os
 
 from ..serve.config import ServeConfig
-from .options import add_family_flag, add_model_flags, build_model
+from .options import add_family_flag, add_model_flags, build_model, dtype_of
 
 __all__ = ["add_parser", "run"]
 
@@ -17,6 +17,26 @@ def add_parser(sub) -> None:
     which.add_argument("--model", help="a checkpoint folder (or hub id) of a supported family")
     which.add_argument("--demo", action="store_true", help="the built-in random demo model")
     add_family_flag(serve)
+    serve.add_argument(
+        "--engine",
+        default="sfllava",
+        choices=("sfllava", "vllm"),
+        help="sfllava: this package's one-worker service; vllm: vLLM's OpenAI server with "
+        "the SlowFast plugin (docs/vllm.md)",
+    )
+    serve.add_argument(
+        "--allow-fetch",
+        action="store_true",
+        help="--engine vllm: let http(s) video URLs through (to --allowed-media-domains)",
+    )
+    serve.add_argument(
+        "--max-model-len", type=int, default=None, help="--engine vllm: vLLM's context length"
+    )
+    serve.add_argument(
+        "--enforce-eager",
+        action="store_true",
+        help="--engine vllm: no graph capture or compilation (starts in seconds)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="default: this machine only")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--media-dir", default=None, help="the one folder file:// URLs may name")
@@ -62,6 +82,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.engine == "vllm":
+        from ..vllm_plugin.launch import run_vllm
+
+        raise SystemExit(run_vllm(args, dtype_of(args.dtype)))
+    if args.allow_fetch or args.max_model_len is not None or args.enforce_eager:
+        raise ValueError("--allow-fetch, --max-model-len and --enforce-eager are for --engine vllm")
     from ..serve import require_serve_extra, serve
 
     require_serve_extra()  # before loading any model

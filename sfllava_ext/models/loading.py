@@ -28,6 +28,7 @@ __all__ = [
     "check_fits",
     "default_device",
     "default_dtype",
+    "load_image_processor",
     "load_pretrained",
 ]
 
@@ -76,10 +77,10 @@ def load_pretrained(
     )
     model = model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    return model, tokenizer, _image_processor(name_or_path)
+    return model, tokenizer, load_image_processor(name_or_path)
 
 
-def _image_processor(name_or_path: str | os.PathLike) -> Any:
+def load_image_processor(name_or_path: str | os.PathLike) -> Any:
     """The checkpoint's image processor; its settings as a dict where this release's
     default processor class needs torchvision (frame_normalizer reads either); None
     when the checkpoint has none."""

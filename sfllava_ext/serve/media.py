@@ -28,12 +28,11 @@ import binascii
 import hashlib
 import os
 import re
-import stat
 import tempfile
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
-from ..utils.paths import is_inside
+from ..utils.paths import NotARegularFileError, OutsideRootError, open_inside
 from ..video.frames import VideoDecodeError
 from ..video.limits import DecodeLimits, VideoLimitError, open_container
 from .config import ServeConfig
@@ -158,23 +157,21 @@ def _from_file_url(url: str, param: str, config: ServeConfig, workdir: str) -> V
         raise ApiError(400, "a file:// URL's path must be UTF-8", param=param) from None
     if "\x00" in path or not os.path.isabs(path):
         raise ApiError(400, "a file:// URL needs an absolute path", param=param)
-    if not is_inside(os.path.realpath(path), config.media_dir):
-        raise _outside(param)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        fd = open_inside(path, config.media_dir)
+    except OutsideRootError:
+        raise _outside(param) from None
     except FileNotFoundError:
         raise ApiError(
             404, "no such file in the media dir", param=param, code="file_not_found"
         ) from None
+    except NotARegularFileError:
+        raise ApiError(
+            400, "the media file is not a regular file", param=param, code="not_a_file"
+        ) from None
     except OSError:
         raise ApiError(403, "the file cannot be read", param=param, code="unreadable") from None
     try:
-        if not is_inside(_opened_path(fd, path), config.media_dir):
-            raise _outside(param)  # a link swapped in after the first check
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ApiError(
-                400, "the media file is not a regular file", param=param, code="not_a_file"
-            )
         if os.fstat(fd).st_size > config.max_video_bytes:
             raise _too_big(param, config)
 
@@ -185,17 +182,6 @@ def _from_file_url(url: str, param: str, config: ServeConfig, workdir: str) -> V
         return _spool(pieces(), os.path.basename(path), param, config, workdir)
     finally:
         os.close(fd)
-
-
-def _opened_path(fd: int, path: str) -> str:
-    """The real path of what ``fd`` opened: ``/proc/self/fd`` where there is one, else
-    ``path`` resolved again, and only if it is still the same file."""
-    try:
-        return os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        real = os.path.realpath(path)
-        here, there = os.fstat(fd), os.stat(real)
-        return real if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino) else ""
 
 
 def _outside(param: str) -> ApiError:

@@ -39,6 +39,7 @@ __all__ = [
     "FORMAT",
     "TOKEN_FORMAT",
     "SessionFileError",
+    "read_session_file",
     "read_tokens",
     "settings_key",
     "tokens_bytes",
@@ -131,6 +132,27 @@ def read_tokens(path: str | os.PathLike, sf: Any) -> tuple[torch.Tensor, VideoIn
         SessionFileError: not a session file, another token format, or a fingerprint
             that differs from ``sf``'s (the message names every field that differs).
     """
+    tokens, meta = read_session_file(path)
+    try:
+        theirs = json.loads(meta["fingerprint"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise SessionFileError(f"'{path}' has no readable fingerprint ({exc})") from exc
+    differ = _differences(theirs, json.loads(_fingerprint_text(sf)))
+    if differ:
+        raise SessionFileError(
+            f"'{path}' was made by another model or other settings: " + "; ".join(differ)
+        )
+    return tokens.to(sf.device), VideoInfo.from_metadata(meta)
+
+
+def read_session_file(path: str | os.PathLike) -> tuple[torch.Tensor, dict[str, str]]:
+    """The tokens of a session file, on the CPU, and its metadata, unchecked against
+    any model (:func:`read_tokens` checks them).
+
+    Raises:
+        FileNotFoundError: no such file.
+        SessionFileError: not a session file.
+    """
     from safetensors import SafetensorError, safe_open
 
     path = os.fspath(path)
@@ -148,13 +170,4 @@ def read_tokens(path: str | os.PathLike, sf: Any) -> tuple[torch.Tensor, VideoIn
             tokens = f.get_tensor("tokens")
     except SafetensorError as exc:
         raise SessionFileError(f"'{path}' is not a safetensors file: {exc}") from exc
-    try:
-        theirs = json.loads(meta["fingerprint"])
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise SessionFileError(f"'{path}' has no readable fingerprint ({exc})") from exc
-    differ = _differences(theirs, json.loads(_fingerprint_text(sf)))
-    if differ:
-        raise SessionFileError(
-            f"'{path}' was made by another model or other settings: " + "; ".join(differ)
-        )
-    return tokens.to(sf.device), VideoInfo.from_metadata(meta)
+    return tokens, meta
