@@ -216,7 +216,7 @@ def test_openai_server_video_url_and_precomputed_tokens_agree(video, tmp_path):
          "--model", folder, "--num-frames", str(NUM_FRAMES), "--port", str(port),
          "--media-dir", os.path.dirname(video), "--api-key", "k-test", "--enforce-eager",
          "--max-model-len", "4096", "--dtype", "float32"],
-        env=env, start_new_session=True,
+        env=env, start_new_session=True, cwd=str(tmp_path),  # the installed package, not ./
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
