@@ -35,6 +35,7 @@ SECTIONS = [
     "bench_session",
     "bench_serve",
     "bench_serve_memory",
+    "bench_vllm",
     "bench_embed_many",
     "bench_decode",
     "bench_normalize_frames",
@@ -53,6 +54,7 @@ SUMMARY_ROWS = [
     "bench_session",
     "bench_serve",
     "bench_serve_memory",
+    "bench_vllm",
     "bench_embed_many",
 ]
 INTRO = [
