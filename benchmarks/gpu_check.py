@@ -13,6 +13,9 @@ by default); a step that cannot run is skipped and says why, and the rest go on:
               MAX_JOBS = the cores
   tests       the CUDA tests (pytest -m cuda) of the test files whose imports are
               all there
+  vllm        the vLLM plugin's tests (python_tests/vllm_plugin), where vLLM is
+              already importable there (the machine has no network, and the CUDA
+              vllm wheel does not fit the 64 MiB it carries): else skipped, saying why
   bench_pool  benchmarks/bench_slowfast_pool.py --device cuda: against the device
               copy bandwidth and plain PyTorch on the same GPU (target >= 60%)
   bench_normalize  benchmarks/bench_normalize_frames.py --device cuda (target >= 50%)
@@ -85,6 +88,7 @@ BENCHMARKS = {
 LIMITS = {
     "build": 240,
     "tests": 120,
+    "vllm": 150,
     "bench_pool": 90,
     "bench_normalize": 90,
     "sanitizer": 200,
@@ -439,6 +443,30 @@ def step_tests(check: Check, logs: Path) -> None:
     )
 
 
+def step_vllm(check: Check, logs: Path) -> None:
+    """The vLLM plugin's tests, unchanged, with the CUDA vllm package where it is there;
+    a skipped test fails the step (SFLLAVA_REQUIRE_VLLM=1)."""
+    if check.reports.get("build", {}).get("status") != "ok":
+        check.skip("vllm", "the CUDA build did not succeed")
+        return
+    missing = [m for m in ("vllm", "pytest", "av") if not check.have(m)]
+    if missing:
+        check.skip(
+            "vllm",
+            "needs " + ", ".join(missing) + " importable here: the machine has no network and "
+            "the CUDA vllm wheel is over the 64 MiB a run carries (docs/vllm.md#on-a-gpu)",
+        )
+        return
+    xml = logs / "vllm.xml"
+    argv = [sys.executable, "-m", "pytest", "python_tests/vllm_plugin", "-q", "-rs"]
+    argv += ["-p", "no:cacheprovider", f"--junitxml={xml}"]
+    env = {**check.env, "SFLLAVA_REQUIRE_VLLM": "1"}
+    result = check.run(argv, LIMITS["vllm"], logs / "vllm.log", env=env)
+    counts = junit_counts(xml)
+    ok = result["returncode"] == 0 and counts.get("passed", 0) > 0 and not counts.get("skipped")
+    check.report("vllm", {"status": "ok" if ok else "failed", **counts, **result})
+
+
 def step_sanitizer(check: Check, logs: Path) -> None:
     """compute-sanitizer's memcheck and racecheck on the short CUDA test subset."""
     tool = check.reports["env"].get("compute_sanitizer")
@@ -511,6 +539,9 @@ def key_figures(step: str, data: dict) -> str:
         )
     if step == "build":
         return f"arch {data.get('arch_list')}, {data.get('seconds')} s"
+    if step == "vllm":
+        failed = data.get("failures", 0) + data.get("errors", 0)
+        return f"{data.get('passed', 0)} passed, {failed} failed, {data.get('skipped', 0)} skipped"
     if step == "tests":
         left = f"; left out: {', '.join(data['left_out'])}" if data.get("left_out") else ""
         failed = data.get("failures", 0) + data.get("errors", 0)
@@ -718,6 +749,7 @@ def main() -> int:
     step_env(check, logs)
     step_build(check, logs)
     step_tests(check, logs)
+    step_vllm(check, logs)
     for step in BENCHMARKS:
         if check.left() < 20:
             check.skip(step, "out of time")

@@ -179,3 +179,38 @@ def test_the_launch_binds_locally_and_keeps_the_key_off_the_command_line(monkeyp
         import shutil
 
         shutil.rmtree(launch.workdir, ignore_errors=True)
+
+
+def test_the_guard_checks_the_host_and_the_key_on_every_path(monkeypatch):
+    import asyncio
+
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from sfllava_ext.vllm_plugin.guard import VllmRequestGuard, guard_environment
+
+    async def ok(request):
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/tokenize", ok, methods=["POST"]), Route("/health", ok)])
+    for name, value in guard_environment("127.0.0.1", ()).items():
+        monkeypatch.setenv(name, value)
+
+    async def statuses():
+        transport = httpx.ASGITransport(app=VllmRequestGuard(app))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            auth = {"Authorization": "Bearer k1"}
+            return [
+                (await c.get("/health")).status_code,
+                (await c.post("/tokenize", json={})).status_code,
+                (await c.post("/tokenize", json={}, headers=auth)).status_code,
+                (await c.post("/tokenize", content=b"x", headers=auth)).status_code,
+                (await c.post("/tokenize", json={}, headers={"Host": "evil.test"})).status_code,
+            ]
+
+    monkeypatch.setenv("VLLM_API_KEY", "k1")  # vLLM's own check spares /tokenize; ours not
+    assert asyncio.run(statuses()) == [200, 401, 200, 415, 401]
+    monkeypatch.delenv("VLLM_API_KEY")  # no key: the Host check guards against rebinding
+    assert asyncio.run(statuses()) == [200, 200, 200, 415, 403]

@@ -107,6 +107,12 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
+    from ..encoder.aggregation import num_visual_tokens, parse_aggregation
+
+    side = config.vision_config.image_size // config.vision_config.patch_size
+    video_tokens = num_visual_tokens(
+        settings.num_frames, (side, side), parse_aggregation(settings.slowfast)
+    )
     media_io = {
         "video": {
             "video_backend": BACKEND,
@@ -131,6 +137,9 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
         "--limit-mm-per-prompt", json.dumps({"video": 1}),
         "--enable-mm-embeds",
         "--enable-prefix-caching",
+        "--distributed-executor-backend", "uni",
+        # a video's prompt prefilled in one step, not in chunks of vLLM's CPU default 2048
+        "--max-num-batched-tokens", str(max(8192, video_tokens + 1024)),
         "--middleware", f"{VllmRequestGuard.__module__}.{VllmRequestGuard.__name__}",
         "--uvicorn-log-level", args.log_level,
     ]  # fmt: skip
@@ -149,6 +158,11 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
             "VLLM_MEDIA_CONNECTOR": CONNECTOR,
             "VLLM_VIDEO_LOADER_BACKEND": BACKEND,
             ALLOW_FETCH_ENV: "1" if args.allow_fetch else "0",
+            # with --distributed-executor-backend uni, the model runs inside vLLM's engine
+            # process: vLLM's CPU platform otherwise moves it to a worker process that
+            # the engine polls in a busy loop, which takes a core of a small machine
+            # (docs/vllm.md#performance); the API server keeps its own process either way
+            "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
         }
     )
     key = args.api_key or os.environ.get("SFLLAVA_API_KEY")
