@@ -105,6 +105,8 @@ def start_server(engine: str, folder: str, media: str, port: int, args) -> subpr
     argv = [sys.executable, "-m", "sfllava_ext.cli", "serve", "--engine", engine]
     argv += ["--model", folder, "--dtype", "float32", "--num-frames", str(args.num_frames)]
     argv += ["--port", str(port), "--media-dir", media, "--log-level", "warning"]
+    if engine == "vllm":
+        argv.append("--allow-embeds")  # the embeds follow-ups
     log = open(os.path.join(media, f"{engine}.log"), "w")
     proc = subprocess.Popen(
         argv, env=env, cwd=media, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -214,3 +214,81 @@ def test_the_guard_checks_the_host_and_the_key_on_every_path(monkeypatch):
     assert asyncio.run(statuses()) == [200, 401, 200, 415, 401]
     monkeypatch.delenv("VLLM_API_KEY")  # no key: the Host check guards against rebinding
     assert asyncio.run(statuses()) == [200, 200, 200, 415, 403]
+
+
+def test_precomputed_tokens_must_be_a_dense_finite_matrix(tmp_path):
+    import io
+
+    from sfllava_ext.vllm_plugin.connector import check_embeddings
+
+    good = torch.randn(12, 8)
+    assert check_embeddings(good) is good
+
+    def reloaded(t):  # what the server gets: torch.load(weights_only=True) keeps strides
+        buffer = io.BytesIO()
+        torch.save(t, buffer)
+        return torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+
+    bomb = reloaded(torch.zeros(1).expand(50_000, 4096))  # 4 bytes claiming 800 MB
+    assert bomb.untyped_storage().nbytes() == 4
+    for bad, word in (
+        (bomb, "every value stored"),
+        (reloaded(torch.zeros(4, 8, 8, 3, dtype=torch.uint8)), "num_tokens, hidden"),
+        (torch.zeros(12, 8, dtype=torch.int64), "floating point"),
+        (torch.tensor([[1.0, float("nan")]]), "NaN"),
+        (torch.zeros(0, 8), "num_tokens, hidden"),
+        (good.t(), "contiguous"),
+        ("not a tensor", "dense tensor"),
+    ):
+        with pytest.raises(ValueError, match=word):
+            check_embeddings(bad)
+
+
+@pytest.mark.parametrize(
+    "question, word",
+    [
+        ("What does <image> mean?", "may not hold"),
+        ("<video>\nAgain?", "may not hold"),
+        ("  ", "empty"),
+    ],
+)
+def test_the_template_refuses_a_second_placeholder_and_an_empty_question(question, word):
+    from jinja2 import TemplateError
+
+    tok, placeholder = _tokenizer("qwen2")
+    with pytest.raises(TemplateError, match=word):
+        tok.apply_chat_template(
+            [{"role": "user", "content": f"{placeholder}\n{question}"}],
+            chat_template=shipped_template("qwen2"),
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+
+
+def test_the_launch_checks_its_flags_before_starting_anything(monkeypatch, tmp_path):
+    import glob
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for flags, word in (
+        (["--allow-fetch"], "--allowed-media-domains"),
+        (["--job-timeout-s", "nan"], "job_timeout_s"),
+        (["--max-decode-mpx", "inf"], "max_decode_mpx"),
+        (["--slowfast", "next_video_pool"], "before the projector"),
+        (["--num-frames", "0"], "num_frames"),
+    ):
+        args = build_parser().parse_args(["serve", "--engine", "vllm", "--demo", *flags])
+        with pytest.raises(ValueError, match=word):
+            plan_launch(args)
+    assert glob.glob(str(tmp_path / "sfllava-vllm-*")) == []  # nothing left behind
+    monkeypatch.setenv("VLLM_API_KEY", "from-env")
+    monkeypatch.setenv("VLLM_SERVER_DEV_MODE", "1")
+    args = build_parser().parse_args(
+        ["serve", "--engine", "vllm", "--demo", "--allow-embeds", "--allow-fetch",
+         "--allowed-media-domains", "videos.example"]
+    )  # fmt: skip
+    launch = plan_launch(args)
+    assert launch.env["VLLM_API_KEY"] == "from-env"  # an operator's own key is kept
+    assert "VLLM_SERVER_DEV_MODE" not in launch.env
+    assert launch.env["VLLM_MEDIA_URL_ALLOW_REDIRECTS"] == "0"
+    assert "--enable-mm-embeds" in launch.argv and "videos.example" in launch.argv

@@ -189,6 +189,28 @@ def test_vllm_matches_slowfastllava(name, video, tmp_path):
     print(f"\nPARITY {name}: {FIGURES[name]}")
 
 
+def _jpeg_frames_url() -> str:
+    """vLLM's own video/jpeg form: frames as comma-separated JPEGs, never our decoder."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buffer, "JPEG")
+    frame = base64.b64encode(buffer.getvalue()).decode()
+    return "data:video/jpeg;base64," + ",".join([frame] * 4)
+
+
+def _embeds_part(tensor) -> dict:
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(tensor, buffer)
+    return {"type": "video_embeds", "video_embeds": base64.b64encode(buffer.getvalue()).decode()}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -215,6 +237,7 @@ def test_openai_server_video_url_and_precomputed_tokens_agree(video, tmp_path):
         [sys.executable, "-m", "sfllava_ext.cli", "serve", "--engine", "vllm",
          "--model", folder, "--num-frames", str(NUM_FRAMES), "--port", str(port),
          "--media-dir", os.path.dirname(video), "--api-key", "k-test", "--enforce-eager",
+         "--allow-embeds",
          "--max-model-len", "4096", "--dtype", "float32"],
         env=env, start_new_session=True, cwd=str(tmp_path),  # the installed package, not ./
     )  # fmt: skip
@@ -247,9 +270,35 @@ def test_openai_server_video_url_and_precomputed_tokens_agree(video, tmp_path):
         assert by_url[1] > sf.num_visual_tokens(NUM_FRAMES)
         # the guards: the key on every path, files outside the media dir, no fetching
         assert httpx.post(f"{base}/tokenize", json={"prompt": "x"}).status_code == 401
-        for url in ("file:///etc/hostname", "http://127.0.0.1:9/x.mp4"):
+        for url in ("file:///etc/hostname", "http://127.0.0.1:9/x.mp4", _jpeg_frames_url()):
             with pytest.raises(openai.BadRequestError):
                 ask({"type": "video_url", "video_url": {"url": url}})
+        # precomputed tokens that are no such thing: 400, and the server lives on
+        for bad in (
+            torch.zeros(1).expand(50_000, 128),  # a few bytes claiming 25 MB
+            torch.zeros(20, 64, 64, 3, dtype=torch.uint8),  # frames past the decoder
+            torch.full((8, 128), float("nan")),
+        ):
+            with pytest.raises(openai.BadRequestError):
+                ask(_embeds_part(bad))
+        named = {"type": "video_embeds", "video_embeds": {"video_embeds": "AAAA", "x": [1, 2]}}
+        with pytest.raises(openai.BadRequestError):  # named fields: no SlowFast model has any
+            ask(named)
+        with pytest.raises(openai.BadRequestError):  # a second placeholder in the text
+            client.chat.completions.create(
+                model=model,
+                max_tokens=2,
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "video_url", "video_url": {"url": f"file://{video}"}},
+                            {"type": "text", "text": "What does <image> show?"},
+                        ],
+                    }
+                ],
+            )
+        assert ask({"type": "video_url", "video_url": {"url": f"file://{video}"}}) == by_url
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=60)

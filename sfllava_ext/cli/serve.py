@@ -27,7 +27,17 @@ def add_parser(sub) -> None:
     serve.add_argument(
         "--allow-fetch",
         action="store_true",
-        help="--engine vllm: let http(s) video URLs through (to --allowed-media-domains)",
+        help="--engine vllm: let http(s) video URLs through, to --allowed-media-domains",
+    )
+    serve.add_argument(
+        "--allowed-media-domains",
+        default=None,
+        help="--engine vllm, with --allow-fetch: the hosts videos may come from (comma-separated)",
+    )
+    serve.add_argument(
+        "--allow-embeds",
+        action="store_true",
+        help="--engine vllm: accept precomputed visual tokens (video_embeds parts)",
     )
     serve.add_argument(
         "--max-model-len", type=int, default=None, help="--engine vllm: vLLM's context length"
@@ -86,8 +96,16 @@ def run(args: argparse.Namespace) -> None:
         from ..vllm_plugin.launch import run_vllm
 
         raise SystemExit(run_vllm(args, dtype_of(args.dtype)))
-    if args.allow_fetch or args.max_model_len is not None or args.enforce_eager:
-        raise ValueError("--allow-fetch, --max-model-len and --enforce-eager are for --engine vllm")
+    vllm_only = {
+        "--allow-fetch": args.allow_fetch,
+        "--allowed-media-domains": args.allowed_media_domains is not None,
+        "--allow-embeds": args.allow_embeds,
+        "--max-model-len": args.max_model_len is not None,
+        "--enforce-eager": args.enforce_eager,
+    }
+    given = [flag for flag, set_ in vllm_only.items() if set_]
+    if given:
+        raise ValueError(f"{', '.join(given)}: for --engine vllm only")
     from ..serve import require_serve_extra, serve
 
     require_serve_extra()  # before loading any model

@@ -5,8 +5,14 @@ own, with the rules of ``sfllava serve`` (docs/security.md#vllm):
   ``--allowed-local-media-path``, checked on the opened descriptor, not on a path
   resolved earlier (vLLM's check resolves the path, then opens it again);
 - ``http(s)://`` URLs are refused unless ``SFLLAVA_ALLOW_FETCH=1`` (``sfllava serve
-  --engine vllm --allow-fetch``); then vLLM's ``--allowed-media-domains`` apply;
-- ``data:`` URLs are vLLM's.
+  --engine vllm --allow-fetch``, which needs ``--allowed-media-domains``);
+- a video's ``data:`` URL is decoded by the video loader (ours, within its limits);
+  vLLM's own ``video/jpeg`` frame lists, which it decodes itself, are refused;
+- precomputed embeddings (``video_embeds``) are checked before vLLM stacks them
+  (:func:`check_embeddings`): a tensor that claims more memory than it carries, or
+  one that is not a finite 2-D floating point matrix, is refused.
+
+Every refusal is a ValueError, which vLLM answers with 400.
 """
 
 from __future__ import annotations
@@ -16,7 +22,13 @@ from urllib.parse import unquote, urlparse
 
 from ..utils.paths import NotARegularFileError, OutsideRootError, open_inside
 
-__all__ = ["ALLOW_FETCH_ENV", "CONNECTOR", "local_media_bytes", "register_connector"]
+__all__ = [
+    "ALLOW_FETCH_ENV",
+    "CONNECTOR",
+    "check_embeddings",
+    "local_media_bytes",
+    "register_connector",
+]
 
 #: the name vLLM knows this connector by (VLLM_MEDIA_CONNECTOR)
 CONNECTOR = "sfllava"
@@ -56,9 +68,41 @@ def local_media_bytes(url: str, media_dir: str | None, max_bytes: int | None = N
         return f.read()
 
 
+def check_embeddings(tensor: object) -> object:
+    """Precomputed visual tokens as a client sent them, checked: a dense, contiguous,
+    finite, floating point ``(num_tokens, hidden)`` tensor whose storage holds every
+    value (``torch.load`` keeps strides: an expanded tensor would claim gigabytes from
+    a few bytes when vLLM stacks it).
+
+    Raises:
+        ValueError: anything else, naming ``video_embeds``.
+    """
+    import torch
+
+    if not isinstance(tensor, torch.Tensor) or tensor.layout != torch.strided:
+        raise ValueError("video_embeds must be a dense tensor")
+    if tensor.dim() != 2 or 0 in tensor.shape:
+        raise ValueError(
+            f"video_embeds must be (num_tokens, hidden), got shape {tuple(tensor.shape)}"
+        )
+    if not tensor.is_floating_point():
+        raise ValueError(f"video_embeds must be floating point, got {tensor.dtype}")
+    stored = tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
+    if not tensor.is_contiguous() or stored < tensor.numel() * tensor.element_size():
+        raise ValueError("video_embeds must be contiguous, every value stored")
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError("video_embeds holds NaN or infinite values")
+    return tensor
+
+
 def register_connector() -> None:
     """Registers the ``sfllava`` media connector with vLLM (once)."""
-    from vllm.multimodal.media.connector import MEDIA_CONNECTOR_REGISTRY, MediaConnector
+    from vllm.multimodal.media.connector import (
+        MEDIA_CONNECTOR_REGISTRY,
+        MediaConnector,
+        global_thread_pool,
+    )
+    from vllm.multimodal.media.video import VideoMediaIO
 
     if CONNECTOR in MEDIA_CONNECTOR_REGISTRY.name2class:
         return
@@ -85,6 +129,34 @@ def register_connector() -> None:
                 return media_io.load_bytes(data)
             return None
 
+        def _load_data_url(self, url, media_io):
+            if isinstance(media_io, VideoMediaIO):
+                media_type = url[5:].partition(",")[0].partition(";")[0].strip().lower()
+                if media_type == "video/jpeg":
+                    raise ValueError(
+                        "video/jpeg frame lists are refused on this server: send the video "
+                        "file (its frames are decoded within limits)"
+                    )
+            return super()._load_data_url(url, media_io)
+
+        def fetch_video_embedding(self, data):
+            try:
+                loaded = super().fetch_video_embedding(_embedding_text(data))
+            except ValueError:
+                raise
+            except Exception as exc:  # a payload torch.load cannot read: the client's fault
+                raise ValueError(_UNREADABLE.format(type(exc).__name__)) from None
+            return check_embeddings(loaded)
+
+        async def fetch_video_embedding_async(self, data):
+            try:
+                loaded = await super().fetch_video_embedding_async(_embedding_text(data))
+            except ValueError:
+                raise
+            except Exception as exc:
+                raise ValueError(_UNREADABLE.format(type(exc).__name__)) from None
+            return check_embeddings(loaded)
+
         def load_from_url(self, url, media_io, *, fetch_timeout=None):
             loaded = self._checked(url, media_io)
             if loaded is not None:
@@ -96,8 +168,17 @@ def register_connector() -> None:
                 import asyncio
 
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(None, self._checked, url, media_io)
+                return await loop.run_in_executor(global_thread_pool, self._checked, url, media_io)
             self._checked(url, media_io)  # refuses http(s) unless allowed
             return await super().load_from_url_async(url, media_io, fetch_timeout=fetch_timeout)
 
     MEDIA_CONNECTOR_REGISTRY.register(CONNECTOR)(SlowFastMediaConnector)
+
+
+_UNREADABLE = "video_embeds is not a tensor saved with torch.save, in base64 ({})"
+
+
+def _embedding_text(data: object) -> str:
+    if not isinstance(data, str):
+        raise ValueError("video_embeds must be one base64 string (torch.save of a tensor)")
+    return data

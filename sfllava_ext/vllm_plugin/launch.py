@@ -7,7 +7,9 @@ architecture for the checkpoint's family and ``sfllava serve``'s security model
 - videos decoded by the ``sfllava`` loader within ``--max-pixels``,
   ``--max-decode-mpx`` and ``--job-timeout-s``, from the formats allowed;
 - ``file://`` URLs only inside ``--media-dir``, checked on the opened file; no
-  fetching from the network unless ``--allow-fetch``;
+  fetching from the network unless ``--allow-fetch`` (with ``--allowed-media-domains``,
+  redirects off); no ``video/jpeg`` frame lists;
+- precomputed ``video_embeds`` only with ``--allow-embeds``, and checked;
 - per-request ``media_io_kwargs``, ``mm_processor_kwargs`` and chat templates refused
   (vLLM's defaults, kept).
 
@@ -63,12 +65,16 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
 
     Raises:
         ValueError: a flag vLLM cannot honour, set (:data:`NOT_HONOURED`), or
-            ``--device``/``--backend decord``, each named with the reason.
+            ``--device``/``--backend decord``, ``--allow-fetch`` without
+            ``--allowed-media-domains``, a limit out of range, settings the model
+            refuses; each named with the reason.
         UnsupportedModelError: a checkpoint of another family.
     """
     from transformers import AutoConfig, AutoTokenizer
 
-    from .settings import PLACEHOLDERS
+    from ..encoder.aggregation import num_visual_tokens, parse_aggregation
+    from ..models.families import family_of
+    from .settings import PLACEHOLDERS, settings_of
     from .templates import template_for
 
     defaults = ServeConfig()
@@ -79,6 +85,23 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
         raise ValueError("--backend decord is refused: the sfllava loader decodes with pyav")
     if args.device is not None:
         raise ValueError("--device is not honoured by --engine vllm: vLLM picks its platform")
+    domains = [d.strip() for d in (args.allowed_media_domains or "").split(",") if d.strip()]
+    if args.allow_fetch and not domains:
+        raise ValueError(
+            "--allow-fetch needs --allowed-media-domains: vLLM fetches from any host without it"
+        )
+    key = args.api_key or os.environ.get("SFLLAVA_API_KEY") or os.environ.get("VLLM_API_KEY")
+    # the values' own checks, as the sfllava engine makes them (a NaN deadline, ...)
+    ServeConfig(
+        host=args.host,
+        port=args.port,
+        media_dir=args.media_dir,
+        api_key=key or None,
+        allowed_hosts=tuple(args.allowed_hosts.split(",")),
+        job_timeout_s=args.job_timeout_s,
+        max_pixels=args.max_pixels,
+        max_decode_mpx=args.max_decode_mpx,
+    )
     workdir = tempfile.mkdtemp(prefix="sfllava-vllm-")
     try:
         if args.demo:
@@ -93,11 +116,15 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
             model = args.model
             served = os.path.basename(os.path.normpath(args.model))
         config = AutoConfig.from_pretrained(model)
-        from ..models.families import family_of
-
         family = family_of(config, "the checkpoint")
         settings = PluginSettings(
             args.slowfast or family.default_slowfast, args.num_frames, args.resize_mode
+        )
+        config.sfllava = settings.as_override()
+        settings_of(config)  # the checks the model will make, before vLLM starts
+        side = config.vision_config.image_size // config.vision_config.patch_size
+        video_tokens = num_visual_tokens(
+            settings.num_frames, (side, side), parse_aggregation(settings.slowfast)
         )
         tokenizer = AutoTokenizer.from_pretrained(model)
         check = template_for(tokenizer, config, PLACEHOLDERS[config.model_type])
@@ -107,12 +134,6 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    from ..encoder.aggregation import num_visual_tokens, parse_aggregation
-
-    side = config.vision_config.image_size // config.vision_config.patch_size
-    video_tokens = num_visual_tokens(
-        settings.num_frames, (side, side), parse_aggregation(settings.slowfast)
-    )
     media_io = {
         "video": {
             "video_backend": BACKEND,
@@ -135,7 +156,6 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
         "--port", str(args.port),
         "--media-io-kwargs", json.dumps(media_io),
         "--limit-mm-per-prompt", json.dumps({"video": 1}),
-        "--enable-mm-embeds",
         "--enable-prefix-caching",
         "--distributed-executor-backend", "uni",
         # a video's prompt prefilled in one step, not in chunks of vLLM's CPU default 2048
@@ -149,6 +169,10 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
         argv += ["--allowed-local-media-path", os.path.realpath(args.media_dir)]
     if args.enforce_eager:
         argv.append("--enforce-eager")
+    if args.allow_embeds:
+        argv.append("--enable-mm-embeds")
+    if domains:
+        argv += ["--allowed-media-domains", *domains]
     if args.max_model_len is not None:
         argv += ["--max-model-len", str(args.max_model_len)]
     env = dict(os.environ)
@@ -158,6 +182,7 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
             "VLLM_MEDIA_CONNECTOR": CONNECTOR,
             "VLLM_VIDEO_LOADER_BACKEND": BACKEND,
             ALLOW_FETCH_ENV: "1" if args.allow_fetch else "0",
+            "VLLM_MEDIA_URL_ALLOW_REDIRECTS": "0",  # a redirect would leave the domains
             # with --distributed-executor-backend uni, the model runs inside vLLM's engine
             # process: vLLM's CPU platform otherwise moves it to a worker process that
             # the engine polls in a busy loop, which takes a core of a small machine
@@ -165,16 +190,25 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
             "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
         }
     )
-    key = args.api_key or os.environ.get("SFLLAVA_API_KEY")
     env.pop("VLLM_API_KEY", None)
     if key:
         env["VLLM_API_KEY"] = key
+    weakening = [name for name in ("VLLM_SERVER_DEV_MODE", "VLLM_MAX_IMAGE_PIXELS") if name in env]
+    for name in weakening:
+        env.pop(name)
     notes = [
         f"vLLM serves {served} as {ARCHITECTURES[config.model_type]} "
         f"({settings.slowfast}, {settings.num_frames} frames, {settings.resize_mode})",
         "not enforced on this engine (see docs/security.md#vllm): request body size, upload "
         "and connection caps, slow-client deadlines; --job-timeout-s bounds decoding only",
     ]
+    if weakening:
+        notes.append(f"removed from vLLM's environment: {', '.join(weakening)}")
+    if args.allow_embeds:
+        notes.append(
+            "precomputed video_embeds are accepted (checked: a dense finite matrix of the "
+            "model's hidden size); the server cannot tell which model made them"
+        )
     if not check.exact:
         notes.append(f"chat template ({check.format}): {check.note}")
     return VllmLaunch(argv, env, notes, workdir)

@@ -34,7 +34,8 @@ _VLLM_KEYS = frozenset({"fps", "video_backend", "backend"})
 def decode_video_bytes(data: bytes, num_frames: int, **limits: Any) -> tuple[np.ndarray, dict]:
     """``(frames, metadata)`` of a video's bytes: uint8 ``(T, H, W, 3)`` RGB frames
     at the published indices, and vLLM's video metadata (``frames_indices``,
-    ``total_num_frames``, ``fps``, ``duration``, ``video_backend``).
+    ``total_num_frames``, ``fps``, ``duration``, ``video_backend``) with
+    ``requested_num_frames`` (a truncated file may give fewer frames).
 
     Args:
         data: the file's bytes (written to a private temporary file, then removed).
@@ -78,6 +79,7 @@ def decode_video_bytes(data: bytes, num_frames: int, **limits: Any) -> tuple[np.
         "fps": clip.fps,
         "duration": clip.duration,
         "video_backend": BACKEND,
+        "requested_num_frames": num_frames,
         "frames_indices": list(clip.indices),
         "do_sample_frames": False,
     }

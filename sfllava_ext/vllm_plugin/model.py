@@ -87,14 +87,17 @@ class SlowFastVideoPath:
 
     def video_tokens(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames (T, H, W, 3) -> SF-LLaVA's visual tokens (num_tokens, D); the
-        tower runs :data:`MICRO_BATCH` frames at a time, as ``SlowFastLlava`` does."""
+        frames go to the device, are normalised and pass the tower :data:`MICRO_BATCH`
+        at a time, as in ``SlowFastLlava`` (the peak memory for frames of any size is
+        that of one micro-batch)."""
         param = next(self.multi_modal_projector.parameters())
-        pixels = self.sfllava_normalize(frames.to(param.device)).to(param.dtype)
         features = None
-        for start in range(0, pixels.shape[0], MICRO_BATCH):
-            part = self.video_features(pixels[start : start + MICRO_BATCH])
+        for start in range(0, frames.shape[0], MICRO_BATCH):
+            # the frames reach the device, and are normalised, a micro-batch at a time
+            chunk = frames[start : start + MICRO_BATCH].to(param.device)
+            part = self.video_features(self.sfllava_normalize(chunk).to(param.dtype))
             if features is None:
-                features = part.new_empty((pixels.shape[0], *part.shape[1:]))
+                features = part.new_empty((frames.shape[0], *part.shape[1:]))
             features[start : start + part.shape[0]] = part
         return aggregate(features, self.sfllava_aggregation, grid=self.sfllava_grid)
 

@@ -18,7 +18,11 @@ import numpy as np
 import torch
 from transformers import BatchFeature
 from vllm.multimodal.inputs import MultiModalFieldConfig
-from vllm.multimodal.parse import VideoEmbeddingItems, VideoProcessorItems
+from vllm.multimodal.parse import (
+    MultiModalDataParser,
+    VideoEmbeddingItems,
+    VideoProcessorItems,
+)
 from vllm.multimodal.processing import (
     BaseDummyInputsBuilder,
     BaseMultiModalProcessor,
@@ -72,6 +76,18 @@ def frames_tensor(video: Any) -> torch.Tensor:
     return frames.contiguous()
 
 
+class _VideoDataParser(MultiModalDataParser):
+    """vLLM's parser, refusing the named-tensor form of ``video_embeds`` (a SlowFast
+    model has no named fields)."""
+
+    def _parse_video_data(self, data):
+        if isinstance(data, dict) or (
+            isinstance(data, list) and data and isinstance(data[0], dict)
+        ):
+            raise ValueError("video_embeds must be one tensor (num_tokens, hidden), not fields")
+        return super()._parse_video_data(data)
+
+
 class SlowFastProcessingInfo(BaseProcessingInfo):
     """What vLLM asks of a SlowFast model before running it."""
 
@@ -81,6 +97,12 @@ class SlowFastProcessingInfo(BaseProcessingInfo):
 
     def get_supported_mm_limits(self) -> Mapping[str, int | None]:
         return {"video": 1}
+
+    def get_data_parser(self) -> MultiModalDataParser:
+        return _VideoDataParser(
+            expected_hidden_size=self._get_expected_hidden_size(),
+            allow_missing_mm_embeddings=self.allow_missing_mm_embeddings,
+        )
 
     def get_num_video_tokens(self, num_frames: int) -> int:
         """SF-LLaVA's visual tokens for ``num_frames`` frames."""
@@ -142,16 +164,14 @@ class SlowFastMultiModalProcessor(BaseMultiModalProcessor[SlowFastProcessingInfo
                 return [token] * videos.get_feature_size(item_idx)
             num_frames = videos.get_num_frames(item_idx)
             metadata = videos.metadata[item_idx] if isinstance(videos.metadata, list) else None
-            if (
-                isinstance(metadata, dict)
-                and metadata.get("video_backend") == BACKEND
-                and num_frames != settings.num_frames
-            ):
-                raise ValueError(
-                    f"the {BACKEND} loader sampled {num_frames} frames but the model is set "
-                    f"to {settings.num_frames}: give --media-io-kwargs "
-                    f'\'{{"video": {{"num_frames": {settings.num_frames}}}}}\''
-                )
+            if isinstance(metadata, dict) and metadata.get("video_backend") == BACKEND:
+                asked = metadata.get("requested_num_frames", num_frames)
+                if asked != settings.num_frames:
+                    raise ValueError(
+                        f"the {BACKEND} loader was asked for {asked} frames but the model is "
+                        f"set to {settings.num_frames}: give --media-io-kwargs "
+                        f'\'{{"video": {{"num_frames": {settings.num_frames}}}}}\''
+                    )
             return [token] * self.info.get_num_video_tokens(num_frames)
 
         return [PromptReplacement(modality="video", target=[token], replacement=replacement)]

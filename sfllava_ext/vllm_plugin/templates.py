@@ -2,7 +2,8 @@
 for vLLM's chat API, one per chat format, and the check that a template gives a
 tokenizer the same prompt token ids as LLaVA's tokenization (docs/vllm.md#templates).
 
-A chat request holds one user message: the video and the question. The template puts
+A chat request holds one user message: the video and the question. The question may
+not be empty, nor hold ``<video>`` or ``<image>`` (a second placeholder). The template puts
 the question where the published prompt has it; ``chat_template_kwargs``
 ``{"prompt": "multiple_choice"}`` selects the multiple-choice prompt, whose question
 slot takes the question and its options (:func:`~.client.multiple_choice_text`).
@@ -88,10 +89,16 @@ def chat_template(
         "message['content'] | selectattr('type', 'equalto', 'text') | map(attribute='text') "
         "| join('\\n') -%}",
         "{%- set ns.question = text -%}",
-        "{%- for ph in ['<video>', '<image>'] -%}{%- if ph in ns.question -%}"
-        "{%- set ns.video = ph -%}"
-        "{%- set ns.question = ns.question.replace(ph + '\\n', '').replace(ph, '') -%}"
+        # vLLM puts the video's placeholder first: "<video>\n" + the text
+        "{%- for ph in ['<video>', '<image>'] -%}"
+        "{%- if not ns.video and ns.question.startswith(ph + '\\n') -%}"
+        "{%- set ns.video = ph -%}{%- set ns.question = ns.question[ph | length + 1 :] -%}"
         "{%- endif -%}{%- endfor -%}",
+        "{%- if '<video>' in ns.question or '<image>' in ns.question -%}"
+        "{{- raise_exception('the question may not hold <video> or <image>: attach the "
+        "video as a video part') -}}{%- endif -%}",
+        "{%- if not ns.question | trim -%}{{- raise_exception('the question is empty') -}}"
+        "{%- endif -%}",
         "{%- elif message['role'] != 'system' -%}",
         "{{- raise_exception(\"SF-LLaVA's prompt is one question about one video: send one "
         'user message") -}}',
