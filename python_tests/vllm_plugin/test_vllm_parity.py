@@ -299,6 +299,19 @@ def test_openai_server_video_url_and_precomputed_tokens_agree(video, tmp_path):
                 ],
             )
         assert ask({"type": "video_url", "video_url": {"url": f"file://{video}"}}) == by_url
+        # a truncated file: answered, from the frames that decode, as SlowFastLlava would
+        whole = write_synthetic_video(
+            os.path.join(os.path.dirname(video), "whole.mkv"), width=160, height=120, seconds=1
+        )
+        cut = os.path.join(os.path.dirname(video), "cut.mkv")  # 17 of the 20 frames decode
+        with open(whole, "rb") as f, open(cut, "wb") as out:
+            out.write(f.read()[: os.path.getsize(whole) * 2 // 3])
+        answer, prompt_tokens = ask({"type": "video_url", "video_url": {"url": f"file://{cut}"}})
+        assert answer and prompt_tokens > 0
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=60)
+        server.terminate()  # sfllava passes it on to vLLM's server, which stops its engine
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+            server.wait()
