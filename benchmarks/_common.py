@@ -46,10 +46,12 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "clip_processor",
     "copy_bandwidth",
+    "free_port",
     "load_result",
     "machine_info",
     "machine_line",
     "ms",
+    "percentile",
     "provenance",
     "published_normalize",
     "published_pooling",
@@ -136,6 +138,21 @@ def time_cuda(
         "times_ms": [round(t, 5) for t in times],
         "inner": inner,
     }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    """A local port nothing listens on now (for the servers a benchmark starts)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def warm_memory(nbytes: int = 4 << 30) -> None:

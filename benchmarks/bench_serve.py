@@ -35,7 +35,16 @@ import sys
 import tempfile
 import time
 
-from _common import RESULTS, machine_info, ms, provenance, summary_row, table, write_json
+from _common import (
+    RESULTS,
+    machine_info,
+    ms,
+    percentile,
+    provenance,
+    summary_row,
+    table,
+    write_json,
+)
 
 #: the committed result in benchmarks/results/, which report.py renders
 RESULT = "serve_cpu"
@@ -56,12 +65,6 @@ def distinct_copy(src: str, dst: str, tag: int) -> str:
     with open(dst, "ab") as f:
         f.write((8 + len(payload)).to_bytes(4, "big") + b"free" + payload)
     return dst
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile of ``values`` (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def latency_summary(latencies_ms: list[float], wall_s: float) -> dict[str, float]:

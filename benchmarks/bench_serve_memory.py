@@ -55,7 +55,17 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import RESULTS, ROOT, machine_info, ms, provenance, summary_row, table, write_json
+from _common import (
+    RESULTS,
+    ROOT,
+    free_port,
+    machine_info,
+    ms,
+    provenance,
+    summary_row,
+    table,
+    write_json,
+)
 
 #: the committed result in benchmarks/results/, which report.py renders
 RESULT = "serve_memory_cpu"
@@ -306,12 +316,6 @@ def commit(package: str) -> dict:
         "commit": git("rev-parse", "--short", "HEAD"),
         "package_modified": bool(git("status", "--porcelain", "--", "sfllava_ext")),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------------------- steps

@@ -44,7 +44,6 @@ import hashlib
 import math
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,7 +52,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from _common import RESULTS, machine_info, provenance, summary_row, table, write_json
+from _common import (
+    RESULTS,
+    free_port,
+    machine_info,
+    percentile,
+    provenance,
+    summary_row,
+    table,
+    write_json,
+)
 
 #: the committed result in benchmarks/results/, which report.py renders
 RESULT = "vllm"
@@ -67,19 +75,6 @@ QUESTIONS = [
 LEVELS = (1, 4, 8, 16)
 #: the follow-up ways of each engine, in the order they run
 FOLLOW_UPS = {"sfllava": ("url",), "vllm": ("embeds", "uuid", "url")}
-
-
-def free_port() -> int:
-    """A local port nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile of ``values`` (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def latency_summary(latencies_s: list[float], wall_s: float) -> dict[str, float]:
