@@ -47,6 +47,8 @@ __all__ = [
     "clip_processor",
     "copy_bandwidth",
     "free_port",
+    "healthy",
+    "latency_summary",
     "load_result",
     "machine_info",
     "machine_line",
@@ -146,6 +148,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def latency_summary(latencies: list[float], wall_s: float, unit: str) -> dict[str, float]:
+    """Requests, p50 and p99 latency (``p50_<unit>``, in the latencies' ``unit``), the
+    wall time and the throughput (requests/s) of one run of requests."""
+    import statistics
+
+    return {
+        "requests": len(latencies),
+        f"p50_{unit}": statistics.median(latencies),
+        f"p99_{unit}": percentile(latencies, 0.99),
+        "throughput_rps": len(latencies) / wall_s,
+        "wall_s": wall_s,
+    }
+
+
 def free_port() -> int:
     """A local port nothing listens on now (for the servers a benchmark starts)."""
     import socket
@@ -153,6 +169,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def healthy(proc: Any, port: int, timeout_s: float, period_s: float = 0.5) -> bool:
+    """Waits until the server ``proc`` started answers ``GET /health`` with 200 on
+    ``port``: True; False when it exits first or ``timeout_s`` passes (the caller says
+    why and stops it)."""
+    import http.client
+
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return True
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(period_s)
+    return False
 
 
 def warm_memory(nbytes: int = 4 << 30) -> None:

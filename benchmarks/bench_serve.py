@@ -37,9 +37,10 @@ import time
 
 from _common import (
     RESULTS,
+    healthy,
+    latency_summary,
     machine_info,
     ms,
-    percentile,
     provenance,
     summary_row,
     table,
@@ -65,16 +66,6 @@ def distinct_copy(src: str, dst: str, tag: int) -> str:
     with open(dst, "ab") as f:
         f.write((8 + len(payload)).to_bytes(4, "big") + b"free" + payload)
     return dst
-
-
-def latency_summary(latencies_ms: list[float], wall_s: float) -> dict[str, float]:
-    """Requests, p50 and p99 latency (ms) and throughput (requests/s) of one run."""
-    return {
-        "requests": len(latencies_ms),
-        "p50_ms": statistics.median(latencies_ms),
-        "p99_ms": percentile(latencies_ms, 0.99),
-        "throughput_rps": len(latencies_ms) / wall_s,
-    }
 
 
 def body(path: str, question: str, max_tokens: int) -> dict:
@@ -124,23 +115,14 @@ def in_process(call, jobs: list[tuple[str, str]]) -> tuple[list[str], list[float
 
 def start_server(media: str, port: int, threads: int) -> subprocess.Popen:
     """``sfllava serve --demo`` on ``port``, once it answers ``/health``."""
-    import httpx
-
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     argv = [sys.executable, "-m", "sfllava_ext.cli", "serve", "--demo", "--port", str(port)]
     argv += ["--media-dir", media, "--dtype", "bfloat16", "--log-level", "warning"]
     proc = subprocess.Popen(argv, env=env, cwd=media)  # not the checkout: the package
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            sys.exit("bench_serve: the server did not start")
-        time.sleep(0.5)
+    if not healthy(proc, port, 300):
+        proc.kill()
+        sys.exit("bench_serve: the server did not start")
+    return proc
 
 
 # ------------------------------------------------------------------ presentation
@@ -266,8 +248,8 @@ def main() -> None:
                     served = asyncio.run(run_clients(base, jobs, clients, n))
                     assert served[0] == local[0], f"{kind}: the service's answers differ"
                     row[kind] = {
-                        "service": latency_summary(served[1], served[2]),
-                        "in_process": latency_summary(local[1], local[2]),
+                        "service": latency_summary(served[1], served[2], "ms"),
+                        "in_process": latency_summary(local[1], local[2], "ms"),
                         # the model's own time in the server: the rest is HTTP and queueing
                         "service_processing_p50_ms": statistics.median(served[3]),
                     }

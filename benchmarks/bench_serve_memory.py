@@ -59,6 +59,7 @@ from _common import (
     RESULTS,
     ROOT,
     free_port,
+    healthy,
     machine_info,
     ms,
     provenance,
@@ -271,23 +272,14 @@ def start_server(port: int, video_mb: float, extra: list[str], workdir: str, pac
     log = open(os.path.join(workdir, "server.log"), "wb")  # noqa: SIM115 (the server's)
     # cwd: not the checkout, whose unbuilt sfllava_ext `-m` would import first
     proc = subprocess.Popen(argv, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return proc, argv
-        except (OSError, http.client.HTTPException):
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            tail = server_log(workdir)
-            refused = [x for x in tail if "unrecognized arguments" in x or "error:" in x]
-            if extra and refused:
-                sys.exit(f"bench_serve_memory: the server refused the flags {extra}: {refused[-1]}")
-            sys.exit("bench_serve_memory: the server did not start:\n" + "\n".join(tail))
-        time.sleep(0.5)
+    if healthy(proc, port, 300):
+        return proc, argv
+    proc.kill()
+    tail = server_log(workdir)
+    refused = [x for x in tail if "unrecognized arguments" in x or "error:" in x]
+    if extra and refused:
+        sys.exit(f"bench_serve_memory: the server refused the flags {extra}: {refused[-1]}")
+    sys.exit("bench_serve_memory: the server did not start:\n" + "\n".join(tail))
 
 
 def server_log(workdir: str, lines: int = 12) -> list[str]:

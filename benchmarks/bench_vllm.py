@@ -55,8 +55,9 @@ from concurrent.futures import ThreadPoolExecutor
 from _common import (
     RESULTS,
     free_port,
+    healthy,
+    latency_summary,
     machine_info,
-    percentile,
     provenance,
     summary_row,
     table,
@@ -77,24 +78,12 @@ LEVELS = (1, 4, 8, 16)
 FOLLOW_UPS = {"sfllava": ("url",), "vllm": ("embeds", "uuid", "url")}
 
 
-def latency_summary(latencies_s: list[float], wall_s: float) -> dict[str, float]:
-    """Requests, p50 and p99 latency (s) and throughput (requests/s) of one run."""
-    return {
-        "requests": len(latencies_s),
-        "p50_s": statistics.median(latencies_s),
-        "p99_s": percentile(latencies_s, 0.99),
-        "throughput_rps": len(latencies_s) / wall_s,
-        "wall_s": wall_s,
-    }
-
-
 # ------------------------------------------------------------------------ the servers
 
 
 def start_server(engine: str, folder: str, media: str, port: int, args) -> subprocess.Popen:
     """``sfllava serve`` (``--engine`` ``engine``) of ``folder`` on ``port``, in its own
     process group, once it answers ``/health``."""
-    import httpx
 
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "VLLM_CPU_KVCACHE_SPACE": "1"}
     argv = [sys.executable, "-m", "sfllava_ext.cli", "serve", "--engine", engine]
@@ -106,20 +95,13 @@ def start_server(engine: str, folder: str, media: str, port: int, args) -> subpr
     proc = subprocess.Popen(
         argv, env=env, cwd=media, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
-    deadline = time.monotonic() + 600
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_server(proc)
-            log.flush()
-            with open(log.name) as f:
-                tail = f.read()[-3000:]
-            raise RuntimeError(f"bench_vllm: the {engine} server did not start:\n{tail}")
-        time.sleep(1)
+    if healthy(proc, port, 600, period_s=1):
+        return proc
+    stop_server(proc)
+    log.flush()
+    with open(log.name) as f:
+        tail = f.read()[-3000:]
+    raise RuntimeError(f"bench_vllm: the {engine} server did not start:\n{tail}")
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -207,7 +189,7 @@ def run_level(client: Client, jobs: list[tuple[dict, str]], clients: int, proc) 
     wall = time.perf_counter() - start
     cpu = tree_cpu_s(proc) - cpu0
     client = time.process_time() - client0
-    out = latency_summary([r[0] for r in results], wall)
+    out = latency_summary([r[0] for r in results], wall, "s")
     out["client_cpu_s_per_request"] = client / len(jobs)
     out["machine_cpu_utilisation"] = (cpu + client) / (wall * (os.cpu_count() or 1))
     out["server_cpu_s_per_request"] = cpu / len(jobs)
