@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -28,6 +26,7 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_MEDIA_CONNECTOR", "sfllava")
 
+from support.servers import free_port, wait_for_health  # noqa: E402
 from support.vllm_checkpoints import CHECKPOINTS, tiny_checkpoint  # noqa: E402
 
 from sfllava_ext import SlowFastLlava  # noqa: E402
@@ -211,12 +210,6 @@ def _embeds_part(tensor) -> dict:
     return {"type": "video_embeds", "video_embeds": base64.b64encode(buffer.getvalue()).decode()}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_openai_server_video_url_and_precomputed_tokens_agree(video, tmp_path):
     """``sfllava serve --engine vllm``: a video_url request and the same video's
     session file sent as video_embeds give the same answer; the guards hold."""
@@ -231,27 +224,18 @@ def test_openai_server_video_url_and_precomputed_tokens_agree(video, tmp_path):
     )
     session_file = str(tmp_path / "clip.safetensors")
     sf.session(video).save(session_file)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_ENABLE_V1")}
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "sfllava_ext.cli", "serve", "--engine", "vllm",
          "--model", folder, "--num-frames", str(NUM_FRAMES), "--port", str(port),
          "--media-dir", os.path.dirname(video), "--api-key", "k-test", "--enforce-eager",
          "--allow-embeds",
          "--max-model-len", "4096", "--dtype", "float32"],
-        env=env, start_new_session=True, cwd=str(tmp_path),  # the installed package, not ./
+        start_new_session=True, cwd=str(tmp_path),  # the installed package, not ./
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            assert server.poll() is None, "the server exited"
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
+        wait_for_health(server, base, timeout=240)
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="k-test")
         model = client.models.list().data[0].id
 

@@ -6,6 +6,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from ..video.limits import SAFE_FORMATS, DecodeLimits
+
 __all__ = ["ServeConfig"]
 
 MB = 1 << 20
@@ -96,6 +98,17 @@ class ServeConfig:
             raise ValueError("serve: api_key must not be empty")
         hosts = tuple(h.strip().lower() for h in self.allowed_hosts if h.strip())
         object.__setattr__(self, "allowed_hosts", hosts)
+
+    def decode_limits(self, deadline: float | None = None) -> DecodeLimits:
+        """The limits a video is decoded under (``sfllava serve``'s, and the vLLM
+        plugin's loader's): ``max_pixels`` per frame, ``max_decode_mpx`` in all, the
+        formats allowed, and ``deadline`` (a ``time.monotonic()`` value, None: none)."""
+        return DecodeLimits(
+            max_pixels=int(self.max_pixels),
+            max_decoded_pixels=int(self.max_decode_mpx * 1e6),
+            deadline=deadline,
+            formats=SAFE_FORMATS,
+        )
 
     @property
     def max_video_bytes(self) -> int:

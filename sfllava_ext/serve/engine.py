@@ -34,7 +34,7 @@ from ..utils import faults
 from ..video import load_video
 from ..video.frames import VideoDecodeError
 from ..video.input import keeps_planes
-from ..video.limits import SAFE_FORMATS, DecodeLimits
+from ..video.limits import DecodeLimits
 from .config import ServeConfig
 from .errors import ApiError, job_timeout
 from .media import Video, check_header, video_error
@@ -183,12 +183,7 @@ class Engine:
     def decode_limits(self) -> DecodeLimits:
         """The limits a video is decoded under: ``--max-pixels`` per frame,
         ``--max-decode-mpx`` in all, the formats allowed and the job's deadline."""
-        return DecodeLimits(
-            max_pixels=self.config.max_pixels,
-            max_decoded_pixels=int(self.config.max_decode_mpx * 1e6),
-            deadline=self.deadline if math.isfinite(self.deadline) else None,
-            formats=SAFE_FORMATS,
-        )
+        return self.config.decode_limits(self.deadline if math.isfinite(self.deadline) else None)
 
     def _decode_and_encode(self, video: Video, param: str, limits: DecodeLimits) -> VideoSession:
         sf = self.sf

@@ -111,7 +111,16 @@ def register_connector() -> None:
         """vLLM's connector; local files checked on the descriptor, fetching off."""
 
         def _checked(self, url: str, media_io):
+            """Refuses what this server does not load; reads a ``file://`` URL itself
+            (its loaded media); None: vLLM's own loading goes on."""
             scheme = urlparse(url).scheme.lower()
+            if scheme == "data" and isinstance(media_io, VideoMediaIO):
+                media_type = url[5:].partition(",")[0].partition(";")[0].strip().lower()
+                if media_type == "video/jpeg":
+                    raise ValueError(
+                        "video/jpeg frame lists are refused on this server: send the video "
+                        "file (its frames are decoded within limits)"
+                    )
             if scheme.startswith("http") and os.environ.get(ALLOW_FETCH_ENV) != "1":
                 raise ValueError(
                     "fetching media from the network is off on this server; send the "
@@ -128,16 +137,6 @@ def register_connector() -> None:
                     raise ValueError(str(exc)) from None
                 return media_io.load_bytes(data)
             return None
-
-        def _load_data_url(self, url, media_io):
-            if isinstance(media_io, VideoMediaIO):
-                media_type = url[5:].partition(",")[0].partition(";")[0].strip().lower()
-                if media_type == "video/jpeg":
-                    raise ValueError(
-                        "video/jpeg frame lists are refused on this server: send the video "
-                        "file (its frames are decoded within limits)"
-                    )
-            return super()._load_data_url(url, media_io)
 
         def fetch_video_embedding(self, data):
             try:
@@ -169,7 +168,7 @@ def register_connector() -> None:
 
                 loop = asyncio.get_running_loop()
                 return await loop.run_in_executor(global_thread_pool, self._checked, url, media_io)
-            self._checked(url, media_io)  # refuses http(s) unless allowed
+            self._checked(url, media_io)  # refuses http(s) unless allowed, and video/jpeg
             return await super().load_from_url_async(url, media_io, fetch_timeout=fetch_timeout)
 
     MEDIA_CONNECTOR_REGISTRY.register(CONNECTOR)(SlowFastMediaConnector)

@@ -74,7 +74,7 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
 
     from ..encoder.aggregation import num_visual_tokens, parse_aggregation
     from ..models.families import family_of
-    from .settings import PLACEHOLDERS, settings_of
+    from .settings import PLACEHOLDERS, grid_of, settings_of
     from .templates import template_for
 
     defaults = ServeConfig()
@@ -122,9 +122,8 @@ def plan_launch(args: argparse.Namespace, dtype=None) -> VllmLaunch:
         )
         config.sfllava = settings.as_override()
         settings_of(config)  # the checks the model will make, before vLLM starts
-        side = config.vision_config.image_size // config.vision_config.patch_size
         video_tokens = num_visual_tokens(
-            settings.num_frames, (side, side), parse_aggregation(settings.slowfast)
+            settings.num_frames, grid_of(config), parse_aggregation(settings.slowfast)
         )
         tokenizer = AutoTokenizer.from_pretrained(model)
         check = template_for(tokenizer, config, PLACEHOLDERS[config.model_type])

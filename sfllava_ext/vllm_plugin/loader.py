@@ -19,7 +19,6 @@ import numpy as np
 
 from ..serve.config import ServeConfig
 from ..video import load_video
-from ..video.limits import SAFE_FORMATS, DecodeLimits
 
 __all__ = ["BACKEND", "LIMIT_KEYS", "decode_video_bytes", "register_loader"]
 
@@ -59,13 +58,11 @@ def decode_video_bytes(data: bytes, num_frames: int, **limits: Any) -> tuple[np.
         raise ValueError(f"num_frames must be an int >= 1, got {num_frames!r}")
     if not data:
         raise ValueError("video: the video holds no bytes")
-    defaults = ServeConfig()
-    timeout = limits.get("timeout_s", defaults.job_timeout_s)
-    decode_limits = DecodeLimits(
-        max_pixels=int(limits.get("max_pixels", defaults.max_pixels)),
-        max_decoded_pixels=int(float(limits.get("max_decode_mpx", defaults.max_decode_mpx)) * 1e6),
-        deadline=None if timeout is None else time.monotonic() + float(timeout),
-        formats=SAFE_FORMATS,
+    # sfllava serve's limits, its defaults and its checks of their values
+    config = ServeConfig(**{k: limits[k] for k in ("max_pixels", "max_decode_mpx") if k in limits})
+    timeout = limits.get("timeout_s", config.job_timeout_s)
+    decode_limits = config.decode_limits(
+        None if timeout is None else time.monotonic() + float(timeout)
     )
     fd, path = tempfile.mkstemp(suffix=".video")  # mode 0600
     try:

@@ -31,9 +31,8 @@ from .processing import (
     SlowFastDummyInputsBuilder,
     SlowFastMultiModalProcessor,
     SlowFastProcessingInfo,
-    grid_of,
 )
-from .settings import settings_of
+from .settings import grid_of, settings_of
 
 __all__ = [
     "MICRO_BATCH",

@@ -32,7 +32,7 @@ from vllm.multimodal.processing import (
 
 from ..encoder.aggregation import num_visual_tokens, parse_aggregation
 from .loader import BACKEND
-from .settings import PLACEHOLDERS, PluginSettings, settings_of
+from .settings import PLACEHOLDERS, PluginSettings, grid_of, settings_of
 
 __all__ = [
     "SlowFastDummyInputsBuilder",
@@ -48,13 +48,6 @@ def placeholder_token_id(hf_config: Any) -> int:
     if hf_config.model_type == "llava_next":
         return int(hf_config.image_token_index)
     return int(hf_config.video_token_index)
-
-
-def grid_of(hf_config: Any) -> tuple[int, int]:
-    """The vision tower's token grid (H, W) of one frame."""
-    vc = hf_config.vision_config
-    side = vc.image_size // vc.patch_size
-    return side, side
 
 
 def frames_tensor(video: Any) -> torch.Tensor:

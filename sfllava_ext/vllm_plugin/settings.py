@@ -18,7 +18,14 @@ from ..constants import DEFAULT_NUM_FRAMES, DEFAULT_RESIZE_MODE, RESIZE_MODES
 from ..encoder.aggregation import PRE_PROJECTOR_POOLS, parse_aggregation
 from ..models.families import family_of
 
-__all__ = ["ARCHITECTURES", "CONFIG_KEY", "PLACEHOLDERS", "PluginSettings", "settings_of"]
+__all__ = [
+    "ARCHITECTURES",
+    "CONFIG_KEY",
+    "PLACEHOLDERS",
+    "PluginSettings",
+    "grid_of",
+    "settings_of",
+]
 
 #: config.model_type -> the architecture name the plugin registers for that family
 ARCHITECTURES = {
@@ -98,3 +105,10 @@ def settings_of(hf_config: Any) -> PluginSettings:
             f"got {resize_mode!r}"
         )
     return PluginSettings(str(slowfast), num_frames, resize_mode)
+
+
+def grid_of(hf_config: Any) -> tuple[int, int]:
+    """The vision tower's token grid (H, W) of one frame."""
+    vc = hf_config.vision_config
+    side = vc.image_size // vc.patch_size
+    return side, side

@@ -29,18 +29,26 @@ DEMO_TEXT = dict(
 
 
 def demo_model(
-    tokenizer, *, seed: int = 0, dtype: torch.dtype = torch.float32, video: bool = False
+    tokenizer,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    video: bool = False,
+    text_model: str = "llama",
 ):
     """The fixed demo LLaVA-NeXT with random weights (seeded); ``video``: the same
-    parts as a LLaVA-NeXT-Video (its ``vision_resampler`` beside them)."""
+    parts as a LLaVA-NeXT-Video (its ``vision_resampler`` beside them); ``text_model``:
+    the language model's ``model_type`` (``llama``, as Vicuna; ``mistral``, as
+    llava-v1.6-mistral), its sizes :data:`DEMO_TEXT` either way."""
     import transformers
-    from transformers import CLIPVisionConfig, LlamaConfig
+    from transformers import AutoConfig, CLIPVisionConfig
 
     kind = "LlavaNextVideo" if video else "LlavaNext"
     config_class = getattr(transformers, f"{kind}Config")
     model_class = getattr(transformers, f"{kind}ForConditionalGeneration")
 
-    text = LlamaConfig(
+    text = AutoConfig.for_model(
+        text_model,
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
