@@ -5,6 +5,8 @@
     sfllava embed INPUT... -o OUTDIR (--model PATH | --demo) [--decode-workers N] [--ray [ADDR]]
     sfllava demo                                                        demo.py
     sfllava serve (--model PATH | --demo) [--media-dir DIR] [--api-key KEY] ...   serve.py
+    sfllava eval run DATASET [--task T] [--format F] -o OUTDIR (--model PATH | --demo)  evaluate.py
+    sfllava eval score PREDICTIONS --task T [--judge-url URL | --judge exact]
 
 Shared flags (options.py): --device, --dtype, --num-frames, --slowfast, --resize-mode,
 --backend. Errors print one line and exit non-zero (SFLLAVA_DEBUG=1 shows the
@@ -18,11 +20,11 @@ import logging
 import os
 import sys
 
-from . import ask, demo, embed, serve
+from . import ask, demo, embed, evaluate, serve
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = {"ask": ask, "embed": embed, "demo": demo, "serve": serve}
+COMMANDS = {"ask": ask, "embed": embed, "demo": demo, "serve": serve, "eval": evaluate}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,7 +40,7 @@ from .inputs import collect_inputs
 from .pipeline import EmbedSummary, deferred_signals
 from .store import FolderLock, Journal, Store, index_record, session_info
 
-__all__ = ["embed_dataset", "require_ray"]
+__all__ = ["actor_plan", "embed_dataset", "require_ray"]
 
 RAY_INSTALL = 'pip install "sfllava_ext[ray]"'
 
@@ -56,7 +56,7 @@ def require_ray():
         import ray.data  # noqa: F401
     except ImportError as exc:
         raise ImportError(
-            f"sfllava embed --ray needs Ray Data (the 'ray[data]' package, {exc.name} is "
+            f"--ray (sfllava embed, sfllava eval) needs Ray Data (the 'ray[data]' package, {exc.name} is "
             f"missing): {RAY_INSTALL}"
         ) from exc
     return ray
@@ -111,9 +111,13 @@ def embed_dataset(
     return EmbedSummary.of(journal, started)
 
 
-def _run(ray, items, out_dir, spec, address, actors, decode_cpus, progress, on_video):
-    from tqdm.auto import tqdm
-
+def actor_plan(ray, spec: ModelSpec, address: str | None, actors: int | None):
+    """Joins the cluster (``address``, else ``$RAY_ADDRESS``, else a local one; Ray
+    already initialised is used as it is) and plans the model actors: ``(spec, actors,
+    resources)``, one actor per GPU where the cluster has GPUs (each taking one), else
+    ``actors`` or 1, each taking half a CPU so that other tasks still get scheduled;
+    on a CPU-only cluster the spec's device becomes ``cpu``. ``sfllava eval --ray``
+    plans its actors the same way."""
     if not ray.is_initialized():
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, log_to_driver=False)
     gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -121,6 +125,13 @@ def _run(ray, items, out_dir, spec, address, actors, decode_cpus, progress, on_v
     if spec.device is None and not gpus:
         spec = spec.with_device("cpu")
     resources = {"num_gpus": 1} if gpus else {"num_cpus": 0.5}
+    return spec, actors, resources
+
+
+def _run(ray, items, out_dir, spec, address, actors, decode_cpus, progress, on_video):
+    from tqdm.auto import tqdm
+
+    spec, actors, resources = actor_plan(ray, spec, address, actors)
 
     key = ray.get(ray.remote(**resources)(_settings_key).remote(spec))
     store = Store(out_dir, key)
