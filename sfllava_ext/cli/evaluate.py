@@ -113,14 +113,19 @@ def _report(summary, out: Path, strict: bool) -> None:
     def num(x):
         return "-" if x is None else f"{x:.2f}"
 
-    first = ("strict_", "") if strict else ("", "strict_")
-    head = summary.get(f"{first[0]}accuracy"), summary.get(f"{first[0]}score")
-    other = summary.get(f"{first[1]}accuracy"), summary.get(f"{first[1]}score")
-    label = ("strict", "published") if strict else ("published", "strict")
+    def figures(prefix: str) -> str:
+        parts = []
+        if summary["task"] != "generative":
+            parts.append(f"accuracy {pct(summary.get(prefix + 'accuracy'))}")
+        if summary["task"] != "mc":
+            parts.append(f"score {num(summary.get(prefix + 'score'))}")
+        return " ".join(parts)
+
+    head, other = ("strict_", "") if strict else ("", "strict_")
     print(
-        f"{summary['task']}: accuracy {pct(head[0])} score {num(head[1])} ({label[0]}; "
-        f"{label[1]}: {pct(other[0])} {num(other[1])}), {summary['scored']} scored, "
-        f"{summary['failed']} failed of {summary['total']}"
+        f"{summary['task']}: {figures(head)} ({'strict' if strict else 'published'}; "
+        f"{'published' if strict else 'strict'}: {figures(other)}), {summary['scored']} "
+        f"scored, {summary['failed']} failed of {summary['total']}"
     )
     print(format_table(summary))
     print(f"summary: {out / 'summary.json'}")
