@@ -89,7 +89,9 @@ def test_mc_run_equals_the_models_own_answers(model, videos, tmp_path, monkeypat
                        max_new_tokens=TOKENS, progress=False)  # fmt: skip
     # one session per readable video (a.mp4 holds two questions), one try for the broken
     assert sorted(os.path.basename(c) for c in calls) == ["a.mp4", "b.avi", "broken.mp4"]
-    lines = [json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
+    ]
     by_id = {line["id"]: line for line in lines}
     assert sorted(by_id) == ["q1", "q2", "q3", "q4", "q5"] and len(lines) == 5
     assert by_id["q4"]["error"].startswith("VideoDecodeError")
@@ -99,11 +101,17 @@ def test_mc_run_equals_the_models_own_answers(model, videos, tmp_path, monkeypat
     for row in MC_ROWS[:3]:
         line = by_id[row["id"]]
         video = videos / ("b.avi" if row["video"] == "b" else row["video"])
-        expected = reference_text(model, video, build_prompt(template, row["question"], row["options"]))
+        expected = reference_text(
+            model, video, build_prompt(template, row["question"], row["options"])
+        )
         assert line["prediction"] == expected.replace("In the image", "In the video")
         # the official parser on the raw text, written out here for these texts: the
         # first character a-e, unless "X:" / "X)" occurs (eval_multiple_choice_qa.py:13-31)
-        letter = {"A": 0, "B": 1, "C": 2}[row["answer"].upper()] if isinstance(row["answer"], str) else row["answer"]
+        letter = (
+            {"A": 0, "B": 1, "C": 2}[row["answer"].upper()]
+            if isinstance(row["answer"], str)
+            else row["answer"]
+        )
         first = expected[:1].lower() if expected[:1] in "abcdeABCDE" else "none"
         marked = [c.lower() for c in "ABCDE" if f"{c}:" in expected or f"{c})" in expected]
         chosen = marked[0] if marked else first
@@ -130,11 +138,16 @@ def test_open_run_asks_the_judge_the_official_prompt(model, videos, tmp_path):
         summary = run_eval(items, model, tmp_path / "out", task="open", judge=judge,
                            video_root=videos, max_new_tokens=TOKENS, progress=False)  # fmt: skip
         bodies = [r["body"] for r in server.requests]
-    by_id = {json.loads(x)["id"]: json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()}
+    by_id = {
+        json.loads(x)["id"]: json.loads(x)
+        for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
+    }
     assert by_id["4"]["error"].startswith("VideoDecodeError")
     for number, row in enumerate(OPEN_ROWS[:3], 1):
         video = videos / ("b.avi" if row["video"] == "b" else row["video"])
-        assert by_id[str(number)]["prediction"] == model.answer(video, row["question"], max_new_tokens=TOKENS)
+        assert by_id[str(number)]["prediction"] == model.answer(
+            video, row["question"], max_new_tokens=TOKENS
+        )
     # item 1 judged first, item 3 (same video) twice (its reply unreadable), then item 2
     asked = [(0, "1"), (2, "3"), (2, "3"), (1, "2")]
     assert [b["messages"] for b in bodies] == [
@@ -188,7 +201,9 @@ def test_a_killed_run_resumes_without_duplicates(videos, tmp_path):
         if predictions.exists() and len(predictions.read_text().splitlines()) >= 2:
             break
         if proc.poll() is not None:
-            pytest.fail(f"the run ended before it was killed: {proc.stderr.read().decode()[-2000:]}")
+            pytest.fail(
+                f"the run ended before it was killed: {proc.stderr.read().decode()[-2000:]}"
+            )
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -205,7 +220,10 @@ def test_a_killed_run_resumes_without_duplicates(videos, tmp_path):
     whole = tmp_path / "whole"
     subprocess.run([*argv[:argv.index("-o") + 1], str(whole), *argv[argv.index("-o") + 2 :]],
                    env=env, check=True, capture_output=True, timeout=300)  # fmt: skip
-    expected = {json.loads(x)["id"]: json.loads(x) for x in (whole / "predictions.jsonl").read_text().splitlines()}
+    expected = {
+        json.loads(x)["id"]: json.loads(x)
+        for x in (whole / "predictions.jsonl").read_text().splitlines()
+    }
     assert {line["id"]: line for line in after} == expected
     assert "mc: accuracy" in done.stdout
 

@@ -29,50 +29,92 @@ def add_parser(sub) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
 
     def judge_flags(p) -> None:
-        p.add_argument("--judge", choices=("chat", "exact"), default="chat",
-                       help="chat: an OpenAI-compatible endpoint (the paper's); exact: offline "
-                       "exact match, a smoke test")  # fmt: skip
-        p.add_argument("--judge-url", default=DEFAULT_JUDGE_URL,
-                       help=f"the judge's API base URL (default {DEFAULT_JUDGE_URL}; key from "
-                       "SFLLAVA_JUDGE_API_KEY, else OPENAI_API_KEY)")  # fmt: skip
-        p.add_argument("--judge-model", default=DEFAULT_JUDGE_MODEL,
-                       help=f"default {DEFAULT_JUDGE_MODEL} (the paper's)")  # fmt: skip
-        p.add_argument("--judge-attempts", type=int, default=5,
-                       help="tries per item, for the transport and for an unreadable reply")  # fmt: skip
-        p.add_argument("--criteria", default=None,
-                       help=f"generative: comma-separated, among {', '.join(CRITERIA)} "
-                       "(default: each item's)")  # fmt: skip
-        p.add_argument("--strict", action="store_true",
-                       help="headline the strict figures (every item counts, failed ones "
-                       "as wrong); both are always in summary.json")  # fmt: skip
+        p.add_argument(
+            "--judge",
+            choices=("chat", "exact"),
+            default="chat",
+            help="chat: an OpenAI-compatible endpoint (the paper's); exact: offline "
+            "exact match, a smoke test",
+        )
+        p.add_argument(
+            "--judge-url",
+            default=DEFAULT_JUDGE_URL,
+            help=f"the judge's API base URL (default {DEFAULT_JUDGE_URL}; key from "
+            "SFLLAVA_JUDGE_API_KEY, else OPENAI_API_KEY)",
+        )
+        p.add_argument(
+            "--judge-model",
+            default=DEFAULT_JUDGE_MODEL,
+            help=f"default {DEFAULT_JUDGE_MODEL} (the paper's)",
+        )
+        p.add_argument(
+            "--judge-attempts",
+            type=int,
+            default=5,
+            help="tries per item, for the transport and for an unreadable reply",
+        )
+        p.add_argument(
+            "--criteria",
+            default=None,
+            help=f"generative: comma-separated, among {', '.join(CRITERIA)} (default: each item's)",
+        )
+        p.add_argument(
+            "--strict",
+            action="store_true",
+            help="headline the strict figures (every item counts, failed ones "
+            "as wrong); both are always in summary.json",
+        )
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     run_p = actions.add_parser("run", help="predict, judge and score a question file")
     run_p.add_argument("dataset", metavar="DATASET", help="a question file (or VCGBench folder)")
-    run_p.add_argument("--task", choices=TASKS, default=None,
-                       help="required for our layout; an official format implies its own")  # fmt: skip
+    run_p.add_argument(
+        "--task",
+        choices=TASKS,
+        default=None,
+        help="required for our layout; an official format implies its own",
+    )
     run_p.add_argument("--format", dest="fmt", choices=list(FORMATS), default="ours")
     run_p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     source = run_p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="a checkpoint folder of a supported family")
     source.add_argument("--demo", action="store_true", help="the built-in random demo model")
     add_family_flag(run_p)
-    run_p.add_argument("--video-root", default=None,
-                       help="where video names resolve (default: the question file's folder)")  # fmt: skip
-    run_p.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,
-                       help=f"per answer (the official scripts': {DEFAULT_MAX_NEW_TOKENS})")  # fmt: skip
-    run_p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
-                       help="generate on a Ray cluster (the [ray] extra), as sfllava embed --ray")  # fmt: skip
-    run_p.add_argument("--actors", type=int, default=None,
-                       help="with --ray: model actors (default: GPUs, or 1)")  # fmt: skip
+    run_p.add_argument(
+        "--video-root",
+        default=None,
+        help="where video names resolve (default: the question file's folder)",
+    )
+    run_p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULT_MAX_NEW_TOKENS,
+        help=f"per answer (the official scripts': {DEFAULT_MAX_NEW_TOKENS})",
+    )
+    run_p.add_argument(
+        "--ray",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="ADDRESS",
+        help="generate on a Ray cluster (the [ray] extra), as sfllava embed --ray",
+    )
+    run_p.add_argument(
+        "--actors", type=int, default=None, help="with --ray: model actors (default: GPUs, or 1)"
+    )
     judge_flags(run_p)
     add_model_flags(run_p)
 
     score_p = actions.add_parser("score", help="score a predictions file with no model")
     score_p.add_argument("predictions", metavar="PREDICTIONS")
     score_p.add_argument("--task", choices=TASKS, required=True)
-    score_p.add_argument("-o", "--output", default=None, metavar="OUTDIR",
-                         help="where summary.json goes (default: beside the file)")  # fmt: skip
+    score_p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="OUTDIR",
+        help="where summary.json goes (default: beside the file)",
+    )
     judge_flags(score_p)
 
 
@@ -154,18 +196,39 @@ def run(args: argparse.Namespace) -> int:
         if args.ray is not None:
             from ..eval.distributed import RayGeneration
 
-            generate = RayGeneration(spec, task, args.max_new_tokens,
-                                     address=None if args.ray == "auto" else args.ray,
-                                     actors=args.actors)  # fmt: skip
-            summary = run_eval(items, None, args.output, task=task, judge=judge, video_root=root,
-                               max_new_tokens=args.max_new_tokens, progress=not args.quiet,
-                               context=context, generate=generate,
-                               generation=generate.settings())  # fmt: skip
+            generate = RayGeneration(
+                spec,
+                task,
+                args.max_new_tokens,
+                address=None if args.ray == "auto" else args.ray,
+                actors=args.actors,
+            )
+            summary = run_eval(
+                items,
+                None,
+                args.output,
+                task=task,
+                judge=judge,
+                video_root=root,
+                max_new_tokens=args.max_new_tokens,
+                progress=not args.quiet,
+                context=context,
+                generate=generate,
+                generation=generate.settings(),
+            )
         else:
             model = spec.build()
-            summary = run_eval(items, model, args.output, task=task, judge=judge, video_root=root,
-                               max_new_tokens=args.max_new_tokens, progress=not args.quiet,
-                               context=context)  # fmt: skip
+            summary = run_eval(
+                items,
+                model,
+                args.output,
+                task=task,
+                judge=judge,
+                video_root=root,
+                max_new_tokens=args.max_new_tokens,
+                progress=not args.quiet,
+                context=context,
+            )
     finally:
         if judge is not None:
             judge.close()
@@ -189,8 +252,14 @@ def _score(args) -> int:
         judge, missing = None, exc
     out = Path(args.output) if args.output else Path(args.predictions).resolve().parent
     try:
-        summary = score_predictions(args.predictions, args.task, judge=judge, out_dir=out,
-                                    criteria=_criteria(args), progress=not args.quiet)  # fmt: skip
+        summary = score_predictions(
+            args.predictions,
+            args.task,
+            judge=judge,
+            out_dir=out,
+            criteria=_criteria(args),
+            progress=not args.quiet,
+        )
     except ValueError as exc:
         if missing is not None and str(exc).startswith("judge:"):
             raise missing from None

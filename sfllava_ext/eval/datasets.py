@@ -105,7 +105,9 @@ class EvalItem:
         return out
 
 
-def load_items(path: str | os.PathLike, task: str | None = None, fmt: str = "ours") -> list[EvalItem]:
+def load_items(
+    path: str | os.PathLike, task: str | None = None, fmt: str = "ours"
+) -> list[EvalItem]:
     """The items of the question file (or VCGBench folder) ``path`` in format ``fmt``.
 
     ``task`` is required for our layout; an official format implies its own, and a
@@ -197,7 +199,9 @@ def _csv_rows(path: Path) -> Iterable[tuple[str, dict]]:
                 except json.JSONDecodeError:
                     raise DatasetError(f"{where}: options must be a JSON list") from None
             else:
-                numbered = sorted((k for k in row if k[:1] == "a" and k[1:].isdigit()), key=lambda k: int(k[1:]))
+                numbered = sorted(
+                    (k for k in row if k[:1] == "a" and k[1:].isdigit()), key=lambda k: int(k[1:])
+                )
                 if numbered:
                     row["options"] = [row[k] for k in numbered]
             row.setdefault("id", str(number - 1))
@@ -225,14 +229,18 @@ def _our_item(row: Mapping, task: str, where: str) -> EvalItem:
     )
     if task == "mc":
         options = row.get("options")
-        if not isinstance(options, list) or len(options) < 2 or not all(
-            isinstance(o, str) and o for o in options
+        if (
+            not isinstance(options, list)
+            or len(options) < 2
+            or not all(isinstance(o, str) and o for o in options)
         ):
             raise DatasetError(f"{where}: 'options' must be a list of two or more strings")
         if len(options) > 26:
             raise DatasetError(f"{where}: at most 26 options, got {len(options)}")
         number = _answer_number(row.get("answer", row.get("answer_number")), len(options), where)
-        return EvalItem(**common, options=tuple(options), answer_number=number, answer=options[number])
+        return EvalItem(
+            **common, options=tuple(options), answer_number=number, answer=options[number]
+        )
     answer = _text(row, "answer", where)
     question2 = _text(row, "question2", where, required=False)
     if task == "open":
@@ -242,7 +250,11 @@ def _our_item(row: Mapping, task: str, where: str) -> EvalItem:
         criteria = _default_criteria(question2, common["category"])
     elif isinstance(criteria, str):
         criteria = [c.strip() for c in criteria.split(",")]
-    if not isinstance(criteria, list | tuple) or not criteria or any(c not in CRITERIA for c in criteria):
+    if (
+        not isinstance(criteria, list | tuple)
+        or not criteria
+        or any(c not in CRITERIA for c in criteria)
+    ):
         raise DatasetError(f"{where}: 'criteria' must name some of {', '.join(CRITERIA)}")
     if "consistency" in criteria and question2 is None:
         raise DatasetError(f"{where}: the consistency criterion needs 'question2'")
@@ -285,7 +297,8 @@ def _answer_number(answer: Any, count: int, where: str) -> int:
 _MC_COLUMNS = {
     "nextqa": ["", "video_name", "frame_count", "width", "height", "question", "answer_number",
                "question_id", "question_type", "a0", "a1", "a2", "a3", "a4", "answer"],
-    "egoschema": ["", "video_name", "question_id", "question", "answer", "a0", "a1", "a2", "a3", "a4"],
+    "egoschema": ["", "video_name", "question_id", "question", "answer",
+                  "a0", "a1", "a2", "a3", "a4"],
     "intentqa": ["", "video_name", "question", "question_id", "answer", "video_id",
                  "question_type", "a0", "a1", "a2", "a3", "a4"],
 }  # fmt: skip
@@ -306,7 +319,9 @@ def _official_csv(path: Path, columns: Sequence[str]) -> Iterable[tuple[str, dic
             )
         for number, row in enumerate(reader, 2):
             if len(row) != len(columns):
-                raise DatasetError(f"{path}:{number}: expected {len(columns)} columns, got {len(row)}")
+                raise DatasetError(
+                    f"{path}:{number}: expected {len(columns)} columns, got {len(row)}"
+                )
             yield f"{path}:{number}", dict(zip(columns, row, strict=True))
 
 
@@ -342,8 +357,9 @@ def _official_mc(path: Path, fmt: str) -> list[EvalItem]:
         try:
             options = [str(o) for o in row["candidates"]]
             items.append(EvalItem(
-                id=str(row["question_id"]), video=str(row["video_name"]), question=str(row["question"]),
-                answer=str(row.get("answer", "")) or None, options=tuple(options),
+                id=str(row["question_id"]), video=str(row["video_name"]),
+                question=str(row["question"]), answer=str(row.get("answer", "")) or None,
+                options=tuple(options),
                 answer_number=_answer_number(row["answer_number"], len(options), where),
                 task=str(row.get("task_name", _TASK_NAMES[fmt])),
             ))  # fmt: skip
@@ -356,8 +372,11 @@ def _official_open(path: Path, fmt: str) -> list[EvalItem]:
     if path.suffix.lower() == ".csv":
         return [
             EvalItem(
-                id=row["question_id"], video=row["video_name"], question=row["question"],
-                answer=row["answer"], category=row["question_type"] or None,
+                id=row["question_id"],
+                video=row["video_name"],
+                question=row["question"],
+                answer=row["answer"],
+                category=row["question_type"] or None,
             )  # fmt: skip
             for _, row in _official_csv(path, _OPEN_COLUMNS)
         ]
@@ -445,11 +464,15 @@ def _vcg_csv_consistency(first: Path, second: Path) -> list[EvalItem]:
     for path in (first, second):
         if not path.exists():
             raise DatasetError(f"{path}: missing from the VCGBench folder")
-    rows = zip(_official_csv(first, _VCG_COLUMNS), _official_csv(second, _VCG_COLUMNS), strict=False)
+    rows = zip(
+        _official_csv(first, _VCG_COLUMNS), _official_csv(second, _VCG_COLUMNS), strict=False
+    )
     items = []
     for (where, one), (_, two) in rows:
         if one["question_id"] != two["question_id"]:
-            raise DatasetError(f"{where}: question_id {one['question_id']} pairs with {two['question_id']}")
+            raise DatasetError(
+                f"{where}: question_id {one['question_id']} pairs with {two['question_id']}"
+            )
         items.append(_vcg_item("consistency", one["question_id"], one["video_name"],
                                [one["question"], two["question"]], one["answer"]))  # fmt: skip
     return items
@@ -467,7 +490,9 @@ def _vcg_json(path: Path, category: str) -> list[EvalItem]:
                 raise DatasetError(f"{where}: a consistency question is a list of two")
             # the prepared files drop the "v_" that the official inference adds back
             video = "v_" + str(row["video_name"])
-            items.append(_vcg_item(category, str(row["question_id"]), video, question, str(row["answer"])))
+            items.append(
+                _vcg_item(category, str(row["question_id"]), video, question, str(row["answer"]))
+            )
         except KeyError as exc:
             raise DatasetError(f"{where}: {exc.args[0]!r} is missing") from None
     return items

@@ -42,8 +42,15 @@ class RayGeneration:
         ImportError: Ray Data is missing (names the ``pip install`` line).
     """
 
-    def __init__(self, spec: ModelSpec, task: str, max_new_tokens: int, *,
-                 address: str | None = None, actors: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        spec: ModelSpec,
+        task: str,
+        max_new_tokens: int,
+        *,
+        address: str | None = None,
+        actors: int | None = None,
+    ) -> None:
         if actors is not None and actors < 1:
             raise ValueError(f"actors must be >= 1, got {actors}")
         self.ray = require_ray()
@@ -57,11 +64,16 @@ class RayGeneration:
         remote = ray.remote(**self.resources)(_settings)
         return ray.get(remote.remote(self.spec, self.max_new_tokens))
 
-    def __call__(self, groups: list[tuple[Path | None, list[EvalItem]]]) -> Iterator[tuple[EvalItem, dict]]:
+    def __call__(
+        self, groups: list[tuple[Path | None, list[EvalItem]]]
+    ) -> Iterator[tuple[EvalItem, dict]]:
         ray = self.ray
         rows = [
-            {"index": i, "path": "" if path is None else str(path),
-             "items": json.dumps([item.__dict__ for item in group])}  # fmt: skip
+            {
+                "index": i,
+                "path": "" if path is None else str(path),
+                "items": json.dumps([item.__dict__ for item in group]),
+            }
             for i, (path, group) in enumerate(groups)
         ]
         if not rows:
@@ -75,19 +87,23 @@ class RayGeneration:
                 dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
                 dataset = dataset.map_batches(
                     _Answerer,
-                    fn_constructor_kwargs={"spec": self.spec, "task": self.task,
-                                           "max_new_tokens": self.max_new_tokens},  # fmt: skip
+                    fn_constructor_kwargs={
+                        "spec": self.spec,
+                        "task": self.task,
+                        "max_new_tokens": self.max_new_tokens,
+                    },
                     batch_size=1,
                     batch_format="pandas",
-                    compute=ray.data.ActorPoolStrategy(size=self.actors, max_tasks_in_flight_per_actor=1),
+                    compute=ray.data.ActorPoolStrategy(
+                        size=self.actors, max_tasks_in_flight_per_actor=1
+                    ),
                     max_restarts=-1,
                     max_task_retries=1,
                     **self.resources,
                 )
             for row in dataset.iter_rows():
                 group = groups[int(row["index"])][1]
-                for item, fields in zip(group, json.loads(row["results"]), strict=True):
-                    yield item, fields
+                yield from zip(group, json.loads(row["results"]), strict=True)
         finally:
             context.enable_progress_bars = saved
 
@@ -110,11 +126,22 @@ class _Answerer:
 
         out = []
         for row in batch.to_dict("records"):
-            items = [EvalItem(**{**d, "options": None if d["options"] is None else tuple(d["options"]),
-                                 "criteria": tuple(d["criteria"])})
-                     for d in json.loads(row["items"])]  # fmt: skip
+            items = [
+                EvalItem(
+                    **{
+                        **d,
+                        "options": None if d["options"] is None else tuple(d["options"]),
+                        "criteria": tuple(d["criteria"]),
+                    }
+                )
+                for d in json.loads(row["items"])
+            ]
             path = Path(row["path"]) if row["path"] else None
-            results = [fields for _, fields in generate_group(
-                path, items, self.model, self.task, self.max_new_tokens)]  # fmt: skip
+            results = [
+                fields
+                for _, fields in generate_group(
+                    path, items, self.model, self.task, self.max_new_tokens
+                )
+            ]
             out.append({"index": row["index"], "results": json.dumps(results)})
         return pd.DataFrame(out, columns=["index", "results"])

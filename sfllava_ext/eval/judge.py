@@ -177,7 +177,9 @@ class ChatJudge:
                     delay = max(delay, min(float(wait), 60.0))
                 continue
             if response.status_code != 200:
-                raise JudgeError(f"the judge answered HTTP {response.status_code}: {response.text[:200]}")
+                raise JudgeError(
+                    f"the judge answered HTTP {response.status_code}: {response.text[:200]}"
+                )
             return _content(response)
         raise JudgeError(f"the judge did not answer after {self.attempts} attempts ({reason})")
 

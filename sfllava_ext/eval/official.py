@@ -127,7 +127,8 @@ def _user_template(mode: str) -> str:
             "is an integer value between 0 and 5, with 5 indicating the highest meaningful "
             "match. Please generate the response in the form of a Python dictionary string "
             "with keys 'pred' and 'score', where value of 'pred' is  a string of 'yes' or "
-            "'no' and value of 'score' is in INTEGER, not STRING." + _ONLY
+            "'no' and value of 'score' is in INTEGER, not STRING."
+            + _ONLY
             + "{{'pred': 'yes', 'score': 4.8}}."
         )
     name, top = _SCORED[mode]
@@ -169,7 +170,9 @@ def judge_messages(
             ``prediction2``.
     """
     if mode not in JUDGE_MODES:
-        raise ValueError(f"judge_messages: mode must be one of {', '.join(JUDGE_MODES)}, got {mode!r}")
+        raise ValueError(
+            f"judge_messages: mode must be one of {', '.join(JUDGE_MODES)}, got {mode!r}"
+        )
     if mode == "consistency" and (question2 is None or prediction2 is None):
         raise ValueError("judge_messages: consistency needs question2 and prediction2")
     user = _user_template(mode).format(

@@ -56,7 +56,9 @@ class PredictionLog:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise PredictionsError(f"{self.path}:{number}: not a JSON line ({exc.msg})") from None
+                raise PredictionsError(
+                    f"{self.path}:{number}: not a JSON line ({exc.msg})"
+                ) from None
             if not isinstance(record, dict) or "id" not in record:
                 raise PredictionsError(f"{self.path}:{number}: a line must be an object with an id")
             latest[str(record["id"])] = record

@@ -74,9 +74,11 @@ def generate_for(session: Any, item: EvalItem, task: str, max_new_tokens: int) -
     ``correct`` decided by the official parser on that text)."""
     if task == "mc":
         ids = session.generate(
-            item.question, prompt=MC_PROMPT, options=list(item.options or ()),
+            item.question,
+            prompt=MC_PROMPT,
+            options=list(item.options or ()),
             max_new_tokens=max_new_tokens,
-        )  # fmt: skip
+        )
         text = session.model.llm.decode(ids).replace("In the image", "In the video")
         option = parse_option(text)
         return {
@@ -98,9 +100,11 @@ def judge_record(record: dict[str, Any], task: str, judge: Judge) -> dict[str, A
     try:
         if task == "open":
             reply = judge.reply(
-                "default", question=record["question"], answer=record["answer"],
+                "default",
+                question=record["question"],
+                answer=record["answer"],
                 prediction=record["prediction"],
-            )  # fmt: skip
+            )
             verdict = item_verdict(reply)
             record.update(reply=reply, verdict=verdict["verdict"], score=verdict["score"])
             if not verdict["counted"]:
@@ -108,8 +112,11 @@ def judge_record(record: dict[str, Any], task: str, judge: Judge) -> dict[str, A
         else:
             replies, scores = {}, {}
             for criterion in record["criteria"]:
-                fields = dict(question=record["question"], answer=record["answer"],
-                              prediction=record["prediction"])  # fmt: skip
+                fields = dict(
+                    question=record["question"],
+                    answer=record["answer"],
+                    prediction=record["prediction"],
+                )
                 if criterion == "consistency":
                     fields.update(question2=record["question2"], prediction2=record["prediction2"])
                 replies[criterion] = judge.reply(criterion, **fields)
@@ -220,7 +227,10 @@ def generate_group(
     gives each of its items the error; so does a generation that fails, for its item."""
     if path is None:
         for item in items:
-            yield item, {"error": f"FileNotFoundError: no video {item.video!r} under the video root"}
+            yield (
+                item,
+                {"error": f"FileNotFoundError: no video {item.video!r} under the video root"},
+            )
         return
     try:
         session = model.session(path)
@@ -271,13 +281,17 @@ def score_predictions(
 
     path = Path(path)
     out = Path(out_dir) if out_dir is not None else path.parent
-    records = [_as_record(line, task, number, criteria) for number, line in
-               enumerate(read_prediction_lines(path), 1)]  # fmt: skip
+    records = [
+        _as_record(line, task, number, criteria)
+        for number, line in enumerate(read_prediction_lines(path), 1)
+    ]
     if criteria is not None and any(c not in CRITERIA for c in criteria):
         raise ValueError(f"criteria must be among {', '.join(CRITERIA)}, got {list(criteria)}")
     needs_judge = task != "mc" and any(not _judged(r, task) for r in records)
     if needs_judge and judge is None:
-        raise ValueError("judge: these predictions have no judge replies: give --judge-url or --judge exact")
+        raise ValueError(
+            "judge: these predictions have no judge replies: give --judge-url or --judge exact"
+        )
     out.mkdir(parents=True, exist_ok=True)
     if needs_judge:
         with FolderLock(out):
@@ -289,7 +303,9 @@ def score_predictions(
                     previous = done.get(record["id"])
                     if _judged(record, task):
                         pass
-                    elif is_complete(previous) and previous.get("prediction") == record["prediction"]:
+                    elif (
+                        is_complete(previous) and previous.get("prediction") == record["prediction"]
+                    ):
                         record.update(previous)
                     else:
                         record.update(judge_record(record, task, judge))
@@ -298,9 +314,11 @@ def score_predictions(
             finally:
                 bar.close()
     summary = summarize(
-        records, task, predictions=str(path),
+        records,
+        task,
+        predictions=str(path),
         judge=judge.settings() if judge is not None and needs_judge else None,
-    )  # fmt: skip
+    )
     write_summary(summary, out / "summary.json")
     return summary
 
@@ -327,7 +345,9 @@ def _as_record(line: dict, task: str, number: int, criteria) -> dict[str, Any]:
     if "prediction" not in record:
         raise ValueError(f"predictions {where}: no 'prediction' or 'pred'")
     if task == "mc":
-        if not isinstance(record.get("answer_number"), int) or isinstance(record["answer_number"], bool):
+        if not isinstance(record.get("answer_number"), int) or isinstance(
+            record["answer_number"], bool
+        ):
             raise ValueError(f"predictions {where}: 'answer_number' must be an int")
         record.setdefault("task_name", "default")
         return record
@@ -337,9 +357,13 @@ def _as_record(line: dict, task: str, number: int, criteria) -> dict[str, Any]:
     if task == "generative":
         if "criteria" not in record:
             record["criteria"] = list(
-                criteria or (("consistency",) if "question2" in record else
-                             ("correctness", "detailed_orientation", "context"))
-            )  # fmt: skip
+                criteria
+                or (
+                    ("consistency",)
+                    if "question2" in record
+                    else ("correctness", "detailed_orientation", "context")
+                )
+            )
         if "consistency" in record["criteria"] and "prediction2" not in record:
             raise ValueError(f"predictions {where}: consistency needs 'pred2' (or 'prediction2')")
     return record

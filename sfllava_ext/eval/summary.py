@@ -34,9 +34,7 @@ from .official import (
 __all__ = ["format_table", "summarize", "write_summary"]
 
 
-def summarize(
-    records: Iterable[Mapping[str, Any]], task: str, **context: Any
-) -> dict[str, Any]:
+def summarize(records: Iterable[Mapping[str, Any]], task: str, **context: Any) -> dict[str, Any]:
     """The figures of ``records`` (one per item: its latest prediction line) for
     ``task``; ``context`` (dataset, format, settings...) is copied in as it is."""
     records = list(records)
@@ -76,8 +74,11 @@ def _figures(records: list[Mapping[str, Any]], task: str) -> dict[str, Any]:
 
 def _mc(records, ok) -> dict[str, Any]:
     rows = [
-        {"task_name": r.get("task_name", "default"), "pred": r.get("prediction"),
-         "answer_number": r["answer_number"]}  # fmt: skip
+        {
+            "task_name": r.get("task_name", "default"),
+            "pred": r.get("prediction"),
+            "answer_number": r["answer_number"],
+        }
         for r in ok
     ]
     published = multiple_choice_figures(rows)
@@ -85,7 +86,9 @@ def _mc(records, ok) -> dict[str, Any]:
     for r in records:
         counts = strict.setdefault(str(r.get("task_name", "default")), [0, 0])
         counts[1] += 1
-        if "error" not in r and parse_option(r.get("prediction")) == chr(ord("a") + r["answer_number"]):
+        if "error" not in r and parse_option(r.get("prediction")) == chr(
+            ord("a") + r["answer_number"]
+        ):
             counts[0] += 1
     strict_mean = [yes / n for yes, n in strict.values()]
     out = {
@@ -154,8 +157,9 @@ def format_table(summary: Mapping[str, Any]) -> str:
     for generative, per criterion)."""
     rows = [("all", summary)]
     rows += [(f"  {name}", figures) for name, figures in summary.get("categories", {}).items()]
-    head = f"{'':24} {'accuracy':>9} {'strict':>7} {'score':>6} {'strict':>7} {'scored':>7} {'failed':>7}"
-    lines = [head]
+    names = [("accuracy", 9), ("strict", 7), ("score", 6), ("strict", 7)]
+    names += [("scored", 7), ("failed", 7)]
+    lines = [" ".join([" " * 24, *(f"{name:>{width}}" for name, width in names)])]
     for name, f in rows:
         lines.append(
             f"{name[:24]:24} {_pct(f.get('accuracy')):>9} {_pct(f.get('strict_accuracy')):>7} "
