@@ -1,7 +1,8 @@
 """What the tests share, and nothing the package has: independent float64 references
 (reference.py), test videos written with PyAV (videos.py), small models (models.py),
 tokenizers trained on the spot (tokenizers.py), Hugging Face references (hf_parity.py),
-real servers on free ports (servers.py), embed outputs (embed_outputs.py), the fault
+real servers on free ports (servers.py), a local stand-in for an OpenAI-compatible
+judge (judge_server.py), embed outputs (embed_outputs.py), the fault
 hook's test side (faults.py) and the static code rules (code_rules.py).
 
 Import it as ``support``: ``python_tests/`` is on ``sys.path`` under pytest (its

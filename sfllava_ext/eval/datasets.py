@@ -343,9 +343,15 @@ def _official_mc(path: Path, fmt: str) -> list[EvalItem]:
             options = [row[f"a{i}"] for i in range(5)]
             if row["answer"] not in options:
                 raise DatasetError(f"{where}: the answer {row['answer']!r} is not among a0..a4")
-            # NExT-QA gives the index; EgoSchema and IntentQA the text (first match wins,
+            # NExT-QA gives the index too, which must be the answer's (as its prepare
+            # script asserts); EgoSchema and IntentQA the text (the first match wins,
             # as candidates.index does)
-            number = int(row["answer_number"]) if fmt == "nextqa" else options.index(row["answer"])
+            number = options.index(row["answer"])
+            if fmt == "nextqa" and row["answer_number"].strip() != str(number):
+                raise DatasetError(
+                    f"{where}: answer_number {row['answer_number']!r} is not the answer's "
+                    f"position ({number})"
+                )
             items.append(EvalItem(
                 id=row["question_id"], video=f"{row['video_name']}.mp4", question=row["question"],
                 answer=row["answer"], options=tuple(options), answer_number=number,

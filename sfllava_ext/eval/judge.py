@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .official import judge_messages, read_judge_reply
+from .official import is_readable, judge_messages
 
 __all__ = [
     "DEFAULT_JUDGE_MODEL",
@@ -36,6 +36,9 @@ DEFAULT_JUDGE_URL = "https://api.openai.com/v1"
 DEFAULT_JUDGE_MODEL = "gpt-3.5-turbo"
 KEY_VARIABLES = ("SFLLAVA_JUDGE_API_KEY", "OPENAI_API_KEY")
 EVAL_INSTALL = 'pip install "sfllava_ext[eval]"'
+#: what is recorded for an item whose every answer had no reply text: not a literal, so
+#: never counted, as the official scorer never counts it
+NO_CONTENT = "<no reply text>"
 
 
 class JudgeError(RuntimeError):
@@ -111,10 +114,12 @@ class ChatJudge:
     ) -> None:
         if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
             raise ValueError(f"judge url must be an http(s) URL, got {url!r}")
-        if not isinstance(attempts, int) or attempts < 1:
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             raise ValueError(f"judge attempts must be an int >= 1, got {attempts!r}")
-        if backoff < 0 or timeout <= 0:
-            raise ValueError("judge backoff must be >= 0 and timeout > 0")
+        if not _is_number(backoff) or backoff < 0:
+            raise ValueError(f"judge backoff must be a number >= 0, got {backoff!r}")
+        if not _is_number(timeout) or timeout <= 0:
+            raise ValueError(f"judge timeout must be a number > 0, got {timeout!r}")
         httpx = require_httpx()
         self.url = url.rstrip("/")
         self.model = model
@@ -143,21 +148,22 @@ class ChatJudge:
     def reply(self, mode: str, **fields: str | None) -> str:
         """The judge's reply text to the official prompt ``mode`` about one item
         (``fields``: :func:`.official.judge_messages`' arguments): re-asked while it is
-        not a Python literal, up to ``attempts`` times; the last text is returned
-        whatever it is.
+        not a Python literal (or the body holds no reply text), up to ``attempts``
+        times; the last text is returned whatever it is (``"<no reply text>"`` when
+        there was none).
 
         Raises:
             JudgeError: the endpoint could not be reached or refused, after the retries.
         """
         messages = judge_messages(mode, **fields)
-        text = ""
+        text = None
         for _ in range(self.attempts):
             text = self._ask(messages)
-            if read_judge_reply(text) is not None:
+            if is_readable(text):
                 return text
-        return text
+        return text if text is not None else NO_CONTENT
 
-    def _ask(self, messages: Sequence[dict[str, str]]) -> str:
+    def _ask(self, messages: Sequence[dict[str, str]]) -> str | None:
         body = {"model": self.model, "messages": list(messages)}
         delay = self.backoff
         reason = ""
@@ -184,14 +190,18 @@ class ChatJudge:
         raise JudgeError(f"the judge did not answer after {self.attempts} attempts ({reason})")
 
 
-def _content(response) -> str:
-    """The reply's text; a body without one is returned as it came, as an unreadable
-    reply (recorded, never fatal)."""
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _content(response) -> str | None:
+    """The reply's text, or None for a body that is not a chat completion with a text
+    (the official scorer fails on such a body and asks again later)."""
     try:
         content = response.json()["choices"][0]["message"]["content"]
     except Exception:
-        return response.text[:2000]
-    return content if isinstance(content, str) else str(content)
+        return None
+    return content if isinstance(content, str) else None
 
 
 _WORD = re.compile(r"[a-z0-9]+")

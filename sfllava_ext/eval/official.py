@@ -16,7 +16,10 @@ that the official scripts have are reproduced, and each is named where it happen
 - the score is ``int()`` of the reply's score, so 4.8 counts 4 and "4.8" fails; its
   denominator is every reply that parsed as a Python literal, failed ones included;
 - a reply that is not a Python literal is never counted (their scorer writes no file
-  for it and moves on).
+  for it and moves on); the reply ``None`` is a literal, and counts, with score 0;
+- a literal that JSON cannot hold (a set, bytes) leaves their scorer with a
+  half-written file that ends the run with no figure; here it is left out, as if that
+  file had been removed.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 __all__ = [
     "CRITERIA",
     "JUDGE_MODES",
+    "is_readable",
     "item_verdict",
     "judge_messages",
     "multiple_choice_figures",
@@ -240,26 +244,41 @@ def read_judge_reply(text: Any) -> Any:
     """A judge's reply as the official scorer reads it: the text parsed as a Python
     literal (``ast.literal_eval``, never ``eval``). Returns the parsed value, any
     literal (a dict when the judge followed the prompt), or None when the text is not a
-    literal: such a reply is not counted at all (:func:`open_ended_figures`).
+    literal: such a reply is not counted at all (:func:`open_ended_figures`). The reply
+    ``"None"`` also gives None here, but it *is* a literal and counts (with score 0):
+    :func:`is_readable` tells the two apart.
 
     The official scorer stores each parsed reply as JSON and scores what it reads back, so
     the value is returned as that round trip leaves it (tuples become lists, int keys
-    strings), and a literal JSON cannot hold (a set, bytes, a complex number) counts as
-    no reply, as it does there."""
-    if not isinstance(text, str):
-        return None
+    strings). A literal JSON cannot hold (a set, bytes, a tuple key) gives None: there,
+    its file is left half-written and the run then fails reading it back, with no figure
+    at all; we leave the reply out, the figure their run gives once that file is
+    removed."""
+    readable, value = _parse(text)
+    return value if readable else None
+
+
+def is_readable(text: Any) -> bool:
+    """Whether a reply text counts at all: a Python literal that JSON can hold
+    (:func:`read_judge_reply`), ``"None"`` included."""
+    return _parse(text)[0]
+
+
+def _parse(text: Any) -> tuple[bool, Any]:
+    if not isinstance(text, str):  # no content: literal_eval raises there too
+        return False, None
     try:
-        return json.loads(json.dumps(ast.literal_eval(text)))
+        return True, json.loads(json.dumps(ast.literal_eval(text)))
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return None
+        return False, None
 
 
 def item_verdict(text: Any) -> dict[str, Any]:
     """What one reply text adds to the figures: ``counted`` (it parsed, so it is in the
     score's denominator), ``score`` (``int()`` of its score; None when that fails, which
     counts 0) and ``verdict`` ("yes", "no" or None: in neither accuracy count)."""
-    reply = read_judge_reply(text)
-    if reply is None:
+    readable, reply = _parse(text)
+    if not readable:
         return {"counted": False, "score": None, "verdict": None}
     score, verdict = _verdict(reply)
     return {"counted": True, "score": score, "verdict": verdict}
