@@ -333,3 +333,59 @@ def test_ray_run_equals_the_local_run(cluster, root, tmp_path, capsys):
     local, ray_summary = summary_of(outs["local"]), summary_of(outs["ray"])
     assert ray_summary["accuracy"] == local["accuracy"]
     assert ray_summary["generation"] == local["generation"]
+
+
+def test_score_counts_a_repeated_id_once_as_the_official_scorer(tmp_path, capsys):
+    # eval/eval_video_qa.py:117-124 keys the predictions by str(id): of ids "1", 1 and
+    # "2" only the last "1" and the "2" are judged and counted
+    lines = [{"question": "q", "id": "1", "answer": "dog", "pred": "a dog"},
+             {"question": "q", "id": 1, "answer": "dog", "pred": "a cat"},
+             {"question": "q", "id": "2", "answer": "man", "pred": "a man"}]  # fmt: skip
+    path = tmp_path / "merge.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    for _ in range(2):  # a rerun reuses every judged line, the repeated id's too
+        run_cli(["eval", "score", str(path), "--task", "open", "--judge", "exact"], capsys)
+    summary = summary_of(tmp_path)
+    assert summary["accuracy"] == 0.5 and summary["score"] == 2.5
+    assert summary["strict_accuracy"] == pytest.approx(2 / 3)
+    assert len((tmp_path / "judged.jsonl").read_text().splitlines()) == 3
+
+
+def test_score_judges_again_for_other_criteria_or_another_judge(tmp_path, capsys):
+    line = {
+        "question": "describe",
+        "id": "g1",
+        "answer": "a square moves",
+        "pred": "a square moves",
+    }
+    path = tmp_path / "merge.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    with judge_server(by_answer) as server:
+        for criteria in ("correctness", "temporal", "temporal"):
+            run_cli(["eval", "score", str(path), "--task", "generative", "--criteria", criteria,
+                     "--judge-url", server.url], capsys)  # fmt: skip
+            assert list(summary_of(tmp_path)["criteria"]) == [criteria]
+        assert len(server.requests) == 2  # the second temporal scoring reused the first
+    run_cli(["eval", "score", str(path), "--task", "generative", "--criteria", "temporal",
+             "--judge", "exact"], capsys)  # fmt: skip
+    assert summary_of(tmp_path)["criteria"]["temporal"]["score"] == 5  # exact's, not by_answer's 4
+
+
+def test_unreadable_inputs_are_one_line_errors(tmp_path, capsys):
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text(
+        '{"id": "1", "pred": "A", "answer_number": 0, "task_name": "t"}\n\n' + "[" * 100000 + "\n"
+    )
+    assert main(["eval", "score", str(deep), "--task", "mc"]) == 1
+    assert "deep.jsonl:3: nested too deeply" in capsys.readouterr().err
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b'{"id": "1"}\n\xff\xfe\n')
+    assert main(["eval", "score", str(binary), "--task", "mc"]) == 1
+    assert "not UTF-8" in capsys.readouterr().err
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    assert main(["eval", "run", str(fifo), "--task", "mc", "-o", str(tmp_path / "o"), *MODEL]) == 1
+    assert "not a regular file" in capsys.readouterr().err
+    assert main(["eval", "run", str(fifo), "--task", "mc", "--criteria", "temporal",
+                 "-o", str(tmp_path / "o"), *MODEL]) == 1  # fmt: skip
+    assert capsys.readouterr().err.count("\n") == 1

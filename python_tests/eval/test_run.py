@@ -14,10 +14,10 @@ import time
 
 import pytest
 from support import PYTHONPATH
-from support.judge_server import judge_server
+from support.judge_server import by_answer, judge_server
 from support.videos import write_test_video
 
-from sfllava_ext.eval import ExactJudge, load_items, run_eval
+from sfllava_ext.eval import ExactJudge, RunMismatchError, load_items, run_eval
 from sfllava_ext.eval.official import judge_messages
 from sfllava_ext.llm.prompts import build_prompt
 from sfllava_ext.models.spec import ModelSpec
@@ -177,11 +177,52 @@ def test_a_judge_that_fails_is_asked_again_on_the_rerun(model, videos, tmp_path,
     first = (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
     assert all(json.loads(x)["retry"] for x in first)
     calls = count_sessions(model, monkeypatch)
-    summary = run_eval(items, model, tmp_path / "out", task="open", judge=ExactJudge(),
-                       video_root=videos, max_new_tokens=TOKENS, progress=False)  # fmt: skip
+    with judge_server(by_answer) as server:  # the same judge, back (at another address)
+        summary = run_eval(items, model, tmp_path / "out", task="open",
+                           judge=ChatJudge(server.url, attempts=2, backoff=0.01),
+                           video_root=videos, max_new_tokens=TOKENS, progress=False)  # fmt: skip
+        assert len(server.requests) == 2
     assert calls == []  # the predictions were kept: only the judging was done again
     assert summary["pending"] == 0 and summary["scored"] == 2
-    assert summary["judge"] == {"judge": "exact"}
+    # another judge's verdicts are not mixed into the same figures
+    with pytest.raises(RunMismatchError, match="judged by"):
+        run_eval(items, model, tmp_path / "out", task="open", judge=ExactJudge(),
+                 video_root=videos, max_new_tokens=TOKENS, progress=False)  # fmt: skip
+
+
+def test_a_judge_that_stays_down_stops_the_run(model, videos, tmp_path):
+    rows = [{"video": "a.mp4", "question": f"Question {n}?", "answer": "x"} for n in range(5)]
+    items = load_items(write_jsonl(tmp_path / "open.jsonl", rows), "open")
+    from sfllava_ext.eval import ChatJudge, JudgeUnavailable
+
+    with judge_server(lambda body: (503, "down")) as server:
+        with pytest.raises(JudgeUnavailable, match="3 items in a row"):
+            run_eval(items, model, tmp_path / "out", task="open",
+                     judge=ChatJudge(server.url, attempts=2, backoff=0.01),
+                     video_root=videos, max_new_tokens=TOKENS, progress=False)  # fmt: skip
+        assert len(server.requests) == 3 * 2  # three items, two attempts each, then stopped
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["pending"] == 5 and summary["total"] == 3
+
+
+def test_a_folder_holding_another_runs_work_is_refused(model, videos, tmp_path):
+    out = tmp_path / "out"
+    items = load_items(write_jsonl(tmp_path / "mc.jsonl", MC_ROWS[:2]), "mc")
+    run_eval(items, model, out, task="mc", video_root=videos, max_new_tokens=TOKENS, progress=False)
+    # other questions under the same ids
+    other = [{**row, "question": row["question"] + " really?"} for row in MC_ROWS[:2]]
+    with pytest.raises(RunMismatchError, match="holds id 'q1' for another item"):
+        run_eval(load_items(write_jsonl(tmp_path / "other.jsonl", other), "mc"), model, out,
+                 task="mc", video_root=videos, max_new_tokens=TOKENS, progress=False)  # fmt: skip
+    # the same questions and more, under other settings
+    more = load_items(write_jsonl(tmp_path / "more.jsonl", MC_ROWS[:3]), "mc")
+    with pytest.raises(RunMismatchError, match="max_new_tokens 6 there, 9 here"):
+        run_eval(more, model, out, task="mc", video_root=videos, max_new_tokens=9, progress=False)
+    with pytest.raises(RunMismatchError, match="holds a mc run"):
+        run_eval(load_items(write_jsonl(tmp_path / "o.jsonl", OPEN_ROWS[:1]), "open"), model, out,
+                 task="open", judge=ExactJudge(), video_root=videos, progress=False)  # fmt: skip
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # nothing was added by the refused runs
 
 
 def test_a_killed_run_resumes_without_duplicates(videos, tmp_path):

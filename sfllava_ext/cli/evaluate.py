@@ -15,9 +15,9 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub) -> None:
     from ..eval.datasets import FORMATS, TASKS
+    from ..eval.generation import DEFAULT_MAX_NEW_TOKENS
     from ..eval.judge import DEFAULT_JUDGE_MODEL, DEFAULT_JUDGE_URL
     from ..eval.official import CRITERIA
-    from ..eval.runner import DEFAULT_MAX_NEW_TOKENS
 
     parser = sub.add_parser(
         "eval",
@@ -109,6 +109,11 @@ def add_parser(sub) -> None:
     score_p.add_argument("predictions", metavar="PREDICTIONS")
     score_p.add_argument("--task", choices=TASKS, required=True)
     score_p.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="judge every line again, even one holding a reply (ours from a run)",
+    )
+    score_p.add_argument(
         "-o",
         "--output",
         default=None,
@@ -134,11 +139,13 @@ def _judge(args, task: str):
     return ChatJudge(args.judge_url, args.judge_model, attempts=args.judge_attempts)
 
 
-def _criteria(args) -> tuple[str, ...] | None:
+def _criteria(args, task: str) -> tuple[str, ...] | None:
     from ..eval.official import CRITERIA
 
     if args.criteria is None:
         return None
+    if task != "generative":
+        raise ValueError(f"--criteria: is for generative questions, not {task}")
     names = tuple(name.strip() for name in args.criteria.split(",") if name.strip())
     unknown = [name for name in names if name not in CRITERIA]
     if not names or unknown:
@@ -164,10 +171,12 @@ def _report(summary, out: Path, strict: bool) -> None:
         return " ".join(parts)
 
     head, other = ("strict_", "") if strict else ("", "strict_")
+    pending = summary.get("pending") or 0
     print(
         f"{summary['task']}: {figures(head)} ({'strict' if strict else 'published'}; "
         f"{'published' if strict else 'strict'}: {figures(other)}), {summary['scored']} "
         f"scored, {summary['failed']} failed of {summary['total']}"
+        + (f", {pending} pending (rerun to continue)" if pending else "")
     )
     print(format_table(summary))
     print(f"summary: {out / 'summary.json'}")
@@ -183,15 +192,22 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     items = load_items(args.dataset, args.task, args.fmt)
     task = args.task or _implied(args.fmt)
-    criteria = _criteria(args)
-    if criteria is not None and task == "generative":
+    criteria = _criteria(args, task)
+    if criteria is not None:
         items = [dataclasses.replace(item, criteria=criteria) for item in items]
         if "consistency" in criteria and any(item.question2 is None for item in items):
             raise ValueError("--criteria: consistency needs every item's question2")
     judge = _judge(args, task)
     root = args.video_root or str(Path(args.dataset).resolve().parent)
-    spec = spec_of(args)
-    context = {"dataset": str(args.dataset), "format": args.fmt}
+    spec = spec_of(args)  # built by run_eval once the output folder is locked
+    options = dict(
+        task=task,
+        judge=judge,
+        video_root=root,
+        max_new_tokens=args.max_new_tokens,
+        progress=not args.quiet,
+        context={"dataset": str(args.dataset), "format": args.fmt},
+    )
     try:
         if args.ray is not None:
             from ..eval.distributed import RayGeneration
@@ -203,32 +219,8 @@ def run(args: argparse.Namespace) -> int:
                 address=None if args.ray == "auto" else args.ray,
                 actors=args.actors,
             )
-            summary = run_eval(
-                items,
-                None,
-                args.output,
-                task=task,
-                judge=judge,
-                video_root=root,
-                max_new_tokens=args.max_new_tokens,
-                progress=not args.quiet,
-                context=context,
-                generate=generate,
-                generation=generate.settings(),
-            )
-        else:
-            model = spec.build()
-            summary = run_eval(
-                items,
-                model,
-                args.output,
-                task=task,
-                judge=judge,
-                video_root=root,
-                max_new_tokens=args.max_new_tokens,
-                progress=not args.quiet,
-                context=context,
-            )
+            options.update(generate=generate, settings=generate.settings)
+        summary = run_eval(items, spec, args.output, **options)
     finally:
         if judge is not None:
             judge.close()
@@ -244,7 +236,7 @@ def _implied(fmt: str) -> str:
 
 
 def _score(args) -> int:
-    from ..eval.runner import score_predictions
+    from ..eval.scoring import score_predictions
 
     try:
         judge, missing = _judge(args, args.task), None
@@ -257,7 +249,8 @@ def _score(args) -> int:
             args.task,
             judge=judge,
             out_dir=out,
-            criteria=_criteria(args),
+            criteria=_criteria(args, args.task),
+            rejudge=args.rejudge,
             progress=not args.quiet,
         )
     except ValueError as exc:

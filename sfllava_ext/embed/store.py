@@ -59,7 +59,9 @@ class OutputFolderLocked(RuntimeError):
     file says of it: ``pid``, ``host``, ``started``; empty when unreadable);
     ``around``: the folder that run writes into, when it is one around ``folder``."""
 
-    def __init__(self, folder: str, holder: dict, around: str | None = None) -> None:
+    def __init__(
+        self, folder: str, holder: dict, around: str | None = None, command: str = "embed"
+    ) -> None:
         who = ", ".join(f"{k} {holder[k]}" for k in ("pid", "host", "started") if k in holder)
         real = os.path.realpath(folder)
         also = f" (that is '{real}')" if real != folder else ""
@@ -70,7 +72,7 @@ class OutputFolderLocked(RuntimeError):
         else:  # the shared locks of runs into folders inside it name no holder
             what = "is in use by another run, or by a run into a folder inside it"
         super().__init__(
-            f"embed: the output folder '{folder}'{also} {what}"
+            f"{command}: the output folder '{folder}'{also} {what}"
             f"{f' ({who})' if who else ''}; wait for it to end, or write elsewhere"
         )
         self.folder = folder
@@ -92,8 +94,9 @@ class FolderLock:
     has been an output folder before; a run into ``out``, never used before, does not
     look for runs inside it."""
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    def __init__(self, folder: str | os.PathLike, command: str = "embed") -> None:
         self.folder = os.path.abspath(os.fspath(folder))
+        self.command = command  # what the errors name: the command that writes here
         self.path = os.path.join(self.folder, LOCK)
         self._fd: int | None = None
         self._around: list[int] = []
@@ -109,9 +112,11 @@ class FolderLock:
         import fcntl
 
         if self._fd is not None:
-            raise RuntimeError(f"embed: the lock of '{self.folder}' is already held here")
+            raise RuntimeError(f"{self.command}: the lock of '{self.folder}' is already held here")
         if os.path.exists(self.folder) and not os.path.isdir(self.folder):
-            raise NotADirectoryError(f"embed: out_dir '{self.folder}' is a file, not a folder")
+            raise NotADirectoryError(
+                f"{self.command}: the output folder '{self.folder}' is a file, not a folder"
+            )
         os.makedirs(self.folder, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
@@ -119,7 +124,9 @@ class FolderLock:
         except OSError as exc:
             os.close(fd)
             if exc.errno in _BUSY:
-                raise OutputFolderLocked(self.folder, _holder(self.path)) from None
+                raise OutputFolderLocked(
+                    self.folder, _holder(self.path), command=self.command
+                ) from None
             raise
         try:
             self._lock_around()
@@ -154,7 +161,7 @@ class FolderLock:
                 for held in self._around:
                     os.close(held)
                 self._around.clear()
-                raise OutputFolderLocked(self.folder, _holder(path), folder) from None
+                raise OutputFolderLocked(self.folder, _holder(path), folder, self.command) from None
             self._around.append(fd)
 
     def release(self) -> None:

@@ -5,7 +5,10 @@
                     and how its replies become accuracy and score
     judge.py        the judge: an OpenAI-compatible endpoint, or offline exact match
     predictions.py  predictions.jsonl: appended item by item, resumable; official lines
-    runner.py       run (items -> predictions -> judge -> summary) and score (a file)
+    generation.py   items -> predictions: one session per video, the published prompts
+    judging.py      predictions -> the judge's replies; stops when the judge is gone
+    runner.py       run: items -> predictions -> judge -> summary, in an output folder
+    scoring.py      score: a predictions file -> the summary, with no model
     summary.py      records -> summary.json and the table
     distributed.py  --ray: the generation on a Ray cluster
     lmms_model.py   SF-LLaVA as an lmms-eval model (imports lmms-eval; not imported here)
@@ -15,8 +18,10 @@ docs/eval.md says how to reproduce the paper's table.
 
 from .datasets import FORMATS, TASKS, DatasetError, EvalItem, load_items, resolve_video
 from .judge import ChatJudge, ExactJudge, JudgeError
+from .judging import JudgeUnavailable
 from .predictions import PredictionsError, read_prediction_lines
-from .runner import run_eval, score_predictions
+from .runner import RunMismatchError, run_eval
+from .scoring import score_predictions
 from .summary import format_table, summarize
 
 __all__ = [
@@ -27,7 +32,9 @@ __all__ = [
     "EvalItem",
     "ExactJudge",
     "JudgeError",
+    "JudgeUnavailable",
     "PredictionsError",
+    "RunMismatchError",
     "format_table",
     "load_items",
     "read_prediction_lines",

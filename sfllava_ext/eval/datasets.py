@@ -24,6 +24,7 @@ drop and the official inference adds back.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -77,7 +78,8 @@ class EvalItem:
     for the record); ``question2`` is the paired question of VCGBench's consistency
     criterion; ``task`` is what the official multiple-choice arithmetic averages over
     (one per file unless the file names several); ``category`` is reported apart, never
-    averaged; ``criteria`` are the VCGBench criteria a generative item is judged on.
+    averaged; ``criteria`` are the VCGBench criteria a generative item is judged on;
+    ``source_id`` is the file's id where it repeats and ``id`` had to be made unique.
     """
 
     id: str
@@ -90,11 +92,12 @@ class EvalItem:
     task: str = "default"
     category: str | None = None
     criteria: tuple[str, ...] = field(default=())
+    source_id: str | None = None
 
     def record(self) -> dict[str, Any]:
         """The item's fields that a prediction line repeats (JSON-ready)."""
         out: dict[str, Any] = {"id": self.id, "video": self.video, "question": self.question}
-        for name in ("question2", "answer", "answer_number", "category"):
+        for name in ("question2", "answer", "answer_number", "category", "source_id"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -131,15 +134,23 @@ def load_items(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"dataset: {path} does not exist")
+    if not (path.is_file() or (fmt == "vcgbench" and path.is_dir())):
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise DatasetError(f"dataset: {path} is {kind}; give a question file")
     task = task or implied
-    if fmt == "ours":
-        items = _ours(path, task)
-    elif implied == "mc":
-        items = _official_mc(path, fmt)
-    elif implied == "open":
-        items = _official_open(path, fmt)
-    else:
-        items = _vcgbench(path)
+    try:
+        if fmt == "ours":
+            items = _ours(path, task)
+        elif implied == "mc":
+            items = _official_mc(path, fmt)
+        elif implied == "open":
+            items = _official_open(path, fmt)
+        else:
+            items = _vcgbench(path)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (csv.Error, RecursionError) as exc:
+        raise DatasetError(f"{path}: {type(exc).__name__}: {exc}") from None
     return _unique_ids(items)
 
 
@@ -182,6 +193,8 @@ def _jsonl_rows(path: Path) -> Iterable[tuple[str, dict]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DatasetError(f"{where}: not a JSON line ({exc.msg})") from None
+            except RecursionError:
+                raise DatasetError(f"{where}: JSON nested too deeply") from None
             if not isinstance(row, dict):
                 raise DatasetError(f"{where}: a line must be a JSON object")
             row.setdefault("id", str(number))
@@ -505,12 +518,15 @@ def _vcg_json(path: Path, category: str) -> list[EvalItem]:
 
 
 def _unique_ids(items: list[EvalItem]) -> list[EvalItem]:
+    """Items with an id each: a repeated id becomes ``id#2``, ``id#3``..., keeping the
+    file's in ``source_id`` (the official open-ended scorer keeps only the last item of
+    an id in its figures; :mod:`.summary` does the same)."""
     seen: dict[str, int] = {}
     out = []
     for item in items:
         count = seen.get(item.id, 0) + 1
         seen[item.id] = count
         if count > 1:
-            item = EvalItem(**{**item.__dict__, "id": f"{item.id}#{count}"})
+            item = dataclasses.replace(item, id=f"{item.id}#{count}", source_id=item.id)
         out.append(item)
     return out

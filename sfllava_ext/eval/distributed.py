@@ -13,6 +13,7 @@ does). Videos and the question file must be paths every node reads alike.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from typing import Any
 from ..embed.distributed import actor_plan, require_ray
 from ..models.spec import ModelSpec
 from .datasets import EvalItem
-from .runner import generate_group, generation_settings
+from .generation import generate_group, generation_settings
 
 __all__ = ["RayGeneration"]
 
@@ -57,12 +58,18 @@ class RayGeneration:
         self.spec, self.actors, self.resources = actor_plan(self.ray, spec, address, actors)
         self.task = task
         self.max_new_tokens = max_new_tokens
+        self._settings: dict[str, Any] | None = None
 
     def settings(self) -> dict[str, Any]:
-        """The generation settings, from a model built where the actors run."""
-        ray = self.ray
-        remote = ray.remote(**self.resources)(_settings)
-        return ray.get(remote.remote(self.spec, self.max_new_tokens))
+        """The generation settings of the actors' model, as the first result brought
+        them (no model is built for them alone).
+
+        Raises:
+            RuntimeError: no result has come back yet.
+        """
+        if self._settings is None:
+            raise RuntimeError("RayGeneration: no result has come back yet")
+        return self._settings
 
     def __call__(
         self, groups: list[tuple[Path | None, list[EvalItem]]]
@@ -72,7 +79,7 @@ class RayGeneration:
             {
                 "index": i,
                 "path": "" if path is None else str(path),
-                "items": json.dumps([item.__dict__ for item in group]),
+                "items": json.dumps([dataclasses.asdict(item) for item in group]),
             }
             for i, (path, group) in enumerate(groups)
         ]
@@ -102,14 +109,11 @@ class RayGeneration:
                     **self.resources,
                 )
             for row in dataset.iter_rows():
+                self._settings = json.loads(row["settings"])
                 group = groups[int(row["index"])][1]
                 yield from zip(group, json.loads(row["results"]), strict=True)
         finally:
             context.enable_progress_bars = saved
-
-
-def _settings(spec: ModelSpec, max_new_tokens: int) -> dict[str, Any]:
-    return generation_settings(spec.build(), max_new_tokens)
 
 
 class _Answerer:
@@ -120,6 +124,7 @@ class _Answerer:
         self.model = spec.build()
         self.task = task
         self.max_new_tokens = max_new_tokens
+        self.settings = json.dumps(generation_settings(self.model, max_new_tokens))
 
     def __call__(self, batch):
         import pandas as pd
@@ -143,5 +148,13 @@ class _Answerer:
                     path, items, self.model, self.task, self.max_new_tokens
                 )
             ]
-            out.append({"index": row["index"], "results": json.dumps(results)})
-        return pd.DataFrame(out, columns=["index", "results"])
+            out.append({"index": row["index"], "results": json.dumps(results),
+                        "settings": self.settings})  # fmt: skip
+        return pd.DataFrame(out, columns=["index", "results", "settings"])
+
+
+def _item(fields: dict[str, Any]) -> EvalItem:
+    """An item back from its JSON form (tuples came back as lists)."""
+    options = fields["options"]
+    return EvalItem(**{**fields, "options": None if options is None else tuple(options),
+                       "criteria": tuple(fields["criteria"])})  # fmt: skip

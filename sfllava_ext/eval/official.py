@@ -29,6 +29,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "CRITERIA",
     "JUDGE_MODES",
@@ -209,10 +211,18 @@ def parse_option(prediction: Any) -> str:
 
 
 def option_letter(answer_number: int) -> str:
-    """The lower-case letter of a 0-based option index (0 -> ``"a"``)."""
-    if isinstance(answer_number, bool) or not isinstance(answer_number, int) or answer_number < 0:
-        raise ValueError(f"answer_number must be an int >= 0, got {answer_number!r}")
-    return chr(ord("a") + answer_number)
+    """The lower-case letter of a 0-based option index (0 -> ``"a"``), as the official
+    scorer computes it (``chr(ord("a") + n)``): an index outside a-e gives a character no
+    parsed option equals, so its item counts wrong; one below ``-97`` gives ``""``
+    (there, ``chr`` raises).
+
+    Raises:
+        ValueError: ``answer_number`` is not an int.
+    """
+    if isinstance(answer_number, bool) or not isinstance(answer_number, int):
+        raise ValueError(f"answer_number must be an int, got {answer_number!r}")
+    code = ord("a") + answer_number
+    return chr(code) if 0 <= code < 0x110000 else ""
 
 
 def multiple_choice_figures(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -222,7 +232,8 @@ def multiple_choice_figures(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]
     ``answer_number`` (0-based). A row is correct when :func:`parse_option` of its
     ``pred`` is the answer's letter. Accuracy is computed per task (yes / (yes + no)),
     and the reported figure is the plain mean of the tasks' accuracies (each task
-    weighs the same, whatever its size). Returns ``{"accuracy": float | None, "tasks":
+    weighs the same, whatever its size; ``numpy.mean``, bit for bit theirs). Every row
+    counts, a repeated id too. Returns ``{"accuracy": float | None, "tasks":
     {name: {"yes", "no", "accuracy"}}}`` (None with no rows).
     """
     tasks: dict[str, dict[str, Any]] = {}
@@ -233,7 +244,8 @@ def multiple_choice_figures(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]
     for counts in tasks.values():
         counts["accuracy"] = counts["yes"] / (counts["yes"] + counts["no"])
     accuracies = [counts["accuracy"] for counts in tasks.values()]
-    mean = sum(accuracies) / len(accuracies) if accuracies else None
+    # numpy's mean, as theirs: its pairwise sum can differ from sum() in the last digit
+    mean = float(np.mean(accuracies)) if accuracies else None
     return {"accuracy": mean, "tasks": tasks}
 
 

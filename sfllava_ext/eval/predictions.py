@@ -79,34 +79,45 @@ def is_complete(record: dict[str, Any] | None) -> bool:
     return record is not None and not record.get("retry", False)
 
 
-def read_prediction_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
+def read_prediction_lines(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
     """The records of a predictions file, ours or the official inference's, in file
-    order. Each line is read as JSON, else as a Python literal (safely); it must be an
-    object (a dict).
+    order, each with its line number. Each line is read as JSON, else as a Python literal
+    (safely); it must be an object (a dict).
 
     Raises:
-        FileNotFoundError: no such file. PredictionsError: a line that is neither, or not
-            an object (names the file and line).
+        FileNotFoundError: no such file. PredictionsError: not a regular file, not UTF-8,
+            or a line that is neither JSON nor a literal, or not an object (names the
+            file and line).
     """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"predictions: {path} does not exist")
     if not path.is_file():
-        raise FileNotFoundError(f"predictions: {path} is not a file")
+        raise PredictionsError(f"predictions: {path} is not a regular file")
     records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            text = line.strip()
-            if not text:
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError:
-                try:
-                    record = ast.literal_eval(text)
-                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                    raise PredictionsError(
-                        f"{path}:{number}: neither JSON nor a Python literal"
-                    ) from None
-            if not isinstance(record, dict):
-                raise PredictionsError(f"{path}:{number}: a line must be an object")
-            records.append(record)
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                text = line.strip()
+                if text:
+                    records.append((number, _record(text, f"{path}:{number}")))
+    except UnicodeDecodeError as exc:
+        raise PredictionsError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     return records
+
+
+def _record(text: str, where: str) -> dict[str, Any]:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            record = ast.literal_eval(text)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise PredictionsError(f"{where}: neither JSON nor a Python literal") from None
+    except RecursionError:
+        raise PredictionsError(f"{where}: nested too deeply") from None
+    if not isinstance(record, dict):
+        raise PredictionsError(f"{where}: a line must be an object")
+    return record

@@ -11,7 +11,9 @@ counts) and the strict one, over every item, a failed one counting as wrong (sco
     score            open: score_sum / replies counted; generative: the mean of the
                      criteria's scores (the paper's average when all five are there)
     strict_score     the same over all items
-    scored, failed   items in the published figure, and items that are not
+    scored, failed   items in the published figure, and items that failed (an error,
+                     an unreadable reply); ``superseded``: items the official scorers
+                     drop because a later item has their id
     categories       the same figures per category (reported apart, never averaged)
 """
 
@@ -22,11 +24,14 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from .official import (
     CRITERIA,
     item_verdict,
     multiple_choice_figures,
     open_ended_figures,
+    option_letter,
     parse_option,
     score_figures,
 )
@@ -55,21 +60,35 @@ def _figures(records: list[Mapping[str, Any]], task: str) -> dict[str, Any]:
     total = len(records)
     if task == "mc":
         return _mc(records, ok)
+    published = _last_of_each_id(ok)
     if task == "open":
-        replies = [r.get("reply") for r in ok]
-        figures = open_ended_figures(replies)
+        figures = open_ended_figures([r.get("reply") for r in published])
+        every = open_ended_figures([r.get("reply") for r in ok])  # the strict ones: all items
         return {
             "accuracy": figures["accuracy"],
-            "strict_accuracy": figures["yes"] / total if total else None,
+            "strict_accuracy": every["yes"] / total if total else None,
             "score": figures["score"],
-            "strict_score": figures["score_sum"] / total if total else None,
+            "strict_score": every["score_sum"] / total if total else None,
             "scored": figures["count"],
-            "failed": total - figures["count"],
+            "failed": total - figures["count"] - (len(ok) - len(published)),
             "total": total,
             "yes": figures["yes"],
             "no": figures["no"],
+            **_superseded(ok, published),
         }
-    return _generative(records, ok)
+    return _generative(records, ok, published)
+
+
+def _superseded(ok: list, published: list) -> dict[str, int]:
+    """Items left out of the published figure because a later item has their id."""
+    return {"superseded": len(ok) - len(published)} if len(ok) > len(published) else {}
+
+
+def _last_of_each_id(records: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records the official open-ended and generative scorers count: they key
+    everything by id, so of a repeated id (``source_id``) only the last one is left."""
+    last = {r.get("source_id", r["id"]): r for r in records}
+    return [r for r in records if last[r.get("source_id", r["id"])] is r]
 
 
 def _mc(records, ok) -> dict[str, Any]:
@@ -86,14 +105,13 @@ def _mc(records, ok) -> dict[str, Any]:
     for r in records:
         counts = strict.setdefault(str(r.get("task_name", "default")), [0, 0])
         counts[1] += 1
-        if "error" not in r and parse_option(r.get("prediction")) == chr(
-            ord("a") + r["answer_number"]
-        ):
+        letter = option_letter(r["answer_number"])
+        if "error" not in r and parse_option(r.get("prediction")) == letter:
             counts[0] += 1
     strict_mean = [yes / n for yes, n in strict.values()]
     out = {
         "accuracy": published["accuracy"],
-        "strict_accuracy": sum(strict_mean) / len(strict_mean) if strict_mean else None,
+        "strict_accuracy": float(np.mean(strict_mean)) if strict_mean else None,
         "scored": len(ok),
         "failed": len(records) - len(ok),
         "total": len(records),
@@ -103,17 +121,20 @@ def _mc(records, ok) -> dict[str, Any]:
     return out
 
 
-def _generative(records, ok) -> dict[str, Any]:
+def _generative(records, ok, published) -> dict[str, Any]:
+    def replies(rows, name):
+        return [r.get("replies", {}).get(name) for r in rows if name in r.get("criteria", ())]
+
     criteria: dict[str, dict[str, Any]] = {}
     for name in CRITERIA:
         asked = [r for r in records if name in r.get("criteria", ())]
         if not asked:
             continue
-        replies = [r.get("replies", {}).get(name) for r in asked if "error" not in r]
-        figures = score_figures(replies)
+        figures = score_figures(replies(published, name))
+        every = score_figures(replies(ok, name))
         criteria[name] = {
             "score": figures["score"],
-            "strict_score": figures["score_sum"] / len(asked),
+            "strict_score": every["score_sum"] / len(asked),
             "scored": figures["count"],
             "total": len(asked),
         }
@@ -121,7 +142,7 @@ def _generative(records, ok) -> dict[str, Any]:
     strict = [c["strict_score"] for c in criteria.values()]
     counted = sum(
         all(item_verdict(r.get("replies", {}).get(c))["counted"] for c in r.get("criteria", ()))
-        for r in ok
+        for r in published
     )
     return {
         "accuracy": None,
@@ -129,7 +150,8 @@ def _generative(records, ok) -> dict[str, Any]:
         "score": sum(scores) / len(scores) if scores and None not in scores else None,
         "strict_score": sum(strict) / len(strict) if strict else None,
         "scored": counted,
-        "failed": len(records) - counted,
+        "failed": len(records) - counted - (len(ok) - len(published)),
+        **_superseded(ok, published),
         "total": len(records),
         "criteria": criteria,
     }
