@@ -9,12 +9,14 @@ benchmark imports another.
 - Recording: the machine, and each result's JSON file in benchmarks/results/ (written
   with the command and the date that produced it, read back by report.py).
 - Presentation: the markdown helpers of the benchmarks' ``render`` (their section of
-  docs/benchmarks.md) and ``summary`` (their rows of README.md's table).
+  docs/benchmarks.md) and ``summary`` (their rows of README.md's table), and the figures
+  of their ``plots`` (docs/plots/*.png): one style, fixed so that a JSON file always
+  gives the same PNG bytes.
 - The published pipeline's pieces that several benchmarks time ours against, op for
   op: the per-frame PIL resize + CLIP processor and the torch-ops slow/fast pooling.
 
-Nothing here imports torch (or another heavy module) until a function needs it, so
-that importing a benchmark, as report.py does to render its result, stays cheap.
+Nothing here imports torch, matplotlib (or another heavy module) until a function needs
+it, so that importing a benchmark, as report.py does to render its result, stays cheap.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shlex
 import statistics
+import struct
 import sys
 import time
 import warnings
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,10 +41,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
     import torch
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "FAST",
     "GRID",
+    "PLOTS",
     "RESULTS",
     "ROOT",
     "SIZE",
@@ -46,6 +55,12 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "clip_processor",
     "copy_bandwidth",
+    "draw_plots",
+    "draw_series",
+    "figure",
+    "image",
+    "log_axis",
+    "outside_legend",
     "free_port",
     "healthy",
     "latency_summary",
@@ -54,6 +69,8 @@ __all__ = [
     "machine_line",
     "ms",
     "percentile",
+    "plot_name",
+    "png_bytes",
     "provenance",
     "published_normalize",
     "published_pooling",
@@ -61,6 +78,7 @@ __all__ = [
     "summary_row",
     "table",
     "time_cuda",
+    "times_figure",
     "time_median",
     "warm_memory",
     "write_json",
@@ -349,6 +367,195 @@ def summary_row(
     """One row of the summary table (:data:`SUMMARY_COLUMNS`): the machine and the
     command come from ``result``."""
     return [what, short_machine(result), f"`{result['command']}`", ours, reference, ratio]
+
+
+# ------------------------------------------------------------------------------ plotting
+# The figures of the benchmarks' ``plots(result) -> {name: Figure}``, which report.py
+# draws with :func:`draw_plots` into docs/plots/<name>.png and ``render`` shows with
+# :func:`image`. Everything that decides a pixel is fixed here, and the PNG is encoded
+# here too, so that one JSON file gives the same bytes wherever the pinned matplotlib
+# runs (the test extra pins it; python_tests/project/test_benchmark_report.py checks).
+
+#: where the figures go (docs/benchmarks.md and README.md show them)
+PLOTS = ROOT / "docs" / "plots"
+
+#: the rcParams, on top of matplotlib's defaults (never a user's matplotlibrc or style):
+#: the DejaVu Sans that matplotlib ships (a system copy may be another version), one size
+#: and resolution for every figure, antialiasing and hinting spelled out
+PLOT_STYLE: dict[str, Any] = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9.0,
+    "figure.figsize": (8.0, 4.5),
+    "figure.dpi": 120.0,
+    "figure.facecolor": "white",
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.alpha": 0.35,
+    "grid.linewidth": 0.6,
+    "legend.fontsize": 8.0,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 5.0,
+    "lines.antialiased": True,
+    "patch.antialiased": True,
+    "text.antialiased": True,
+    "text.hinting": "force_autohint",
+    "text.hinting_factor": 8,
+    "axes.formatter.use_locale": False,
+}
+
+#: how each role of a series looks: references warm with squares, ours cool with
+#: circles, floors and bounds black and dashed; colours in the order of the series
+ROLES: dict[str, tuple[list[str], dict[str, Any]]] = {
+    "reference": (["tab:orange", "tab:red", "tab:brown"], {"marker": "s"}),
+    "ours": (["tab:blue", "tab:green", "tab:purple", "tab:cyan"], {"marker": "o"}),
+    "bound": (["black", "dimgray"], {"linestyle": "--", "marker": None}),
+}
+
+
+def plot_name(result: dict[str, Any], stem: str) -> str:
+    """The file name (no suffix) of a figure of ``result``: ``<stem>_cpu``, or
+    ``<stem>_<gpu>`` for a GPU run, so that each card's run has its own."""
+    gpu = result["machine"].get("gpu")
+    return f"{stem}_{re.sub(r'[^a-z0-9]+', '_', gpu.lower()).strip('_') if gpu else 'cpu'}"
+
+
+def image(name: str, alt: str) -> list[str]:
+    """The markdown lines of docs/benchmarks.md that show the figure ``name``."""
+    return [f"![{alt}](plots/{name}.png)", ""]
+
+
+def figure(
+    result: dict[str, Any], title: str, ncols: int = 1, sharey: bool = False
+) -> tuple[Figure, list[Axes]]:
+    """A figure of the fixed size with ``ncols`` axes side by side: ``title`` on top, and
+    under the axes a caption naming the machine, the date and the command of ``result``.
+    Draw inside :func:`draw_plots` (the style applies while the figure is built)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    fig = Figure(layout=ConstrainedLayoutEngine(rect=(0, 0.045, 1, 0.955)))
+    FigureCanvasAgg(fig)  # no pyplot: no global figure list, no backend to choose
+    axes = list(fig.subplots(1, ncols, sharey=sharey, squeeze=False)[0])
+    fig.suptitle(title, fontsize=11, fontweight="bold")
+    date = str(result.get("date", ""))[:10]
+    caption = f"{machine_line(result)}; {date}; {result['command']}"
+    fig.text(0.5, 0.008, caption, ha="center", va="bottom", fontsize=7.5, color="dimgray")
+    return fig, axes
+
+
+def draw_series(ax: Axes, xs: list[float], series: list[tuple[str, list[float], str]]) -> None:
+    """One line per ``(label, values, role)`` over ``xs``, styled by its role
+    (:data:`ROLES`: reference, ours or bound), each labelled for the legend."""
+    used = dict.fromkeys(ROLES, 0)
+    for label, values, role in series:
+        colours, style = ROLES[role]
+        colour = colours[used[role] % len(colours)]
+        used[role] += 1
+        ax.plot(xs, values, label=label, color=colour, **style)
+
+
+def log_axis(ax: Axes, which: str = "y") -> None:
+    """A log scale on ``ax``'s ``which`` axis ("x" or "y") with ticks at 1, 2 and 5 times
+    the powers of ten, written as plain numbers (``20``, not ``2 x 10^1``)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_locator(NullLocator())
+
+
+def outside_legend(ax: Axes) -> None:
+    """``ax``'s legend to the right of it, where it hides no point."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+def times_figure(
+    result: dict[str, Any],
+    title: str,
+    xlabel: str,
+    sizes: list[tuple[float, str]],
+    series: list[tuple[str, list[float], str]],
+) -> Figure:
+    """An op's median time against its references and its floor over input sizes: one
+    log-log axis, a tick per ``(size, label)`` of ``sizes``, :func:`draw_series` over them."""
+    from matplotlib.ticker import NullLocator
+
+    fig, (ax,) = figure(result, title)
+    xs = [size for size, _ in sizes]
+    draw_series(ax, xs, series)
+    ax.set_xscale("log")
+    ax.set_xticks(xs, [label for _, label in sizes])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.margins(x=0.08)
+    log_axis(ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("time (ms, median, log scale)")
+    outside_legend(ax)
+    return fig
+
+
+@contextmanager
+def _plot_style() -> Iterator[None]:
+    """matplotlib's defaults plus :data:`PLOT_STYLE`, for the ``with`` block only;
+    refuses a DejaVu Sans that is not matplotlib's own copy."""
+    try:
+        import matplotlib as mpl
+        from matplotlib import font_manager
+    except ImportError as exc:  # the test extra pins it: the bytes depend on the version
+        raise SystemExit(f"plots need matplotlib, pinned in the test extra ({exc})") from exc
+
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        mpl.rcParams.update(PLOT_STYLE)
+        family = PLOT_STYLE["font.family"]
+        font = Path(font_manager.findfont(family, fallback_to_default=False))
+        if Path(mpl.get_data_path()) not in font.parents:
+            raise RuntimeError(f"plots: {family} is {font}, not matplotlib's own copy")
+        yield
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """``fig`` drawn by Agg as an 8-bit RGB PNG holding the pixels and nothing else (no
+    software, date or resolution chunk). Encoded here, not by ``savefig``: savefig hands
+    the pixels to Pillow, whose bundled zlib (zlib-ng in recent wheels) and chunks change
+    with its releases, and Pillow is not pinned. Here the bytes depend on the pixels and
+    Python's own zlib at level 9; every row uses PNG filter 1 (each byte less the same
+    channel of the pixel before it), which suits flat-coloured charts."""
+    import numpy as np
+
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]  # the figure is opaque
+    height, width, _ = rgb.shape
+    rows = np.ascontiguousarray(rgb).reshape(height, width * 3)
+    filtered = rows.copy()
+    filtered[:, 3:] -= rows[:, :-3]  # uint8: modulo 256, as the filter wants
+    raw = np.hstack([np.ones((height, 1), np.uint8), filtered]).tobytes()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"".join(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            chunk(b"IHDR", header),
+            chunk(b"IDAT", zlib.compress(raw, 9)),
+            chunk(b"IEND", b""),
+        ]
+    )
+
+
+def draw_plots(
+    plots: Callable[[dict[str, Any]], dict[str, Figure]], result: dict[str, Any]
+) -> dict[str, bytes]:
+    """A benchmark's ``plots(result)`` drawn in the fixed style: ``{"<name>.png": PNG
+    bytes}`` (what report.py writes to, and checks against, :data:`PLOTS`)."""
+    with _plot_style():
+        return {f"{name}.png": png_bytes(fig) for name, fig in plots(result).items()}
 
 
 # --------------------------------------------------------------- the published pipeline

@@ -41,13 +41,19 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from _common import (
     RESULTS,
+    draw_series,
+    figure,
+    image,
+    log_axis,
     machine_info,
     ms,
+    outside_legend,
+    plot_name,
     provenance,
     summary_row,
     table,
@@ -55,6 +61,9 @@ from _common import (
     write_json,
     x,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: the committed result in benchmarks/results/, which report.py renders
 RESULT = "decode_cpu"
@@ -319,8 +328,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 # ------------------------------------------------------------------ presentation
 # What report.py collects from this module: ``render``, its section of
-# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
-# go here too).
+# docs/benchmarks.md; ``plots``, the figures that section shows (docs/plots/); and
+# ``summary``, its row of README.md's table.
 
 
 def render(result: dict) -> list[str]:
@@ -336,6 +345,7 @@ def render(result: dict) -> list[str]:
         "(`to_rgb()` for the planes). CPU time is summed over threads; peak RSS is what "
         "one load adds.",
         "",
+        *image(plot_name(result, "decode"), "load_video against decord per resolution"),
     ]
     rows = []
     for c in result["cases"]:
@@ -365,6 +375,39 @@ def render(result: dict) -> list[str]:
             "",
         ]
     return out
+
+
+def plots(result: dict) -> dict[str, Figure]:
+    """The figure of docs/benchmarks.md: decode time per resolution against decord, one
+    panel per GOP length."""
+    from matplotlib.ticker import NullLocator
+
+    gops = list(dict.fromkeys(c["gop"] for c in result["cases"]))
+    title = f"load_video against decord: 50 frames of 10 s H.264, {result['threads']} threads"
+    fig, axes = figure(result, title, ncols=len(gops), sharey=True)
+    for ax, gop in zip(axes, gops, strict=True):
+        cases = sorted(
+            (c for c in result["cases"] if c["gop"] == gop), key=lambda c: c["width"] * c["height"]
+        )
+        xs = [c["width"] * c["height"] / 1e6 for c in cases]
+        series = [
+            ("decord get_batch", [c["decord_ms"] for c in cases], "reference"),
+            ("load_video", [c["load_video_ms"] for c in cases], "ours"),
+            ("load_video, YUV planes, pooled", [c["load_video_planes_ms"] for c in cases], "ours"),
+        ]
+        draw_series(ax, xs, series)
+        ax.set_xscale("log")
+        ax.set_xticks(
+            xs, [f"{c['resolution']}\n{mp:.2f} MP" for c, mp in zip(cases, xs, strict=True)]
+        )
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.margins(x=0.1)
+        log_axis(ax)
+        ax.set_title(gop)
+        ax.set_xlabel("frame size (pixels, log scale)")
+    axes[0].set_ylabel("time for 50 frames (ms, median, log scale)")
+    outside_legend(axes[-1])
+    return {plot_name(result, "decode"): fig}
 
 
 def summary(result: dict) -> list[list[str]]:

@@ -36,8 +36,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
-from _common import RESULTS, machine_info, provenance, summary_row, table, write_json
+from _common import (
+    RESULTS,
+    figure,
+    image,
+    machine_info,
+    outside_legend,
+    plot_name,
+    provenance,
+    summary_row,
+    table,
+    write_json,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: the committed result in benchmarks/results/, which report.py renders
 RESULT = "embed_many_cpu"
@@ -153,8 +168,8 @@ def run_child(mode: str, folder: str, env: dict, cores: int | None = None) -> di
 
 # ------------------------------------------------------------------ presentation
 # What report.py collects from this module: ``render``, its section of
-# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
-# go here too).
+# docs/benchmarks.md; ``plots``, the figures that section shows (docs/plots/); and
+# ``summary``, its row of README.md's table.
 
 
 def render(result: dict) -> list[str]:
@@ -178,6 +193,7 @@ def render(result: dict) -> list[str]:
         f"({'met' if t['embed_at_least_90pct_of_bound'] else 'not met'}), at least 1.1x "
         f"the loop ({'met' if t['embed_at_least_1_1x_loop'] else 'not met'}).",
         "",
+        *image(plot_name(result, "embed_many"), "embedding throughput against the CPU bound"),
     ]
     rows = []
     for mode, m in result["modes"].items():
@@ -222,6 +238,35 @@ def render(result: dict) -> list[str]:
         "",
     ]
     return out
+
+
+def plots(result: dict) -> dict[str, Figure]:
+    """The figure of docs/benchmarks.md: each mode's videos/s, over the whole job and
+    steady, against the CPU bound; the loop is the reference."""
+    modes = result["modes"]
+    bound = result["bound"]["videos_per_s"]
+    title = f"Embedding {result['videos']} videos: throughput against the CPU bound"
+    fig, (ax,) = figure(result, title)
+    looks = {
+        "loop": ("loop of encode (reference)", "tab:orange"),
+        "embed": ("embed_videos", "tab:blue"),
+        "ray": ("Ray (embed_dataset)", "tab:green"),
+    }
+    width = 0.8 / len(modes)
+    for i, (mode, m) in enumerate(modes.items()):
+        label, colour = looks.get(mode, (mode, "tab:gray"))
+        xs = [k - 0.4 + width * (i + 0.5) for k in range(2)]
+        values = [m["videos_per_s"], m["steady_videos_per_s"]]
+        ax.bar(xs, values, width, color=colour, label=label)
+        for xpos, value in zip(xs, values, strict=True):
+            ax.text(xpos, value, f"{value / bound:.0%}", ha="center", va="bottom")
+    ax.axhline(bound, color="black", linestyle="--", label=f"CPU bound, {bound:.2f} videos/s")
+    ax.set_xticks([0, 1], ["whole job", "steady (first video done to last)"])
+    ax.set_ylim(0, bound * 1.2)
+    ax.grid(axis="x", visible=False)
+    ax.set_ylabel("videos per second (on the bars: share of the bound)")
+    outside_legend(ax)
+    return {plot_name(result, "embed_many"): fig}
 
 
 def summary(result: dict) -> list[list[str]]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,19 +39,23 @@ from _common import (
     SIZE,
     clip_processor,
     copy_bandwidth,
+    image,
     machine_info,
     ms,
+    plot_name,
     provenance,
     published_normalize,
     summary_row,
     table,
     time_median,
+    times_figure,
     write_json,
     x,
 )
 
 if TYPE_CHECKING:
     import torch
+    from matplotlib.figure import Figure
 
     from sfllava_ext.video.frames import Yuv420Frames
 
@@ -114,8 +119,8 @@ def torch_path(frames: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> t
 
 # ------------------------------------------------------------------ presentation
 # What report.py collects from this module: ``render``, its section of
-# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
-# go here too).
+# docs/benchmarks.md; ``plots``, the figures that section shows (docs/plots/); and
+# ``summary``, its row of README.md's table.
 
 
 def render(result: dict) -> list[str]:
@@ -133,6 +138,7 @@ def render(result: dict) -> list[str]:
         "arithmetic). *Floor*: bytes read and written at the copy bandwidth measured in the "
         f"same run ({bw:.1f} GB/s, read + write). Ratios use the `out=` call.",
         "",
+        *image(plot_name(result, "normalize_frames"), "normalize_frames time against the floor"),
     ]
     rows = []
     for name, r in result["results"].items():
@@ -191,6 +197,35 @@ def render(result: dict) -> list[str]:
     header = ["input", "two steps", "fused", "floor", "two steps / fused", "fused / floor"]
     out += table([*header, "identical"], rows)
     return out
+
+
+def plots(result: dict) -> dict[str, Figure]:
+    """The figure of docs/benchmarks.md: each path's time against the floor over the
+    input's size (RGB frames; the published path where the run has it, on the CPU)."""
+    cases = result["results"]
+    sizes = []
+    for name, r in cases.items():
+        mb = math.prod(r["input"]) / 1e6
+        sizes.append((mb, f"{name}\n{mb:.0f} MB"))
+    series = []
+    if all("published" in r for r in cases.values()):
+        published = _medians(cases, "published")
+        series.append(("published: PIL + CLIP processor", published, "reference"))
+    series += [
+        ("plain torch", _medians(cases, "torch"), "reference"),
+        ("ours", _medians(cases, "ours"), "ours"),
+        ("ours, out=", _medians(cases, "ours_out"), "ours"),
+        ("floor (bytes at copy bandwidth)", [r["floor_ms"] for r in cases.values()], "bound"),
+    ]
+    frames, dtype = result["frames"], result["dtype"].replace("float", "fp")
+    title = f"normalize_frames: {frames} uint8 frames to 336 x 336 {dtype}"
+    fig = times_figure(result, title, "input frames (uint8 bytes)", sizes, series)
+    return {plot_name(result, "normalize_frames"): fig}
+
+
+def _medians(cases: dict, side: str) -> list[float]:
+    """The median milliseconds of ``side`` in every case, in order."""
+    return [r[side]["median_ms"] for r in cases.values()]
 
 
 def summary(result: dict) -> list[list[str]]:

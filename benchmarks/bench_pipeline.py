@@ -35,8 +35,11 @@ from typing import TYPE_CHECKING, Any
 from _common import (
     RESULTS,
     clip_processor,
+    figure,
+    image,
     machine_info,
     ms,
+    plot_name,
     provenance,
     published_normalize,
     published_pooling,
@@ -48,6 +51,8 @@ from _common import (
 )
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from sfllava_ext import SlowFastLlava
     from sfllava_ext.utils.timing import StageTimer
 
@@ -227,8 +232,8 @@ def floors(one_thread: dict[str, float], gop: dict[str, Any], threads: int) -> d
 
 # ------------------------------------------------------------------ presentation
 # What report.py collects from this module: ``render``, its section of
-# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
-# go here too).
+# docs/benchmarks.md; ``plots``, the figures that section shows (docs/plots/); and
+# ``summary``, its row of README.md's table.
 
 #: the rows of the per-stage table: (key in the result, label)
 STAGES = [
@@ -265,6 +270,7 @@ def render(result: dict) -> list[str]:
         f"5x faster ({'met' if targets['non_model_5x'] else 'not met'}), end to end "
         f"1.5x ({'met' if targets['end_to_end_1.5x'] else 'not met'}).",
         "",
+        *image(plot_name(result, "pipeline"), "where answer() spends its time, stage by stage"),
     ]
     rows = [
         [label, ms(ref[key]), ms(ours[key]), x(ref[key] / ours[key])]
@@ -334,6 +340,49 @@ def render(result: dict) -> list[str]:
         "",
     ]
     return out
+
+
+#: the stages of the figure, in the order of the data path, with their colours: the
+#: work outside the model in blues and greens, the model in warm colours
+PLOT_STAGES = [
+    ("decode", "tab:blue"),
+    ("normalise", "tab:cyan"),
+    ("vision tower", "tab:orange"),
+    ("projector", "tab:brown"),
+    ("pooling", "tab:green"),
+    ("assembly", "tab:olive"),
+    ("prefill", "tab:red"),
+    ("generation", "tab:pink"),
+]
+
+
+def plots(result: dict) -> dict[str, Figure]:
+    """The figure of docs/benchmarks.md (and README.md's overview): each side's stages
+    stacked, their shares written on them, the end-to-end time after each bar."""
+    sides = [("published pipeline", result["reference_ms"]), ("ours", result["ours_ms"])]
+    clip = result["clip"].split(" ")[0]
+    title = f"answer() stage by stage: the published pipeline and ours (demo model, {clip} clip)"
+    fig, (ax,) = figure(result, title)
+    longest = max(stages["end to end"] for _, stages in sides)
+    for row, (_, stages) in enumerate(sides):
+        left = 0.0
+        for stage, colour in PLOT_STAGES:
+            value = stages.get(stage, 0.0)
+            label = stage if row == 0 else None
+            ax.barh(row, value, 0.6, left, color=colour, label=label, edgecolor="white")
+            share = value / stages["end to end"]
+            if value > 0.045 * longest:
+                ax.text(left + value / 2, row, f"{share:.0%}", ha="center", va="center")
+            left += value
+        total = stages["end to end"]
+        ax.text(left + 0.01 * longest, row, f"{total:.0f} ms", va="center")
+    ax.set_yticks(range(len(sides)), [name for name, _ in sides])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.1 * longest)
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel("time (ms, median of each stage; on the bars, its share of the end to end)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=len(PLOT_STAGES) // 2)
+    return {plot_name(result, "pipeline"): fig}
 
 
 def summary(result: dict) -> list[list[str]]:

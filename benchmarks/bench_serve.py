@@ -34,18 +34,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 from _common import (
     RESULTS,
+    draw_series,
+    figure,
     healthy,
+    image,
     latency_summary,
+    log_axis,
     machine_info,
     ms,
+    outside_legend,
+    plot_name,
     provenance,
     summary_row,
     table,
     write_json,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: the committed result in benchmarks/results/, which report.py renders
 RESULT = "serve_cpu"
@@ -127,8 +137,8 @@ def start_server(media: str, port: int, threads: int) -> subprocess.Popen:
 
 # ------------------------------------------------------------------ presentation
 # What report.py collects from this module: ``render``, its section of
-# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
-# go here too).
+# docs/benchmarks.md; ``plots``, the figures that section shows (docs/plots/); and
+# ``summary``, its row of README.md's table.
 
 
 def render(result: dict) -> list[str]:
@@ -152,6 +162,7 @@ def render(result: dict) -> list[str]:
         "most 10% to a fresh video at one client ("
         f"{'met' if targets['fresh_adds_at_most_10pct_at_one_client'] else 'not met'}).",
         "",
+        *image(plot_name(result, "serve"), "service latency over concurrency, against in-process"),
     ]
     rows = []
     for clients, level in result["levels"].items():
@@ -172,6 +183,41 @@ def render(result: dict) -> list[str]:
     header = ["clients", "request", "service p50 / p99", "req/s", "in-process p50 / p99"]
     out += table([*header, "req/s", "added at p50", "model p50"], rows)
     return out
+
+
+def plots(result: dict) -> dict[str, Figure]:
+    """The figure of docs/benchmarks.md: latency over the number of clients, a panel per
+    kind of request, the service against the in-process loop."""
+    from matplotlib.ticker import NullLocator
+
+    levels = result["levels"]
+    clients = [int(n) for n in levels]
+    title = "sfllava serve: latency over concurrent clients, against an in-process loop"
+    fig, axes = figure(result, title, ncols=2, sharey=True)
+    for ax, kind in zip(axes, ("fresh", "follow_up"), strict=True):
+        runs = [level[kind] for level in levels.values()]
+        series = [
+            ("in-process loop p50", [r["in_process"]["p50_ms"] for r in runs], "reference"),
+            ("in-process loop p99", [r["in_process"]["p99_ms"] for r in runs], "reference"),
+            ("service p50", [r["service"]["p50_ms"] for r in runs], "ours"),
+            ("service p99", [r["service"]["p99_ms"] for r in runs], "ours"),
+            (
+                "floor: the model's own time, p50",
+                [r["service_processing_p50_ms"] for r in runs],
+                "bound",
+            ),
+        ]
+        draw_series(ax, clients, series)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(clients, [str(n) for n in clients])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.margins(x=0.08)
+        log_axis(ax)
+        ax.set_title("a fresh video" if kind == "fresh" else "a follow-up question")
+        ax.set_xlabel("concurrent clients (log scale)")
+    axes[0].set_ylabel("latency (ms, log scale)")
+    outside_legend(axes[-1])
+    return {plot_name(result, "serve"): fig}
 
 
 def summary(result: dict) -> list[list[str]]:

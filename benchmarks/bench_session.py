@@ -28,8 +28,13 @@ from typing import TYPE_CHECKING
 
 from _common import (
     RESULTS,
+    figure,
+    image,
+    log_axis,
     machine_info,
     ms,
+    outside_legend,
+    plot_name,
     provenance,
     summary_row,
     table,
@@ -39,6 +44,8 @@ from _common import (
 )
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from sfllava_ext import SlowFastLlava
 
 #: the committed result in benchmarks/results/, which report.py renders
@@ -67,8 +74,8 @@ def timed(call, model: SlowFastLlava) -> tuple[str, float]:
 
 # ------------------------------------------------------------------ presentation
 # What report.py collects from this module: ``render``, its section of
-# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
-# go here too).
+# docs/benchmarks.md; ``plots``, the figures that section shows (docs/plots/); and
+# ``summary``, its row of README.md's table.
 
 
 def render(result: dict) -> list[str]:
@@ -87,6 +94,7 @@ def render(result: dict) -> list[str]:
         "follow-up 20x lower "
         f"({'met' if result['targets']['follow_up_20x'] else 'not met'}).",
         "",
+        *image(plot_name(result, "session"), "time to first token, session against fresh"),
     ]
     rows = [
         [
@@ -117,6 +125,31 @@ def render(result: dict) -> list[str]:
         "",
     ]
     return out
+
+
+def plots(result: dict) -> dict[str, Figure]:
+    """The figure of docs/benchmarks.md: each question's time to first token, fresh and
+    in the session, the ratio over each pair; the questions in the table's order."""
+    rounds = result["rounds"]
+    labels = [f"question {i}" for i in range(1, len(rounds) + 1)] + ["median"]
+    fresh = [r["fresh_ttft_ms"] for r in rounds] + [result["median_ms"]["fresh_ttft_ms"]]
+    session = [r["session_ttft_ms"] for r in rounds] + [result["median_ms"]["session_ttft_ms"]]
+    title = "Time to first token: a follow-up in a session against a fresh answer()"
+    fig, (ax,) = figure(result, title)
+    xs = range(len(labels))
+    width = 0.38
+    ax.bar([i - width / 2 for i in xs], fresh, width, color="tab:orange", label="fresh answer()")
+    ax.bar([i + width / 2 for i in xs], session, width, color="tab:blue", label="session")
+    for i, (a, b) in enumerate(zip(fresh, session, strict=True)):
+        ax.text(i, a * 1.08, f"{a / b:.0f}x", ha="center", va="bottom")
+    ax.set_xticks(list(xs), labels)
+    log_axis(ax)
+    ax.set_ylim(top=max(fresh) * 2)
+    ax.grid(axis="x", visible=False)
+    ax.set_ylabel("time to first token (ms, log scale)")
+    ax.set_xlabel("question (the table's order; over each pair, fresh / session)")
+    outside_legend(ax)
+    return {plot_name(result, "session"): fig}
 
 
 def summary(result: dict) -> list[list[str]]:

@@ -22,19 +22,23 @@ from _common import (
     GRID,
     SLOW,
     copy_bandwidth,
+    image,
     machine_info,
     ms,
+    plot_name,
     provenance,
     published_pooling,
     summary_row,
     table,
     time_median,
+    times_figure,
     write_json,
     x,
 )
 
 if TYPE_CHECKING:
     import torch
+    from matplotlib.figure import Figure
 
 #: the committed result in benchmarks/results/, which report.py renders
 RESULT = "slowfast_pool_cpu"
@@ -135,8 +139,8 @@ def print_table(result: dict) -> None:
 
 # ------------------------------------------------------------------ presentation
 # What report.py collects from this module: ``render``, its section of
-# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
-# go here too).
+# docs/benchmarks.md; ``plots``, the figures that section shows (docs/plots/); and
+# ``summary``, its row of README.md's table.
 
 
 def render(result: dict) -> list[str]:
@@ -153,6 +157,7 @@ def render(result: dict) -> list[str]:
         f"`dst.copy_(src)` on 1 GiB buffers, {result['copy_bandwidth_GBps']:.1f} GB/s read + "
         "write, measured in the same run. Medians.",
         "",
+        *image(plot_name(result, "slowfast_pool"), "slowfast_pool time against the floor"),
     ]
     rows = []
     for r in result["rows"]:
@@ -179,6 +184,29 @@ def render(result: dict) -> list[str]:
         "",
     ]
     return out
+
+
+def plots(result: dict) -> dict[str, Figure]:
+    """The figure of docs/benchmarks.md: each path's time against the floor over the
+    input's size (the four cases, smallest first)."""
+    itemsize = {"float32": 4, "float16": 2, "bfloat16": 2}
+    short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+    rows = sorted(result["rows"], key=lambda r: r["shape"][2] * itemsize[r["dtype"]])
+    sizes = []
+    for r in rows:
+        t, n, d = r["shape"]
+        mb = t * n * d * itemsize[r["dtype"]] / 1e6
+        sizes.append((mb, f"D = {d} {short[r['dtype']]}\n{mb:.0f} MB"))
+    series = [
+        ("published torch ops", [r["published_ms"] for r in rows], "reference"),
+        ("plain torch", [r["plain_torch_ms"] for r in rows], "reference"),
+        ("ours", [r["ours_ms"] for r in rows], "ours"),
+        ("ours, out=", [r["ours_out_ms"] for r in rows], "ours"),
+        ("floor (bytes at copy bandwidth)", [r["floor_ms"] for r in rows], "bound"),
+    ]
+    title = "slowfast_pool: slow/fast pooling of (50, 576, D) features"
+    fig = times_figure(result, title, "features (dtype, bytes in)", sizes, series)
+    return {plot_name(result, "slowfast_pool"): fig}
 
 
 def summary(result: dict) -> list[list[str]]:

@@ -26,12 +26,15 @@ import numpy as np
 from _common import (
     RESULTS,
     copy_bandwidth,
+    image,
     machine_info,
     ms,
+    plot_name,
     provenance,
     summary_row,
     table,
     time_median,
+    times_figure,
     warm_memory,
     write_json,
     x,
@@ -39,6 +42,7 @@ from _common import (
 
 if TYPE_CHECKING:
     import torch
+    from matplotlib.figure import Figure
 
 #: the committed result in benchmarks/results/, which report.py renders
 RESULT = "yuv_to_rgb_cpu"
@@ -108,8 +112,8 @@ def run_ours(coeffs, frames, clip: torch.Tensor) -> None:
 
 # ------------------------------------------------------------------ presentation
 # What report.py collects from this module: ``render``, its section of
-# docs/benchmarks.md, and ``summary``, its row of README.md's table (its plots, later,
-# go here too).
+# docs/benchmarks.md; ``plots``, the figures that section shows (docs/plots/); and
+# ``summary``, its row of README.md's table.
 
 
 def render(result: dict) -> list[str]:
@@ -125,6 +129,7 @@ def render(result: dict) -> list[str]:
         "(what decord does). *Plain torch*: the same fixed-point arithmetic in torch ops. "
         f"*Floor*: planes read and RGB written at {bw:.1f} GB/s (one thread). Medians.",
         "",
+        *image(plot_name(result, "yuv_to_rgb"), "yuv420_to_rgb time against the floor"),
     ]
     rows = []
     for name, r in result["results"].items():
@@ -145,6 +150,30 @@ def render(result: dict) -> list[str]:
     header = ["input", "swscale + copy", "plain torch", "ours", "floor", "vs swscale"]
     out += table([*header, "vs torch", "ours / floor", "identical"], rows)
     return out
+
+
+def plots(result: dict) -> dict[str, Figure]:
+    """The figure of docs/benchmarks.md: each path's time against the floor over the
+    frame size (bytes of the YUV 4:2:0 planes)."""
+    cases = list(result["results"].items())
+    sizes = []
+    for name, r in cases:
+        mb = r["frames"] * r["height"] * r["width"] * 1.5 / 1e6
+        sizes.append((mb, f"{name}\n{mb:.0f} MB"))
+
+    def medians(side: str) -> list[float]:
+        return [r["timings"][side]["median_ms"] for _, r in cases]
+
+    series = [
+        ("swscale + copy (what decord does)", medians("swscale"), "reference"),
+        ("plain torch", medians("torch"), "reference"),
+        ("ours", medians("ours"), "ours"),
+        ("floor (bytes at copy bandwidth)", [r["floor_ms"] for _, r in cases], "bound"),
+    ]
+    frames = cases[0][1]["frames"]
+    title = f"yuv420_to_rgb: {frames} decoded frames into the clip's buffer"
+    fig = times_figure(result, title, "YUV 4:2:0 planes in", sizes, series)
+    return {plot_name(result, "yuv_to_rgb"): fig}
 
 
 def summary(result: dict) -> list[list[str]]:
