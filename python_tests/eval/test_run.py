@@ -235,7 +235,10 @@ def test_a_killed_run_resumes_without_duplicates(videos, tmp_path):
             "--num-frames", str(FRAMES), "--max-new-tokens", str(TOKENS),
             "--video-root", str(videos), "--quiet"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": PYTHONPATH}
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # from outside the checkout: `python -m` puts the current folder first on sys.path,
+    # where the sources are not built when the package is installed (as in CI)
+    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
     predictions = out / "predictions.jsonl"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -252,7 +255,7 @@ def test_a_killed_run_resumes_without_duplicates(videos, tmp_path):
     assert 2 <= len(before) < len(rows)
     with open(predictions, "a") as f:  # a line cut short, as a kill mid-write leaves it
         f.write('{"id": "i7", "predic')
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     after = [json.loads(x) for x in predictions.read_text().splitlines()]
     assert sorted(line["id"] for line in after) == sorted(row["id"] for row in rows)
@@ -260,7 +263,7 @@ def test_a_killed_run_resumes_without_duplicates(videos, tmp_path):
     # the resumed predictions equal a run that was never killed
     whole = tmp_path / "whole"
     subprocess.run([*argv[:argv.index("-o") + 1], str(whole), *argv[argv.index("-o") + 2 :]],
-                   env=env, check=True, capture_output=True, timeout=300)  # fmt: skip
+                   env=env, cwd=tmp_path, check=True, capture_output=True, timeout=300)  # fmt: skip
     expected = {
         json.loads(x)["id"]: json.loads(x)
         for x in (whole / "predictions.jsonl").read_text().splitlines()
