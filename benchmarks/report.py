@@ -49,6 +49,7 @@ SECTIONS = [
     "processor_diff",
     "bench_slowfast_pool",
     "bench_yuv_to_rgb",
+    "fuzz_videos",
     "gpu_check",
 ]
 #: the module whose first figure README.md shows under its table, and what it shows

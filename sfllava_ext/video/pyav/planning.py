@@ -205,7 +205,7 @@ def index_packets(
     slice_counts: list[int] = []
     truncated = False
     try:
-        for packet in container.demux(stream):
+        for packet in demux(container, stream):
             if meter is not None:
                 meter.packet("while indexing the packets")
             if packet.size == 0:  # the demuxer's final flush packet
@@ -231,6 +231,30 @@ def index_packets(
             stacklevel=6,
         )
     return PacketIndex(pts, dts, keyframe, truncated, min(slice_counts, default=0))
+
+
+def demux(container: Any, stream: Any) -> Any:
+    """``container.demux(stream)``: the stream's packets, then its flush packet (size
+    0), ending where PyAV's generator raises IndexError after the last packet.
+
+    PyAV 18.1's ``demux`` flushes every stream up to the container's stream count at
+    the end, reading its list of wanted streams (sized at the start) for streams that
+    appeared while demuxing, which an MPEG-TS file can announce mid-file (an MP4
+    appended to a TS file, found by benchmarks/fuzz_videos.py): a stream it has no
+    Python object for is an IndexError. Every packet has been given by then, and this
+    stream's flush packet too (a stream found later has a higher index), so the
+    demuxing simply ends there.
+    """
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except IndexError:
+            logger.debug("%s: PyAV's demux ended on a stream found mid-file", container.name)
+            return
+        yield packet
 
 
 @dataclass(frozen=True)

@@ -272,7 +272,7 @@ def _decode_chunk(
     reader.fresh = False
     mode = None
     try:
-        for packet in reader.container.demux(reader.stream):
+        for packet in planning.demux(reader.container, reader.stream):
             if meter is not None:
                 meter.packet()
             if packet.size == 0:
@@ -334,7 +334,8 @@ def decode_sequential(plan: planning.DecodePlan, sink: sinks.FrameSink, threads:
         stream.thread_count = threads
         video_limits.limit_decoder(stream, plan.limits)
         try:
-            for position, frame in enumerate(container.decode(stream)):
+            frames = (f for p in planning.demux(container, stream) for f in stream.decode(p))
+            for position, frame in enumerate(frames):
                 if meter is not None:
                     meter.frame(frame.width, frame.height)
                 if position in remaining:
