@@ -72,7 +72,9 @@ void check_yuv420_to_rgb(const at::Tensor& y, const at::Tensor& u, const at::Ten
   SFLLAVA_CHECK_VALUE(kOp, out.dim() == 3 && out.size(0) == h && out.size(1) == w &&
                                out.size(2) == 3,
                       "out must be (", h, ", ", w, ", 3), got ", out.sizes());
-  SFLLAVA_CHECK_VALUE(kOp, (out.stride(2) == 1 && out.stride(1) == 3) || w <= 1,
+  // The kernel writes each row's 3 * w bytes at once: the channels must be contiguous
+  // even in a one-pixel-wide frame (only the pixel stride is free when w == 1).
+  SFLLAVA_CHECK_VALUE(kOp, (out.stride(2) == 1 && (out.stride(1) == 3 || w == 1)) || h * w == 0,
                       "out must hold each row's pixels contiguously (strides (*, 3, 1)), got ",
                       out.strides());
   for (const at::Tensor* plane : {&y, &u, &v}) {

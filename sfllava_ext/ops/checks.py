@@ -329,7 +329,9 @@ def check_yuv420_to_rgb_out(op: str, out: torch.Tensor, h: int, w: int) -> None:
         raise ValueError(f"{op}: out must be on the CPU, got {out.device}")
     if list(out.shape) != [h, w, 3]:
         raise ValueError(f"{op}: out must be ({h}, {w}, 3), got {list(out.shape)}")
-    if not (out.stride(2) == 1 and out.stride(1) == 3) and w > 1:
+    # The kernel writes each row's 3 * w bytes at once: the channels must be contiguous
+    # even in a one-pixel-wide frame (only the pixel stride is free when w == 1).
+    if not (out.stride(2) == 1 and (out.stride(1) == 3 or w == 1)) and h * w != 0:
         raise ValueError(
             f"{op}: out must hold each row's pixels contiguously (strides (*, 3, 1)), "
             f"got {list(out.stride())}"
