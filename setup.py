@@ -14,6 +14,10 @@ Environment:
     NVCC_THREADS           nvcc threads per .cu file (default 2).
     CUDA_HOME              the CUDA toolkit (default: /usr/local/cuda when nvcc's own
                            folder lacks the CUDA libraries).
+    SFLLAVA_SANITIZE       "address,undefined" (or "1"): the CPU kernels with AddressSanitizer
+                           and UndefinedBehaviorSanitizer, and the test-only canary op
+                           sfllava::_debug_read_past_end; CPU only (USE_CUDA=0). Import it
+                           with the ASan runtime preloaded (docs/development.md#sanitizers).
 """
 
 from __future__ import annotations
@@ -27,6 +31,22 @@ from setuptools import setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CUDA_ARCHS = "8.0;9.0+PTX"
+# SFLLAVA_SANITIZE: the one set of sanitizers it builds with, and the flags. -O1, line
+# tables (-g1: what a report's file:line needs, a third less compile time than -g) and
+# frame pointers give reports with whole stacks; -fno-wrapv undoes Python's -fwrapv,
+# which defines signed overflow and so hides it from UBSan (no kernel's index arithmetic
+# may overflow); UB aborts at its first report, as ASan does, so that a finding cannot
+# scroll by in a passing test run.
+SANITIZERS = "address,undefined"
+SANITIZE_CXX = [
+    "-O1",
+    "-g1",
+    "-fno-omit-frame-pointer",
+    "-fno-wrapv",
+    f"-fsanitize={SANITIZERS}",
+    "-fno-sanitize-recover=undefined",
+]
+SANITIZE_LINK = [f"-fsanitize={SANITIZERS}"]
 
 
 def _env(name: str) -> str:
@@ -65,6 +85,15 @@ def _want_cuda() -> bool:
     return torch.version.cuda is not None and CUDA_HOME is not None
 
 
+def _want_sanitize() -> bool:
+    value = _env("SFLLAVA_SANITIZE").replace(" ", "")
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", SANITIZERS, "undefined,address"):
+        return True
+    sys.exit(f'SFLLAVA_SANITIZE must be "{SANITIZERS}" (or "1"), or unset; got "{value}"')
+
+
 def _pip_cuda_includes() -> list[str]:
     """Headers that ATen's CUDA headers include (cuBLAS, cuSPARSE, ...) but a
     bare toolkit may lack; CUDA torch wheels ship them under nvidia/*/include."""
@@ -98,10 +127,22 @@ class BuildExt(BuildExtension):
 
 def _extension():
     with_cuda = _want_cuda()
+    sanitize = _want_sanitize()
+    if sanitize and with_cuda:
+        # nvcc and the CUDA runtime do not run under the host ASan; the CUDA kernels
+        # are checked with compute-sanitizer on a GPU (benchmarks/gpu_check.sh).
+        sys.exit(
+            "SFLLAVA_SANITIZE builds the CPU kernels only: set USE_CUDA=0 and unset "
+            "FORCE_CUDA (the CUDA kernels are checked by compute-sanitizer, "
+            "benchmarks/gpu_check.sh)"
+        )
     sources = _sources("csrc/ops/*.cpp") + _sources("csrc/cpu/*.cpp")
     macros = [("SFLLAVA_TORCH_VERSION", f'"{torch.__version__}"')]
     cxx = ["-O3"]
     link = []
+    if sanitize:
+        macros.append(("SFLLAVA_SANITIZE_TESTS", None))  # the canary op (csrc/cpu)
+        cxx, link = list(SANITIZE_CXX), list(SANITIZE_LINK)
     if sys.platform.startswith("linux"):
         # at::parallel_for is an inline OpenMP loop: without -fopenmp it runs on
         # one thread. torch ships libgomp.so.1, which the loader then shares.

@@ -56,4 +56,11 @@ TORCH_LIBRARY(sfllava, m) {
   // swscale's unscaled converter, written into a caller's (H, W, 3) buffer.
   m.def(
       "yuv420_to_rgb(Tensor y, Tensor u, Tensor v, int[] coeffs, *, Tensor(a!) out) -> ()");
+
+#ifdef SFLLAVA_SANITIZE_TESTS
+  // Test-only, in the sanitizer build alone (setup.py, SFLLAVA_SANITIZE): reads one
+  // element past the end of a fresh copy of x, a planted bug that AddressSanitizer
+  // must report (python_tests/ops/test_sanitizer_canary.py).
+  m.def("_debug_read_past_end(Tensor x) -> Tensor");
+#endif
 }
