@@ -200,6 +200,9 @@ def test_decord_dying_on_a_file_is_a_typed_error(
         capture_output=True,
         text=True,
         timeout=120,
+        # outside the checkout: `python -c` puts the current folder first on sys.path,
+        # where the sources are not built when the package is installed (as in CI)
+        cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": PYTHONPATH},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
