@@ -16,6 +16,7 @@ import sys
 
 import pytest
 import torch
+from support import PACKAGE_ROOT
 
 import sfllava_ext
 
@@ -40,7 +41,7 @@ def test_asan_reports_the_planted_read_past_the_end(tmp_path):
     )
     # Outside the source tree, importing the very package under test; the environment
     # (LD_PRELOAD of the ASan runtime, ASAN_OPTIONS) is the parent's.
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(sfllava_ext.__file__))}
+    env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT}
     proc = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

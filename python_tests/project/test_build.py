@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from support import PACKAGE_ROOT
 
 import sfllava_ext
 from sfllava_ext._extension import ExtensionBuildError, check_torch_version
@@ -46,7 +47,7 @@ def test_import_under_another_torch_fails_clearly(tmp_path):
         "    print(type(e).__name__, e)\n"
     )
     # Outside the source tree, importing the very package under test.
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(sfllava_ext.__file__))}
+    env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT}
     proc = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
