@@ -41,6 +41,7 @@ __all__ = [
     "DatasetError",
     "EvalItem",
     "load_items",
+    "numbered_ids",
     "resolve_video",
 ]
 
@@ -517,16 +518,21 @@ def _vcg_json(path: Path, category: str) -> list[EvalItem]:
     return items
 
 
-def _unique_ids(items: list[EvalItem]) -> list[EvalItem]:
-    """Items with an id each: a repeated id becomes ``id#2``, ``id#3``..., keeping the
-    file's in ``source_id`` (the official open-ended scorer keeps only the last item of
-    an id in its figures; :mod:`.summary` does the same)."""
+def numbered_ids(ids: list[str]) -> list[str]:
+    """``ids`` with each repeat numbered: the second ``x`` becomes ``x#2``, the third
+    ``x#3``... (the official open-ended scorer keeps only the last line of an id in its
+    figures; :mod:`.summary` does the same)."""
     seen: dict[str, int] = {}
     out = []
-    for item in items:
-        count = seen.get(item.id, 0) + 1
-        seen[item.id] = count
-        if count > 1:
-            item = dataclasses.replace(item, id=f"{item.id}#{count}", source_id=item.id)
-        out.append(item)
+    for id_ in ids:
+        seen[id_] = seen.get(id_, 0) + 1
+        out.append(id_ if seen[id_] == 1 else f"{id_}#{seen[id_]}")
     return out
+
+
+def _unique_ids(items: list[EvalItem]) -> list[EvalItem]:
+    """Items with an id each (:func:`numbered_ids`), the file's kept in ``source_id``."""
+    return [
+        item if new == item.id else dataclasses.replace(item, id=new, source_id=item.id)
+        for item, new in zip(items, numbered_ids([item.id for item in items]), strict=True)
+    ]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..embed.store import FolderLock
+from .datasets import numbered_ids
 from .judge import Judge
 from .judging import JudgeUnavailable, JudgeWatch, judge_identity, judge_record
 from .official import CRITERIA
@@ -131,15 +132,12 @@ def _judged(record: Mapping[str, Any], task: str) -> bool:
 
 
 def _unique(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Repeated ids made unique (``id#2``...), the file's kept in ``source_id``: the
-    summary keeps, as the official open-ended scorer does, only the last of them."""
-    seen: dict[str, int] = {}
-    for record in records:
-        count = seen.get(record["id"], 0) + 1
-        seen[record["id"]] = count
-        if count > 1:
-            record["source_id"] = record["id"]
-            record["id"] = f"{record['id']}#{count}"
+    """Repeated ids made unique (:func:`.datasets.numbered_ids`), the file's kept in
+    ``source_id``: the summary keeps, as the official open-ended scorer does, only the
+    last of them."""
+    for record, new in zip(records, numbered_ids([r["id"] for r in records]), strict=True):
+        if new != record["id"]:
+            record["source_id"], record["id"] = record["id"], new
     return records
 
 
