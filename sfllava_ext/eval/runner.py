@@ -17,10 +17,11 @@ error) is recorded with its reason and the run goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,7 @@ def run_eval(
             produced = _produce(to_generate, model, task, max_new_tokens, video_root, generate)
             if settings is None:
                 settings = lambda: generation_settings(produced.model, max_new_tokens)  # noqa: E731
-            for item, fields in produced:
+            for item, fields in produced.results:
                 header.settle(settings)
                 record = {**item.record(), **_task_fields(item, task), **fields}
                 if "error" not in record and task != "mc":
@@ -147,31 +148,27 @@ def run_eval(
     return summary
 
 
+@dataclasses.dataclass(frozen=True)
 class _Produced:
     """The (item, fields) of the items to generate, and the model that made them (built
-    from a spec on the first item)."""
+    from a spec only when there is something to generate)."""
 
-    def __init__(self, iterator: Iterator[tuple[EvalItem, dict]], model: Any) -> None:
-        self._iterator = iterator
-        self.model = model
-
-    def __iter__(self):
-        return self._iterator
+    results: Iterable[tuple[EvalItem, dict]]
+    model: Any
 
 
 def _produce(items, model, task, max_new_tokens, root, generate) -> _Produced:
     groups = by_video(items, root)
     if generate is not None:
-        return _Produced(iter(generate(groups)) if groups else iter(()), None)
-    produced = _Produced(iter(()), model)
+        return _Produced(generate(groups) if groups else (), None)
     if not groups:
-        return produced
+        return _Produced((), model)
     if isinstance(model, ModelSpec):
-        produced.model = model = model.build()
-    produced._iterator = itertools.chain.from_iterable(
+        model = model.build()
+    results = itertools.chain.from_iterable(
         generate_group(path, group, model, task, max_new_tokens) for path, group in groups
     )
-    return produced
+    return _Produced(results, model)
 
 
 def _task_fields(item: EvalItem, task: str) -> dict[str, Any]:
