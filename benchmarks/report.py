@@ -50,6 +50,7 @@ SECTIONS = [
     "bench_slowfast_pool",
     "bench_yuv_to_rgb",
     "fuzz_videos",
+    "fuzz_serve",
     "gpu_check",
 ]
 #: the module whose first figure README.md shows under its table, and what it shows

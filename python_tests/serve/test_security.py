@@ -621,3 +621,42 @@ def test_host_names_are_parsed_strictly():
     assert host_name(b"[::1]:8000") == "::1"
     for bad in (b"[::1]evil.com", b"[::1].evil.com:80", b"localhost:evil", b"::1", b""):
         assert host_name(bad) is None
+
+
+# ----------------------------------------- found by the request fuzz (issue 27)
+
+
+def test_no_schema_page_answers_without_the_key(sf):
+    """The fuzz (benchmarks/fuzz_serve.py): FastAPI's ``/openapi.json`` answered 200
+    without the API key, a route docs/security.md did not list; now 404, like the
+    docs pages, key or no key."""
+    with serve_in_thread(sf, api_key="k3y") as url:
+        for path in ("/openapi.json", "/docs", "/redoc"):
+            for headers in ({}, {"authorization": "Bearer k3y"}):
+                reply = httpx.get(f"{url}{path}", headers=headers)
+                assert refused(reply, 404)["code"] is None
+
+
+def test_a_trailing_slash_is_a_404_not_a_redirect(base):
+    """The fuzz: ``/health/`` or ``/v1/models/`` got a 307 (no JSON body) redirecting to
+    the ``Host`` the client named (``localhost`` here, any name with a key); now the 404
+    of any other unknown route."""
+    paths = ["/health/", "/v1/models/", "/v1/chat/completions/", "/v1/video/tokens/"]
+    for path in paths:
+        method = "GET" if path in ("/health/", "/v1/models/") else "POST"
+        headers = {"host": "localhost", "content-type": "application/json"}
+        reply = httpx.request(method, f"{base}{path}", headers=headers, content=b"{}")
+        assert "location" not in reply.headers, path
+        refused(reply, 404)
+
+
+def test_bad_base64_is_refused_without_the_decoders_text(base):
+    """A data: URL with a character outside base64 names where it is in the payload,
+    not binascii's exception text (no exception's text reaches a client)."""
+    payload = base64.b64encode(b"\x00" * 300).decode()
+    bad = payload[:200] + "!" + payload[201:]
+    error = refused(tokens(base, "data:video/mp4;base64," + bad), 400)
+    assert error["message"] == (
+        "the data: URL is not valid base64 (in its payload's bytes 0 to 400)"
+    ), error
+    assert error["param"] == "video_url.url"

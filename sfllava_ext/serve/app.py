@@ -59,7 +59,16 @@ def create_app(sf: Any, config: ServeConfig, engine: Engine | None = None) -> Fa
             engine.stop()
             shutil.rmtree(workdir, ignore_errors=True)
 
-    app = FastAPI(title="sfllava", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # no schema or docs pages (they would answer without the key), and no redirect of
+    # a path with a trailing slash (a 307 to the Host the client named): a 404
+    app = FastAPI(
+        title="sfllava",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+    )
     bodies = BodyBudget(config.max_uploads)
     app.state.context = ServeContext(sf, config, engine, workdir, bodies)
     app.add_middleware(RequestGuard, config=config)

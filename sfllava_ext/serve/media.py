@@ -132,9 +132,11 @@ def _from_data_url(
         for at in range(start, end, _PIECE):
             try:
                 yield base64.b64decode(text[at : min(at + _PIECE, end)], validate=True)
-            except (binascii.Error, ValueError) as exc:
+            except (binascii.Error, ValueError):
+                # binascii's own text is not passed on: no exception's text reaches a client
+                where = f"in its payload's bytes {at - start} to {min(at + _PIECE, end) - start}"
                 raise ApiError(
-                    400, f"the data: URL is not valid base64 ({exc})", param=param
+                    400, f"the data: URL is not valid base64 ({where})", param=param
                 ) from None
 
     return _spool(pieces(), "data-url", param, config, workdir)
