@@ -33,21 +33,32 @@ drawn from ``random.Random(f"{seed}:{i}")``. The families (:data:`FAMILIES`):
   or a FIFO (400 ``not_a_file``), other schemes (400 ``unsupported_url``), data: URLs of
   garbage (400 ``invalid_video``), a playlist (400 ``unsupported_format``);
 * ``random``: random bytes as a body, and as a whole request;
-* ``mutation``: one to four random mutations of a valid request's JSON.
+* ``mutation``: one to four random mutations of a valid request's JSON;
+* ``keyless``: after the run, a second server without a key: ``Host`` headers that
+  name it (served) and others (403 ``host_not_allowed``).
 
 Each request carries the statuses docs/security.md allows for it (and, where one
 applies, the ``code`` and the ``param``), whether its client waits for an answer, and
-for a valid request the answer. An answer is a *violation* when its status is not among
-those, when its ``(status, code)`` is not in docs/security.md's table (parsed at the
-start), when an error's body is not OpenAI's ``{"error": {"message", "type", "param",
-"code"}}`` (uvicorn's plain-text 400 is allowed where the request is not HTTP), when a
-message names a server path or holds a traceback or more than a few hundred characters,
-when it is a 500, when the connection closes or resets where an answer was due, or when
-a valid request's answer differs. The requests run on ``--concurrency`` threads, in
-batches of 100; after each batch ``/health`` must answer 200 within 2 s and the server
-must be alive. The server's log must hold no traceback. The cost of a request is
-bounded: no request leaves ``max_tokens`` out (the default is 256 tokens) or asks for
-more than 8 tokens that the context could hold.
+for every request with a known video, question and ``max_tokens`` (any family) a
+reference computed in this process: a greedy answer's text, ``finish_reason`` and
+usage, a sampled one's prompt length, or the refusal of a prompt past the context. An
+answer is a *violation* when its status is not among those, when its ``(status,
+code)`` is not in docs/security.md's table (parsed at the start), when an error's body
+is not OpenAI's ``{"error": {"message", "type", "param", "code"}}`` (uvicorn's
+plain-text 400 is allowed where the request is not HTTP), when a message names a server
+path or holds a traceback or is longer than its fixed text and the 64 characters a
+client's value is quoted to, when it is a 5xx other than 503 (stricter than the docs,
+which list 500 and 504), when a 200 is not its route's shape or a stream's error event
+has a code the table does not list (or ``internal_error``), when it differs from its
+reference, or when no answer came where one was due. A request without an answer passes
+only when its client left on purpose or the server closed or reset the connection (a
+stalled head within ``3 * --read-timeout-s + 2`` s); a timeout never does. The requests
+run on ``--concurrency`` threads, in batches of 100, while a thread polls ``/health``
+every 0.5 s (200 within 2 s each time); after each batch the server must be alive; one
+valid request follows the last batch, and then nothing may be waiting or running. The
+server's log must hold no traceback. The cost of a request is bounded: no request
+leaves ``max_tokens`` out (the default is 256 tokens) or asks for more than 8 tokens
+that the context could hold.
 
     python benchmarks/fuzz_serve.py                      # 2,000 requests
     python benchmarks/fuzz_serve.py --count 200 --out /tmp/fuzz_serve.json
@@ -107,14 +118,19 @@ FAMILIES = {
     "urls": "file:// outside the media dir, other schemes, garbage videos",
     "random": "random bytes as a body or as a request",
     "mutation": "random mutations of a valid request's JSON",
+    "keyless": "Host headers against a second server without a key (a short second phase)",
 }
 #: the order of the families through a run: the valid ones three times over
-SCHEDULE = [f for f in FAMILIES for _ in range(3 if f == "valid" else 1)]
+SCHEDULE = [f for f in FAMILIES if f != "keyless" for _ in range(3 if f == "valid" else 1)]
 QUESTIONS = [
     "What is moving?",
     "Which colour does the square have?",
     "Where does the square go at the end?",
     "Qu'est-ce qui bouge ? 動いているのは何？",
+    # the demo model answers "kitchen, kitchen, ..." to every video and question above;
+    # to this one it answers otherwise for a.mp4 than for b.mp4 (from 2 tokens on), so
+    # a valid answer's comparison shows that the right video reached the model
+    "a" * 80,
 ]
 VIDEOS = ("a.mp4", "b.mp4")
 #: the chat request's fields (sfllava_ext.serve.protocol): a fuzzed name is none of them
@@ -144,8 +160,20 @@ HEALTH_LIMIT_S = 2.0
 NO_ANSWER = None
 #: the "code" of uvicorn's plain-text answers (not JSON)
 PLAIN = "(plain text)"
-#: longest error message accepted (a client's values are quoted to 64 characters)
-MESSAGE_LIMIT = 400
+#: a message's fixed text (what the service writes itself), and what it may quote of a
+#: client's value (docs/security.md: 64 characters at most, and one value per message)
+FIXED_TEXT_LIMIT, QUOTED_LIMIT = 200, 64
+MESSAGE_LIMIT = FIXED_TEXT_LIMIT + QUOTED_LIMIT
+#: a connection whose head does not arrive within --read-timeout-s is closed: by when
+#: its client must see the close (the server's timer, and slack for a loaded machine)
+CLOSE_WITHIN_S = 3 * READ_TIMEOUT_S + 2
+#: how a connection may end without an answer: the client left on purpose (abandoned),
+#: or the server closed or reset it (a timeout or a failed connect is never one)
+NO_ANSWER_ERRORS = ("abandoned", "closed", "reset")
+HEALTH_POLL_S = 0.5
+#: the keyless phase's requests: this many, or a fiftieth of the run if more
+KEYLESS_MIN = 20
+GREEDY_BELOW = 1e-5  # sfllava_ext.serve.protocol.GREEDY_BELOW
 
 Expect = dict[int | None, frozenset[str | None] | None]
 
@@ -199,9 +227,11 @@ class Case:
     cut: int | None = None  # bytes sent before the action's pause, close or drip
     reset: bool = False  # abandon with a TCP reset rather than a FIN
     param: str | None = None
-    answer: tuple | None = None  # ("chat", video, question, max_tokens) / ("tokens", video)
+    answer: tuple | None = None  # ("chat", video, question, tokens, decoding), ("tokens", video)
     stream: bool = False
     method: str = "POST"
+    close_within: float | None = None  # a connection closed unanswered: within this many s
+    timeout: float = 120.0  # how long the client waits for an answer
 
 
 @dataclass
@@ -289,10 +319,15 @@ def chat_body(
 
 
 def answer_key(body: dict[str, Any], video: str) -> tuple:
+    """The reference a chat request's answer is compared with: its video, its question
+    (the text parts joined), its max_tokens, and whether it decodes greedily (its text
+    is then known; a sampled answer's prompt and length are)."""
     parts = body["messages"][0]["content"]
     question = "\n".join(p["text"] for p in parts if p["type"] == "text")
     tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    return ("chat", video, question, tokens)
+    temperature = body.get("temperature")
+    greedy = temperature is None or temperature < GREEDY_BELOW
+    return ("chat", video, question, tokens, "greedy" if greedy else "sampled")
 
 
 def dumps(value: Any) -> bytes:
@@ -384,10 +419,14 @@ def gen_valid(env: Env, rng: random.Random, i: int) -> Case:
 # -- types
 
 _TYPE_POOL: list[Any] = [None, True, False, 0, -3, 1.5, "", "x", [], [1], {}, {"a": 1}]
+#: strings whose repr is many times their length (docs/security.md: quoted to 64)
+_UNPRINTABLE = ["\U000e0001" * 100, "\x00" * 70, "\x7f\x1b" * 40, "\u200b" * 65]
+_TYPE_POOL += [_UNPRINTABLE[0], _UNPRINTABLE[1]]
 
 
 def gen_types(env: Env, rng: random.Random, i: int) -> Case:
-    body = chat_body(env, rng, stream=False)
+    video_name = rng.choice(VIDEOS)
+    body = chat_body(env, rng, video=video_name, stream=False)
     body.update(temperature=0.0, top_p=1.0, n=1, stream=False, stream_options=None)
     video, text = _video_index(body), 1 - _video_index(body)
     content = ("messages", 0, "content")
@@ -426,8 +465,8 @@ def gen_types(env: Env, rng: random.Random, i: int) -> Case:
     expect: Expect = {400: frozenset({None})}
     if path == ("model",):
         expect = _only(200) if value is None else _only(404, "model_not_found")
-    elif path == ("user",):
-        expect = _only(200)
+    elif path == ("user",) and (value is None or isinstance(value, str)):
+        expect = _only(200)  # OpenAI's type: a string (null: left out)
     elif path == ("temperature",) and (
         value is None or (type(value) in (int, float) and 0 <= value <= 2)
     ):
@@ -441,7 +480,9 @@ def gen_types(env: Env, rng: random.Random, i: int) -> Case:
     stream = path == ("stream",) and value is True
     if path == ("stream",) and value is True:
         expect = _only(200)
-    return Case(i, "types", what, _chat(env, body), expect, param=param, stream=stream)
+    answer = answer_key(body, video_name) if 200 in expect else None
+    raw = _chat(env, body)
+    return Case(i, "types", what, raw, expect, param=param, stream=stream, answer=answer)
 
 
 # -- missing
@@ -514,7 +555,9 @@ _OPENAI_FIELDS = [
 
 
 def _random_name(rng: random.Random) -> str:
-    kind = rng.randrange(6)
+    kind = rng.randrange(7)
+    if kind == 6:  # long, and longer still once repr escapes it
+        return rng.choice(_UNPRINTABLE) + str(rng.randrange(100))
     if kind == 0:
         return rng.choice(_OPENAI_FIELDS)
     if kind == 1:
@@ -649,7 +692,8 @@ def gen_numbers(env: Env, rng: random.Random, i: int) -> Case:
     text = rng.choice(_NUMBERS)
     if name.startswith("max_") and re.fullmatch(r"\d+", text) and 8 < int(text) < 4096:
         text = "5000"  # a generation that long would cost seconds; over the context it is not
-    body = chat_body(env, rng)
+    video = rng.choice(VIDEOS)
+    body = chat_body(env, rng, video=video)
     placeholder = "@@number@@"
     body[name] = placeholder
     raw = dumps(body).replace(f'"{placeholder}"'.encode(), text.encode())
@@ -658,7 +702,12 @@ def gen_numbers(env: Env, rng: random.Random, i: int) -> Case:
         body.pop("max_tokens")
         raw = dumps(body).replace(f'"{placeholder}"'.encode(), text.encode())
     param = name if None in (expect.get(400) or ()) else None
-    return Case(i, "numbers", f"{name} = {text}", _chat(env, raw), expect, param=param)
+    answer = None
+    if 200 in expect:  # the value as the service reads it, for the answer's reference
+        body[name] = json.loads(text)
+        answer = answer_key(body, video)
+    what = f"{name} = {text}"
+    return Case(i, "numbers", what, _chat(env, raw), expect, param=param, answer=answer)
 
 
 # -- nesting
@@ -700,8 +749,8 @@ def gen_nesting(env: Env, rng: random.Random, i: int) -> Case:
     deepest = 1 + depth + (1 if inner else 0)
     if deepest > MAX_DEPTH:
         expect, param = _only(400, "invalid_json"), None
-    elif where == "user":
-        expect, param = _only(200), None
+    elif where == "user":  # a string or null only
+        expect, param = _only(400, None), "user"
     elif where == "unknown":
         expect, param = _only(400, None), name
     elif kind == "dict" or (depth == 1 and not inner):  # not a list, or an empty one
@@ -717,24 +766,27 @@ def gen_nesting(env: Env, rng: random.Random, i: int) -> Case:
 
 def gen_values(env: Env, rng: random.Random, i: int) -> Case:
     kind = rng.choice(["many", "many", "commas", "keys", "big text", "over limit", "parts"])
-    body = chat_body(env, rng)
+    video = rng.choice(VIDEOS)
+    body = chat_body(env, rng, video=video)
     if kind in ("many", "commas"):
         n = rng.choice([1000, 99_900, 100_001, 250_000])
-        if kind == "many":
-            body["user"] = [0] * n
+        if kind == "many":  # in a key of the message, which the service ignores
+            body["messages"][0]["name"] = [0] * n
         else:
             v = _video_index(body)
             body["messages"][0]["content"][1 - v]["text"] = "," * n
         raw = dumps(body)
         values = sum(raw.count(c) for c in b"[{,:")
+        answer = None
         if values > MAX_VALUES:
             expect = _only(400, "invalid_json")
         elif kind == "many":
-            expect = _only(200)
-        else:  # a comma is a token: past a thousand the question passes the context
+            expect, answer = _only(200), answer_key(body, video)
+        else:  # a comma is a token: the in-process tokenizer decides (the reference)
             expect = {200: None, 400: frozenset({"context_length_exceeded"})}
+            answer = answer_key(body, video)
         what = f"{kind}: {n} ({values} counted)"
-        return Case(i, "values", what, _chat(env, raw), expect)
+        return Case(i, "values", what, _chat(env, raw), expect, answer=answer)
     if kind == "keys":
         n = rng.choice([1000, 30_000])
         for k in range(n):
@@ -928,15 +980,16 @@ def gen_cut(env: Env, rng: random.Random, i: int) -> Case:
                 cut=cut,
                 reset=rng.random() < 0.3,
             )
-        if kind == "half close":
+        if kind == "half close":  # the server sees the close: its 400 goes nowhere
             return Case(
                 i,
                 "cut",
                 f"{keep} of {len(body)} bytes, then half-close",
                 raw,
-                {NO_ANSWER: None, 400: frozenset({None})},
+                {NO_ANSWER: None},
                 action="half_close",
                 cut=cut,
+                close_within=CLOSE_WITHIN_S,
             )
         return Case(
             i,
@@ -1025,6 +1078,7 @@ def gen_slow(env: Env, rng: random.Random, i: int) -> Case:
             {NO_ANSWER: None},
             action="stall",
             cut=rng.randint(0, head - 3),
+            close_within=CLOSE_WITHIN_S,
         )
     if kind == "slow head":
         return Case(
@@ -1035,8 +1089,18 @@ def gen_slow(env: Env, rng: random.Random, i: int) -> Case:
             {NO_ANSWER: None},
             action="slow_head",
             cut=rng.randint(0, 20),
+            close_within=CLOSE_WITHIN_S,
         )
-    return Case(i, "slow", "connects, sends nothing", raw, {NO_ANSWER: None}, action="stall", cut=0)
+    return Case(
+        i,
+        "slow",
+        "connects, sends nothing",
+        raw,
+        {NO_ANSWER: None},
+        action="stall",
+        cut=0,
+        close_within=CLOSE_WITHIN_S,
+    )
 
 
 # -- disconnects
@@ -1232,17 +1296,20 @@ def gen_routes(env: Env, rng: random.Random, i: int) -> Case:
         status = {"/v1/models": 405, "/health": 200, "/nowhere": 404}[path]
         expect = _only(status) if status == 200 else _only(status, None)
         return Case(i, "routes", f"HEAD {path}", raw, expect, method="HEAD")
+    # odd request targets: h11 takes each; only a path (a query and a fragment after it)
+    # names a route, so the absolute form is a 404 too
     target = rng.choice(["*", "http://127.0.0.1/health", "health", "//health", "/health?x=1#y"])
     raw = env.request("GET", target, key=False)
-    expect = {200: None, 404: frozenset({None}), 400: frozenset({PLAIN})}
-    return Case(i, "routes", f"GET {target}", raw, expect, method="GET")
+    if target == "/health?x=1#y":
+        return Case(i, "routes", f"GET {target}", raw, _only(200), answer=("health",), method="GET")
+    return Case(i, "routes", f"GET {target}", raw, _only(404, None), method="GET")
 
 
 # -- URLs
 
 
 def gen_urls(env: Env, rng: random.Random, i: int) -> Case:
-    kind = rng.randrange(9)
+    kind = rng.randrange(10)
     route = rng.choice(["chat", "chat", "tokens"])
 
     def with_url(url: str) -> bytes:
@@ -1280,9 +1347,12 @@ def gen_urls(env: Env, rng: random.Random, i: int) -> Case:
             ]
         )
         return case(path, f"file://{path}", _only(403, "outside_media_dir"))
-    if kind == 1:
-        name = rng.choice(["missing.mp4", "sub/missing.mp4", "A.MP4", "a.mp4.", "%61.mp5"])
-        return case(name, env.file_url(name), _only(404, "file_not_found"))
+    if kind == 1:  # no such file: a path under a regular file, or a name too long, neither
+        name = rng.choice(
+            ["missing.mp4", "sub/missing.mp4", "A.MP4", "a.mp4.", "%61.mp5", "a.mp4/x"]
+            + ["a.mp4/", "notes.txt/a.mp4", "x" * 5000, "sub/" + "y" * 300]
+        )
+        return case(name[:40], env.file_url(name), _only(404, "file_not_found"))
     if kind == 2:
         name = rng.choice(["", "sub", "fifo", "sub/", "."])
         return case(f"{name!r}", env.file_url(name), _only(400, "not_a_file"))
@@ -1347,9 +1417,10 @@ def gen_urls(env: Env, rng: random.Random, i: int) -> Case:
         if name == "empty.mp4":
             return case(name, env.file_url(name), expect, field=True)
         return case(name, env.file_url(name), expect, field=True)
-    if kind == 7:  # a file:// URL of the wrong shape
+    if kind == 7:  # a file:// URL of the wrong shape (a host, a malformed one)
         url = rng.choice(
             [
+                *_MALFORMED_HOSTS,
                 "file://evil.example/etc/passwd",
                 "file:relative.mp4",
                 "file:a.mp4",
@@ -1359,6 +1430,14 @@ def gen_urls(env: Env, rng: random.Random, i: int) -> Case:
             ]
         )
         return case(url, url, _only(400, None), field=True)
+    if kind == 9:  # over --max-video-mb, within the body limit
+        if rng.random() < 0.5:
+            return case("big.mp4", env.file_url("big.mp4"), _only(413, "video_too_large"), True)
+        data = rng.randbytes((MAX_VIDEO_MB << 20) + 3000)
+        url = "data:video/mp4;base64," + base64.b64encode(data).decode()
+        # a body over 1 MiB takes one of --max-uploads slots: 503 when both are taken
+        expect = {413: frozenset({"video_too_large"}), 503: frozenset({"uploads_busy"})}
+        return case("data: URL over --max-video-mb", url, expect, field=True)
     if env.root:  # root reads a file of mode 000
         return case(
             "unreadable (as root)",
@@ -1367,6 +1446,10 @@ def gen_urls(env: Env, rng: random.Random, i: int) -> Case:
             field=True,
         )
     return case("unreadable", env.file_url("unreadable.mp4"), _only(403, "unreadable"))
+
+
+#: file:// URLs whose host urllib cannot parse (it raised ValueError: a 500, once)
+_MALFORMED_HOSTS = ["file://[::1/a.mp4", "file://a]b/x", "file://[zz]/a.mp4", "file://[/a"]
 
 
 # -- random bytes
@@ -1408,10 +1491,20 @@ def gen_random(env: Env, rng: random.Random, i: int) -> Case:
         )
     # mostly not HTTP (uvicorn's plain 400, or the connection closed); where h11 finds a
     # request in the noise, the service answers it as any other
-    expect: Expect = {status: None for status in (200, 401, 404, 405, 415)}
+    # (a head it cannot finish is closed after --read-timeout-s: no 120 s wait)
+    expect: Expect = {status: None for status in (200, 401, 404, 405, 408, 415)}
     expect[400], expect[NO_ANSWER] = frozenset({PLAIN}), None
     raw = noise + b"\r\n\r\n"
-    return Case(i, "random", f"{size} random bytes as a request", raw, expect, method="GET")
+    return Case(
+        i,
+        "random",
+        f"{size} random bytes as a request",
+        raw,
+        expect,
+        method="GET",
+        close_within=CLOSE_WITHIN_S,
+        timeout=CLOSE_WITHIN_S + 2,
+    )
 
 
 # -- mutations of a valid request
@@ -1436,6 +1529,8 @@ def _random_value(rng: random.Random, depth: int = 0) -> Any:
                 "video_url",
                 "x" * rng.randint(1, 100),
                 "file:///etc/passwd",
+                rng.choice(_MALFORMED_HOSTS),
+                rng.choice(_UNPRINTABLE),
                 MODEL_ID,
                 "\u2603",
             ]
@@ -1463,6 +1558,12 @@ def gen_mutation(env: Env, rng: random.Random, i: int) -> Case:
     body = chat_body(env, rng, stream=rng.random() < 0.2)
     body.update({k: v for k, v in [("model", MODEL_ID), ("temperature", 0)] if rng.random() < 0.5})
     done = []
+    if rng.random() < 0.2:  # a video URL the service must refuse cleanly
+        url = rng.choice(
+            [*_MALFORMED_HOSTS, env.file_url("a.mp4/x"), env.file_url("big.mp4"), "file:"]
+        )
+        body["messages"][0]["content"][_video_index(body)]["video_url"]["url"] = url
+        done.append(f"url = {url[-30:]}")
     for _ in range(rng.randint(1, 4)):
         path = rng.choice(_containers(body))
         node = body
@@ -1499,6 +1600,47 @@ def gen_mutation(env: Env, rng: random.Random, i: int) -> Case:
     return Case(i, "mutation", what, _chat(env, body), expect, stream=stream)
 
 
+# -- a server without a key: the Host check (DNS rebinding)
+
+
+def gen_keyless(env: Env, rng: random.Random, i: int) -> Case:
+    """A request to the second server, which has no key: a ``Host`` that names its bind
+    address or localhost is served, any other is refused (403 ``host_not_allowed``),
+    ``/health`` included."""
+    port = env.port
+    allowed = ["127.0.0.1", f"127.0.0.1:{port}", "localhost", f"LOCALHOST:{port}", "[::1]:1"]
+    refused = [
+        "evil.example",
+        f"evil.example:{port}",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example:80",
+        "0.0.0.0",
+        "[::]",
+        "",
+        "127.0.0.2",
+        "[::1]evil.example",
+        "localhost:evil",
+    ]
+    ok = rng.random() < 0.4
+    host = rng.choice(allowed if ok else refused)
+    route = rng.choice(["/v1/models", "/health", "/v1/chat/completions", "/v1/video/tokens"])
+    video = rng.choice(VIDEOS)
+    method, body, answer = "GET", None, ("models",)
+    if route == "/health":
+        answer = ("health",)
+    elif route == "/v1/chat/completions":
+        fields = chat_body(env, rng, video=video)
+        method, body, answer = "POST", dumps(fields), answer_key(fields, video)
+    elif route == "/v1/video/tokens":
+        method, answer = "POST", ("tokens", video)
+        body = dumps({"video_url": {"url": env.file_url(video)}})
+    raw = env.request(method, route, body, key=False, host=False, headers=[("Host", host)])
+    what = f"{method} {route}, Host {host!r}"
+    if ok:
+        return Case(i, "keyless", what, raw, _only(200), answer=answer, method=method)
+    return Case(i, "keyless", what, raw, _only(403, "host_not_allowed"), method=method)
+
+
 GENERATORS: dict[str, Callable[[Env, random.Random, int], Case]] = {
     "valid": gen_valid,
     "types": gen_types,
@@ -1518,13 +1660,14 @@ GENERATORS: dict[str, Callable[[Env, random.Random, int], Case]] = {
     "urls": gen_urls,
     "random": gen_random,
     "mutation": gen_mutation,
+    "keyless": gen_keyless,
 }
 
 
-def make_case(env: Env, seed: int, index: int) -> Case:
-    """Request ``index`` of the run seeded ``seed``."""
-    family = SCHEDULE[index % len(SCHEDULE)]
-    case = GENERATORS[family](env, random.Random(f"{seed}:{index}"), index)
+def make_case(env: Env, seed: int, index: int, family: str | None = None) -> Case:
+    """Request ``index`` of the run seeded ``seed`` (of ``family``, else the schedule's)."""
+    family = family or SCHEDULE[index % len(SCHEDULE)]
+    case = GENERATORS[family](env, random.Random(f"{seed}:{family}:{index}"), index)
     if case.param == "__video__":  # the chat body's video field, wherever its part sits
         parts = json.loads(case.request.split(b"\r\n\r\n", 1)[1])["messages"][0]["content"]
         case.param = f"messages[0].content[{_video_index({'messages': [{'content': parts}]})}]"
@@ -1560,8 +1703,10 @@ def _read(sock: socket.socket, method: str, timeout: float) -> Outcome:
     return out
 
 
-def exchange(case: Case, port: int, timeout: float = 120.0) -> Outcome:
-    """Sends ``case`` as its action says and reads what comes back."""
+def exchange(case: Case, port: int, timeout: float | None = None) -> Outcome:
+    """Sends ``case`` as its action says and reads what comes back (waiting at most
+    ``timeout``, else the case's own)."""
+    timeout = case.timeout if timeout is None else timeout
     start = time.perf_counter()
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
@@ -1659,6 +1804,28 @@ def _sse_events(body: bytes) -> list[str]:
     return [e[len("data: ") :] for e in body.decode().split("\n\n") if e.startswith("data: ")]
 
 
+def _route(case: Case) -> str | None:
+    """The route a request names (its request line's path), or None where its bytes
+    hold no request line."""
+    match = re.match(rb"([A-Z]+) (\S+) HTTP/1\.[01]\r\n", case.request)
+    if match is None:
+        return None
+    return match.group(2).decode("latin-1").split("?", 1)[0].split("#", 1)[0]
+
+
+def _narrowed(case: Case, answers: dict[tuple, Any] | None) -> Expect:
+    """The statuses allowed, where the reference decides between them: a prompt past
+    the context is refused (``context_length_exceeded``), one within it is answered."""
+    if case.answer is None or answers is None or case.answer not in answers:
+        return case.expect
+    refusal = answers[case.answer].get("refused") if case.answer[0] == "chat" else None
+    if refusal is not None:
+        return {400: frozenset({refusal})}
+    if case.expect.get(400) == frozenset({"context_length_exceeded"}):
+        return {s: c for s, c in case.expect.items() if s != 400}
+    return case.expect
+
+
 def check(
     case: Case,
     out: Outcome,
@@ -1668,17 +1835,24 @@ def check(
 ) -> list[str]:
     """Why ``out`` is a violation for ``case`` (an empty list: it is not)."""
     problems: list[str] = []
+    expect = _narrowed(case, answers)
     if out.status is None:
-        if NO_ANSWER not in case.expect:
+        if NO_ANSWER not in expect:
             problems.append(f"no answer where one was due ({out.error})")
+        elif out.error not in NO_ANSWER_ERRORS or (
+            out.error == "abandoned" and case.action != "abandon"
+        ):
+            problems.append(f"no answer, and not a close ({out.error})")
+        elif case.close_within is not None and out.seconds > case.close_within:
+            problems.append(f"closed after {out.seconds:.1f} s, not within {case.close_within} s")
         return problems
     if out.error is not None and case.action != "first_event":
         problems.append(f"the answer was cut short ({out.error})")
     status = out.status
     if status >= 500 and status != 503:
         problems.append(f"status {status}")
-    if status not in case.expect:
-        allowed = sorted(s for s in case.expect if s is not None)
+    if status not in expect:
+        allowed = sorted(s for s in expect if s is not None)
         problems.append(f"status {status}, not one of {allowed}")
     if status not in documented:
         problems.append(f"status {status} is not in docs/security.md")
@@ -1688,7 +1862,7 @@ def check(
         error, shape = _error_of(out.body)
         code: Any
         if error is None:  # uvicorn's plain text only where the case names it
-            if PLAIN not in (case.expect.get(status) or ()) or out.body.startswith(b"{"):
+            if PLAIN not in (expect.get(status) or ()) or out.body.startswith(b"{"):
                 problems.append(shape or "not an OpenAI error")
                 return problems
             code = PLAIN
@@ -1700,7 +1874,7 @@ def check(
             for leak in (*_LEAKS, *forbidden):
                 if leak and leak in message:
                     problems.append(f"the message holds {leak!r}")
-        allowed_codes = case.expect.get(status)
+        allowed_codes = expect.get(status)
         if code not in documented.get(status, ()):
             problems.append(f"({status}, {code}) is not in docs/security.md")
         elif allowed_codes is not None and code not in allowed_codes:
@@ -1711,16 +1885,109 @@ def check(
             elif case.param is not None and error["param"] != case.param:
                 problems.append(f"param {error['param']!r}, not {case.param!r}")
         return problems
-    if case.stream and status == 200:
-        problems += _check_stream(case, out, answers)
-    elif case.answer is not None and answers is not None and status == 200:
-        problems += _check_answer(case, out, answers)
+    if status == 200:
+        problems += _check_200(case, out, documented, answers)
     return problems
 
 
-def _check_stream(case: Case, out: Outcome, answers: dict | None) -> list[str]:
-    if not out.headers.get("content-type", "").startswith("text/event-stream"):
-        return [f"a stream of type {out.headers.get('content-type')}"]
+def _check_200(
+    case: Case, out: Outcome, documented: dict[int, set], answers: dict | None
+) -> list[str]:
+    """A 200's shape for its route, and where the case has a reference, its content."""
+    route = _route(case)
+    streamed = out.headers.get("content-type", "").startswith("text/event-stream")
+    if route == "/v1/chat/completions" and case.method == "POST":
+        if case.stream != streamed and case.family != "random":
+            return ["a stream where a whole answer was due" if streamed else "no stream"]
+        if streamed:
+            return _check_stream(case, out, documented, answers)
+    ref = None
+    if case.answer is not None and answers is not None:
+        ref = answers.get(case.answer)
+    try:
+        if route == "/v1/chat/completions" and case.method == "POST":
+            return _check_completion(json.loads(out.body), ref)
+        if route == "/v1/video/tokens" and case.method == "POST":
+            return _check_tokens(out, ref)
+        if route == "/v1/models":
+            ids = [m["id"] for m in json.loads(out.body)["data"]]
+            return [] if ids == [MODEL_ID] else [f"models {ids}"]
+        if route == "/health" and case.method == "GET":
+            return [] if json.loads(out.body).get("status") == "ok" else ["health not ok"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        return [f"an answer of another shape ({type(exc).__name__})"]
+    if route is None:
+        return []
+    return [f"a 200 from {route[:40]!r}, which is no route"]
+
+
+def _check_completion(data: dict, ref: dict | None) -> list[str]:
+    """OpenAI's ``chat.completion``, and its text, finish and usage against ``ref``."""
+    choice = data["choices"][0]
+    message, usage = choice["message"], data["usage"]
+    if (
+        data["object"] != "chat.completion"
+        or data["model"] != MODEL_ID
+        or len(data["choices"]) != 1
+        or message["role"] != "assistant"
+        or not isinstance(message["content"], str)
+        or choice["finish_reason"] not in ("stop", "length")
+        or usage["total_tokens"] != usage["prompt_tokens"] + usage["completion_tokens"]
+    ):
+        return [f"not a chat.completion: {json.dumps(data)[:200]}"]
+    got = {
+        "text": message["content"],
+        "finish_reason": choice["finish_reason"],
+        "prompt_tokens": usage["prompt_tokens"],
+        "completion_tokens": usage["completion_tokens"],
+    }
+    return _compare(got, ref)
+
+
+def _compare(got: dict, ref: dict | None) -> list[str]:
+    """What of an answer differs from the in-process reference (a sampled answer: its
+    prompt, and no more tokens than asked for)."""
+    if ref is None:
+        return []
+    if "refused" in ref:
+        return [f"answered, in-process refused ({ref['refused']})"]
+    if ref.get("sampled"):
+        problems = []
+        if got["prompt_tokens"] != ref["prompt_tokens"]:
+            problems.append(
+                f"prompt_tokens {got['prompt_tokens']}, in-process {ref['prompt_tokens']}"
+            )
+        if not 1 <= got["completion_tokens"] <= ref["max_tokens"]:
+            problems.append(f"completion_tokens {got['completion_tokens']} past max_tokens")
+        return problems
+    problems = []
+    if got["text"] != ref["text"]:
+        problems.append(f"answered {got['text']!r}, in-process {ref['text']!r}")
+    for key in ("finish_reason", "prompt_tokens", "completion_tokens"):
+        if key in got and got[key] != ref[key]:
+            problems.append(f"{key} {got[key]!r}, in-process {ref[key]!r}")
+    return problems
+
+
+def _check_tokens(out: Outcome, ref: Any) -> list[str]:
+    from safetensors.torch import load
+
+    got = load(out.body)["tokens"]
+    sha = out.headers.get("x-video-sha256", "")
+    if not re.fullmatch(r"[0-9a-f]{64}", sha) or got.ndim != 2:
+        return [f"not visual tokens: {tuple(got.shape)}, X-Video-SHA256 {sha[:70]!r}"]
+    if ref is None:
+        return []
+    want_sha, want_tokens = ref
+    if sha != want_sha:
+        return ["another X-Video-SHA256"]
+    same = got.shape == want_tokens.shape and bool((got == want_tokens).all())
+    return [] if same else ["other visual tokens than in-process"]
+
+
+def _check_stream(
+    case: Case, out: Outcome, documented: dict[int, set], answers: dict | None
+) -> list[str]:
     try:
         events = _sse_events(out.body)
     except UnicodeDecodeError:
@@ -1729,51 +1996,43 @@ def _check_stream(case: Case, out: Outcome, answers: dict | None) -> list[str]:
         return [] if events else ["no first event"]
     if not events or events[-1] != "[DONE]":
         return ["a stream that does not end with [DONE]"]
-    text, usage = "", None
+    codes = set().union(*documented.values()) - {None, PLAIN, "internal_error"}
+    ref = answers.get(case.answer) if case.answer is not None and answers else None
+    text, usage, finish, failed = "", None, None, None
     for event in events[:-1]:
         data = json.loads(event)
         if "error" in data:  # after the first event: in the stream, then [DONE]
             error, shape = _error_of(event.encode())
-            if shape is not None or case.answer is not None:
-                return [f"an error event: {shape or error}"]
+            if shape is not None:
+                return [f"an error event of another shape: {shape}"]
+            if error["code"] not in codes:
+                return [f"an error event whose code {error['code']!r} is not in the table"]
+            failed = error
             continue
-        for choice in data.get("choices", []):
+        if data.get("object") != "chat.completion.chunk" or data.get("model") != MODEL_ID:
+            return [f"not a chat.completion.chunk: {event[:200]}"]
+        for choice in data["choices"]:
             text += choice.get("delta", {}).get("content") or ""
+            finish = choice.get("finish_reason") or finish
         usage = data.get("usage", usage)
-    if case.answer is not None and answers is not None:
-        want = answers[case.answer]
-        if text != want:
-            return [f"streamed {text!r}, in-process {want!r}"]
-        body = json.loads(case.request.partition(b"\r\n\r\n")[2] or b"{}")
-        if (body.get("stream_options") or {}).get("include_usage") and not usage:
+    if ref is None:
+        return []
+    if failed is not None:  # a request the reference answers
+        return [f"an error event: {failed}"]
+    body = json.loads(case.request.partition(b"\r\n\r\n")[2] or b"{}")
+    got: dict[str, Any] = {"text": text, "finish_reason": finish}
+    if (body.get("stream_options") or {}).get("include_usage"):
+        if not usage:
             return ["no usage chunk"]
-    return []
-
-
-def _check_answer(case: Case, out: Outcome, answers: dict) -> list[str]:
-    kind = case.answer[0]
-    try:
-        if kind == "chat":
-            got = json.loads(out.body)["choices"][0]["message"]["content"]
-            want = answers[case.answer]
-            return [] if got == want else [f"answered {got!r}, in-process {want!r}"]
-        if kind == "tokens":
-            want_sha, want_tokens = answers[case.answer]
-            if out.headers.get("x-video-sha256") != want_sha:
-                return ["another X-Video-SHA256"]
-            from safetensors.torch import load
-
-            got = load(out.body)["tokens"]
-            same = got.shape == want_tokens.shape and bool((got == want_tokens).all())
-            return [] if same else ["other visual tokens than in-process"]
-        if kind == "models":
-            ids = [m["id"] for m in json.loads(out.body)["data"]]
-            return [] if ids == [MODEL_ID] else [f"models {ids}"]
-        if kind == "health" and case.method == "GET":
-            return [] if json.loads(out.body).get("status") == "ok" else ["health not ok"]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        return [f"an answer of another shape ({type(exc).__name__})"]
-    return []
+        got.update(
+            prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"]
+        )
+    elif usage is not None:
+        return ["a usage chunk nobody asked for"]
+    if "refused" not in ref and ref.get("sampled"):
+        got.setdefault("prompt_tokens", ref["prompt_tokens"])
+        got.setdefault("completion_tokens", 1)
+    return _compare(got, ref)
 
 
 # --------------------------------------------------------------------------- the run
@@ -1795,6 +2054,7 @@ def write_media(media: Path, outside: Path) -> bool:
     write_synthetic_video(outside / "secret.mp4", width=64, height=48, seconds=1, fps=12)
     shutil.copyfile(outside / "secret.mp4", outside / "segment.ts")
     os.symlink(outside / "secret.mp4", media / "link.mp4")
+    (media / "big.mp4").write_bytes(os.urandom((MAX_VIDEO_MB << 20) + 1))  # over the limit
     unreadable = media / "unreadable.mp4"
     unreadable.write_bytes(os.urandom(1000))
     unreadable.chmod(0)
@@ -1802,26 +2062,73 @@ def write_media(media: Path, outside: Path) -> bool:
 
 
 def reference_answers(cases: list[Case], media: str, threads: int) -> dict[tuple, Any]:
-    """The valid requests' answers from the same demo model in this process."""
+    """The references of the requests that have one, from the same demo model in this
+    process, as the service computes them: for a chat request the prompt's length (the
+    video's tokens and the question's), then, within the context, a greedy answer's text,
+    finish reason and tokens (a sampled one's length only), else the refusal; for a
+    tokens request the video's SHA-256 and visual tokens. torch's thread count is
+    restored after."""
     import torch
 
     from sfllava_ext.models.spec import ModelSpec
+    from sfllava_ext.serve.engine import _context_length
 
+    before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    sf = ModelSpec(device="cpu", dtype="float32", num_frames=NUM_FRAMES).build()
-    sessions = {name: sf.session(os.path.join(media, name)) for name in VIDEOS}
-    answers: dict[tuple, Any] = {}
-    for case in cases:
-        key = case.answer
-        if key is None or key in answers:
-            continue
-        if key[0] == "chat":
-            _, video, question, tokens = key
-            answers[key] = sessions[video].answer(question, max_new_tokens=tokens)
-        elif key[0] == "tokens":
-            data = Path(media, key[1]).read_bytes()
-            answers[key] = (hashlib.sha256(data).hexdigest(), sessions[key[1]].tokens.cpu())
-    return answers
+    try:
+        sf = ModelSpec(device="cpu", dtype="float32", num_frames=NUM_FRAMES).build()
+        context = _context_length(sf)
+        sessions = {name: sf.session(os.path.join(media, name)) for name in VIDEOS}
+        answers: dict[tuple, Any] = {}
+        for case in cases:
+            key = case.answer
+            if key is None or key in answers:
+                continue
+            if key[0] == "chat":
+                _, video, question, tokens, decoding = key
+                session = sessions[video]
+                asked = session.tokenize(question)
+                if asked.positions + tokens > context:
+                    answers[key] = {"refused": "context_length_exceeded"}
+                elif decoding == "sampled":
+                    answers[key] = {
+                        "sampled": True,
+                        "prompt_tokens": asked.positions,
+                        "max_tokens": tokens,
+                    }
+                else:
+                    ids = session.generate(asked, max_new_tokens=tokens, do_sample=False)
+                    answers[key] = {
+                        "text": sf.llm.decode(ids),
+                        "finish_reason": sf.llm.finish_reason(ids, tokens),
+                        "prompt_tokens": asked.positions,
+                        "completion_tokens": len(ids),
+                    }
+            elif key[0] == "tokens":
+                data = Path(media, key[1]).read_bytes()
+                answers[key] = (hashlib.sha256(data).hexdigest(), sessions[key[1]].tokens.cpu())
+        return answers
+    finally:
+        torch.set_num_threads(before)
+
+
+def answer_spread(answers: dict[tuple, Any]) -> dict[str, int]:
+    """How much the greedy references depend on the request: distinct texts, and the
+    questions answered otherwise for one video than for the other (at one max_tokens)."""
+    greedy = {k: v for k, v in answers.items() if k[0] == "chat" and "text" in v}
+    by_video = sum(
+        1
+        for (_, video, question, tokens, _), ref in greedy.items()
+        if video == VIDEOS[0]
+        and (other := greedy.get(("chat", VIDEOS[1], question, tokens, "greedy"))) is not None
+        and other["text"] != ref["text"]
+    )
+    return {
+        "greedy_references": len(greedy),
+        "distinct_texts": len({v["text"] for v in greedy.values()}),
+        "distinct_prompt_lengths": len({v["prompt_tokens"] for v in greedy.values()}),
+        "differ_by_video": by_video,
+    }
 
 
 def rss_mb(pid: int) -> float | None:
@@ -1863,20 +2170,22 @@ def server_argv(port: int | str, media: str) -> list[str]:
 
 
 def start_server(
-    port: int, media: str, key: str, threads: int, folder: Path
+    port: int, media: str, key: str | None, threads: int, folder: Path, name: str = "server"
 ) -> tuple[subprocess.Popen, Path]:
-    """``sfllava serve --demo`` on ``port`` (the key in ``$SFLLAVA_API_KEY``), in
-    ``folder`` (not the checkout), its log in ``folder/server.log``."""
+    """``sfllava serve --demo`` on ``port`` (the key in ``$SFLLAVA_API_KEY``; None: no
+    key), in ``folder`` (not the checkout), its log in ``folder/<name>.log``."""
     env = {
         **os.environ,
-        "SFLLAVA_API_KEY": key,
         "OMP_NUM_THREADS": str(threads),
         "TMPDIR": str(folder),
         "PYTHONPATH": os.pathsep.join(
             p for p in (package_root(), os.environ.get("PYTHONPATH", "")) if p
         ),
     }
-    log = folder / "server.log"
+    env.pop("SFLLAVA_API_KEY", None)
+    if key is not None:
+        env["SFLLAVA_API_KEY"] = key
+    log = folder / f"{name}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             server_argv(port, media),
@@ -1907,6 +2216,132 @@ def stop_server(proc: subprocess.Popen) -> int | None:
     return proc.returncode
 
 
+def final_case(env: Env, seed: int) -> Case:
+    """The valid request sent after the last batch: the server still answers right."""
+    video = VIDEOS[0]
+    body = chat_body(
+        env, random.Random(f"{seed}:final"), video=video, question=QUESTIONS[-1], max_tokens=4
+    )
+    raw = _chat(env, body)
+    return Case(
+        -1, "valid", "after the last batch", raw, _only(200), answer=answer_key(body, video)
+    )
+
+
+class Tally:
+    """What the requests of a run found: per family and status, the violations, the
+    references compared, the ``(status, code)`` pairs seen, the longest message."""
+
+    def __init__(self, documented: dict[int, set], answers: dict, forbidden: tuple) -> None:
+        self.documented, self.answers, self.forbidden = documented, answers, forbidden
+        self.families = {
+            f: {"requests": 0, "statuses": Counter(), "violations": 0} for f in FAMILIES
+        }
+        self.statuses: Counter = Counter()
+        self.codes: Counter = Counter()
+        self.violations: list[dict[str, Any]] = []
+        self.compared = {
+            "valid": {"compared": 0, "equal": 0},
+            "others": {"compared": 0, "equal": 0},
+        }
+        self.longest_message = 0
+        self.lock = threading.Lock()
+
+    def one(self, case: Case, port: int) -> list[str]:
+        try:
+            out = exchange(case, port)
+        except OSError as exc:  # the connection itself failed
+            out = Outcome(error=f"connect failed ({type(exc).__name__})")
+        try:
+            problems = check(case, out, self.documented, self.answers, self.forbidden)
+        except Exception as exc:  # an answer the checks cannot even read
+            problems = [f"unreadable answer ({type(exc).__name__}: {exc})"[:200]]
+        self.count(case, out, problems)
+        return problems
+
+    def count(self, case: Case, out: Outcome, problems: list[str]) -> None:
+        label = str(out.status) if out.status is not None else f"no answer ({out.error})"
+        error = None
+        if out.status is not None and out.status >= 300 and case.method != "HEAD":
+            error = _error_of(out.body)[0]
+        with self.lock:
+            fam = self.families[case.family]
+            fam["requests"] += 1
+            fam["statuses"][label] += 1
+            self.statuses[label] += 1
+            if out.status is not None and out.status >= 300:
+                code = error["code"] if error else PLAIN if case.method != "HEAD" else "(HEAD)"
+                self.codes[f"{out.status} {code}"] += 1
+                if error:
+                    self.longest_message = max(self.longest_message, len(error["message"]))
+            if case.answer is not None and case.answer[0] in ("chat", "tokens"):
+                if out.status is not None and case.action == "send":
+                    side = self.compared["valid" if case.family == "valid" else "others"]
+                    side["compared"] += 1
+                    side["equal"] += not problems
+            if problems:
+                fam["violations"] += 1
+                self.violations.append(
+                    {
+                        "index": case.index,
+                        "family": case.family,
+                        "what": case.what[:200],
+                        "status": out.status,
+                        "error": out.error,
+                        "seconds": round(out.seconds, 2),
+                        "problems": problems,
+                        "body": out.body[:300].decode("utf-8", "replace"),
+                    }
+                )
+
+
+class HealthPoller:
+    """``GET /health`` every :data:`HEALTH_POLL_S` on a thread while the batches run: how
+    many, how many failed (not 200 within :data:`HEALTH_LIMIT_S`), the slowest."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.polls = self.failed = 0
+        self.max_s = 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, name="health-poller", daemon=True)
+
+    def _poll(self) -> None:
+        while not self.stop.is_set():
+            ok, seconds = health(self.port)
+            self.polls += 1
+            self.failed += not ok
+            self.max_s = max(self.max_s, seconds)
+            self.stop.wait(HEALTH_POLL_S)
+
+    def __enter__(self) -> HealthPoller:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def server_counters(port: int, settle_s: float = 10.0) -> dict[str, Any]:
+    """``/health``'s counters once nothing waits or runs (at most ``settle_s`` later: a
+    job whose client left may still be ending)."""
+    deadline = time.monotonic() + settle_s
+    counters: dict[str, Any] = {}
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/health")
+            counters = json.loads(conn.getresponse().read())
+            conn.close()
+        except (OSError, http.client.HTTPException, ValueError):
+            counters = {}
+        idle = counters.get("waiting") == 0 and counters.get("running") == 0
+        if idle or time.monotonic() > deadline:
+            return {k: v for k, v in counters.items() if k != "model"}
+        time.sleep(0.2)
+
+
 def fuzz(
     count: int = 2000,
     seed: int = 0,
@@ -1915,8 +2350,11 @@ def fuzz(
     threads: int = 2,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """A run of ``count`` requests (fewer when ``time_limit_s`` passes first; each batch
-    of :data:`BATCH` runs to its end): the counts, the violations, the health checks."""
+    """A run of ``count`` requests (fewer when ``time_limit_s`` passes first, counted
+    from the first request: the model's build and the server's start are not in it;
+    each batch of :data:`BATCH` runs to its end), one valid request after the last
+    batch, then the keyless phase against a second server: the counts, the
+    violations, the health checks."""
     started = time.perf_counter()
     documented = documented_statuses()
     folder = Path(tempfile.mkdtemp(prefix="fuzz-serve-"))
@@ -1925,102 +2363,93 @@ def fuzz(
         media.mkdir()
         outside.mkdir()
         root = write_media(media, outside)
-        port = free_port()
+        port, keyless_port = free_port(), free_port()
         key = "fz-" + secrets.token_hex(16)
         env = Env(port, key, str(media), str(outside), root)
+        keyless_env = Env(keyless_port, "", str(media), str(outside), root)
         cases = [make_case(env, seed, i) for i in range(count)]
-        answers = reference_answers(cases, str(media), threads)
+        keyless = [
+            make_case(keyless_env, seed, i, "keyless") for i in range(max(KEYLESS_MIN, count // 50))
+        ]
+        final = final_case(env, seed)
+        answers = reference_answers([*cases, *keyless, final], str(media), threads)
+        tally = Tally(documented, answers, (str(folder), str(ROOT), package_root(), key))
         proc, log = start_server(port, str(media), key, threads, folder)
-        forbidden = (str(folder), str(ROOT), package_root(), key)
         try:
-            result = _run(
-                cases,
-                env,
-                proc,
-                log,
-                documented,
-                answers,
-                forbidden,
-                started,
-                time_limit_s,
-                concurrency,
-                seed,
-                progress,
-            )
+            result = _run(cases, final, env, proc, log, tally, time_limit_s, concurrency, progress)
         finally:
             exit_status = stop_server(proc)
         result["server_exit_status"] = exit_status  # SIGTERM ends it cleanly: 0
+        # the second phase: a server without a key, where the Host check applies
+        keyless_started = time.perf_counter()
+        proc, keyless_log = start_server(keyless_port, str(media), None, threads, folder, "keyless")
+        try:
+            with ThreadPoolExecutor(concurrency) as pool:
+                list(pool.map(lambda case: tally.one(case, keyless_port), keyless))
+            keyless_alive = proc.poll() is None
+        finally:
+            keyless_exit = stop_server(proc)
+        keyless_traces = keyless_log.read_text(errors="replace").count("Traceback")
+        result["keyless"] = {
+            "requests": len(keyless),
+            "alive_at_end": keyless_alive,
+            "exit_status": keyless_exit,
+            "log_tracebacks": keyless_traces,
+            "wall_s": round(time.perf_counter() - keyless_started, 1),
+        }
+        result.update(tally_result(tally, documented))
+        result["reference_answers"] = answer_spread(answers)
+        result["seed"] = seed
+        result["wall_s"] = round(time.perf_counter() - started, 1)
         return result
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def tally_result(tally: Tally, documented: dict[int, set]) -> dict[str, Any]:
+    """The tally's part of the result, and the table's rows no request reached."""
+    listed = {f"{s} {c}" for s, codes in documented.items() for c in codes}
+    return {
+        "families": {
+            f: {**v, "statuses": dict(sorted(v["statuses"].items())), "about": FAMILIES[f]}
+            for f, v in tally.families.items()
+        },
+        "statuses": dict(sorted(tally.statuses.items())),
+        "codes": dict(sorted(tally.codes.items())),
+        "unexercised": sorted(listed - set(tally.codes) - {"200 None"}),
+        "violations": len(tally.violations),
+        "findings": tally.violations[:50],
+        "valid_answers": tally.compared,
+        "longest_message": tally.longest_message,
+        "message_limit": MESSAGE_LIMIT,
+    }
+
+
 def _run(
     cases: list[Case],
+    final: Case,
     env: Env,
     proc: subprocess.Popen,
     log: Path,
-    documented: dict[int, set],
-    answers: dict[tuple, Any],
-    forbidden: tuple[str, ...],
-    started: float,
+    tally: Tally,
     time_limit_s: float,
     concurrency: int,
-    seed: int,
     progress: bool,
 ) -> dict[str, Any]:
     port = env.port
     rss_start = rss_mb(proc.pid)
-    families = {f: {"requests": 0, "statuses": Counter(), "violations": 0} for f in FAMILIES}
-    statuses: Counter = Counter()
-    violations: list[dict[str, Any]] = []
-    valid = {"compared": 0, "equal": 0}
     checks = {"count": 0, "failed": 0, "max_s": 0.0}
     rss_max = rss_start or 0.0
-    lock = threading.Lock()
     sent = 0
-
-    def one(case: Case) -> None:
-        try:
-            out = exchange(case, port)
-        except OSError as exc:  # the connection itself failed
-            out = Outcome(error=f"connect failed ({type(exc).__name__})")
-        try:
-            problems = check(case, out, documented, answers, forbidden)
-        except Exception as exc:  # an answer the checks cannot even read
-            problems = [f"unreadable answer ({type(exc).__name__}: {exc})"[:200]]
-        label = str(out.status) if out.status is not None else f"no answer ({out.error})"
-        with lock:
-            fam = families[case.family]
-            fam["requests"] += 1
-            fam["statuses"][label] += 1
-            statuses[label] += 1
-            if case.answer is not None and case.answer[0] in ("chat", "tokens"):
-                if out.status == 200 and case.action == "send":
-                    valid["compared"] += 1
-                    valid["equal"] += not problems
-            if problems:
-                fam["violations"] += 1
-                violations.append(
-                    {
-                        "index": case.index,
-                        "family": case.family,
-                        "what": case.what[:200],
-                        "status": out.status,
-                        "error": out.error,
-                        "problems": problems,
-                        "body": out.body[:300].decode("utf-8", "replace"),
-                    }
-                )
-
+    first = time.perf_counter()
     stopped_early = False
-    with ThreadPoolExecutor(concurrency) as pool:
+    with ThreadPoolExecutor(concurrency) as pool, HealthPoller(port) as poller:
         for at in range(0, len(cases), BATCH):
-            if time.perf_counter() - started > time_limit_s:
+            if time.perf_counter() - first > time_limit_s:
                 stopped_early = True
                 break
             batch = cases[at : at + BATCH]
-            list(pool.map(one, batch))
+            list(pool.map(lambda case: tally.one(case, port), batch))
             sent += len(batch)
             ok, seconds = health(port)
             alive = proc.poll() is None
@@ -2029,29 +2458,23 @@ def _run(
             checks["max_s"] = max(checks["max_s"], seconds)
             rss_max = max(rss_max, rss_mb(proc.pid) or 0.0)
             if progress:
-                bad = sum(f["violations"] for f in families.values())
+                bad = len(tally.violations)
                 print(
                     f"{sent:>5} requests, {bad} violations, health {'ok' if ok else 'FAILED'} "
-                    f"({seconds * 1e3:.0f} ms), {time.perf_counter() - started:.0f} s",
+                    f"({seconds * 1e3:.0f} ms; polled {poller.polls}, slowest "
+                    f"{poller.max_s * 1e3:.0f} ms), {time.perf_counter() - first:.0f} s",
                     flush=True,
                 )
             if not alive:
                 break
     time.sleep(1.0)
+    final_problems = tally.one(final, port) if proc.poll() is None else ["the server is dead"]
     ok, seconds = health(port)
     alive = proc.poll() is None
     rss_end = rss_mb(proc.pid)
-    server_health = {}
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("GET", "/health")
-        server_health = json.loads(conn.getresponse().read())
-        conn.close()
-    except (OSError, http.client.HTTPException, ValueError):
-        pass
+    counters = server_counters(port) if alive else {}
     log_text = log.read_text(errors="replace")
     return {
-        "seed": seed,
         "count": len(cases),
         "sent": sent,
         "stopped_early": stopped_early,
@@ -2064,20 +2487,16 @@ def _run(
             "max_video_mb": MAX_VIDEO_MB,
             "dtype": "float32",
         },
-        "families": {
-            f: {**v, "statuses": dict(sorted(v["statuses"].items())), "about": FAMILIES[f]}
-            for f, v in families.items()
-        },
-        "statuses": dict(sorted(statuses.items())),
-        "violations": len(violations),
-        "findings": violations[:50],
-        "valid_answers": valid,
+        "final_request": {"problems": final_problems},
         "health": {
             "checks": checks["count"] + 1,
             "failed": checks["failed"] + (not (ok and alive)),
             "max_ms": round(max(checks["max_s"], seconds) * 1e3, 1),
+            "polls": poller.polls,
+            "polls_failed": poller.failed,
+            "polls_max_ms": round(poller.max_s * 1e3, 1),
             "alive_at_end": alive,
-            "server_counters": {k: v for k, v in server_health.items() if k != "model"},
+            "server_counters": counters,
         },
         "rss_mb": {
             "start": round(rss_start or 0, 1),
@@ -2085,23 +2504,34 @@ def _run(
             "max": round(max(rss_max, rss_end or 0), 1),
         },
         "log_tracebacks": log_text.count("Traceback"),
-        "documented": {str(k): sorted(map(str, v)) for k, v in sorted(documented.items())},
-        "wall_s": round(time.perf_counter() - started, 1),
+        "documented": {str(k): sorted(map(str, v)) for k, v in sorted(tally.documented.items())},
+        "requests_s": round(time.perf_counter() - first, 1),
     }
 
 
 def passed(result: dict[str, Any]) -> bool:
-    """The targets: no violation, the server healthy to the end, no traceback logged,
-    and every valid answer compared equal."""
-    h, v = result["health"], result["valid_answers"]
+    """The targets: no violation, the server healthy to the end (polled throughout, and
+    nothing waiting or running once the requests end), the request after the last batch
+    answered right, no traceback logged, every reference compared equal, and the
+    keyless phase's server alive and clean."""
+    h, keyless = result["health"], result["keyless"]
+    counters = h["server_counters"]
+    compared = result["valid_answers"]
     return (
         result["violations"] == 0
         and h["failed"] == 0
+        and h["polls_failed"] == 0
         and h["alive_at_end"]
+        and counters.get("waiting") == 0
+        and counters.get("running") == 0
+        and result["final_request"]["problems"] == []
         and result["log_tracebacks"] == 0
-        and v["compared"] > 0
-        and v["equal"] == v["compared"]
+        and compared["valid"]["compared"] > 0
+        and all(side["equal"] == side["compared"] for side in compared.values())
         and result.get("server_exit_status", 0) == 0
+        and keyless["alive_at_end"]
+        and keyless["exit_status"] == 0
+        and keyless["log_tracebacks"] == 0
     )
 
 
@@ -2113,33 +2543,86 @@ def render(result: dict) -> list[str]:
     """The section of docs/benchmarks.md (markdown lines, heading included)."""
     out = ['<a id="fuzz-serve"></a>', "## Fuzzed requests: `sfllava serve`", ""]
     out += provenance(result)
-    h, v, rss = result["health"], result["valid_answers"], result["rss_mb"]
+    h, rss, keyless = result["health"], result["rss_mb"], result["keyless"]
+    valid, others = result["valid_answers"]["valid"], result["valid_answers"]["others"]
+    spread, counters = result["reference_answers"], h["server_counters"]
+    total = result["sent"] + keyless["requests"]
     out += [
-        f"{result['sent']:,} requests (seed {result['seed']}), {result['concurrency']} at a "
-        f"time, against `sfllava {result['server']}` with an API key from "
-        "`$SFLLAVA_API_KEY`. Each request carries the statuses (and codes, and `param`) "
-        "that [docs/security.md](security.md#every-status-the-service-returns) lists for "
-        "it; a *violation* is another status, a `(status, code)` the table does not "
-        "list, an error body that is not OpenAI's shape, a message naming a server path "
-        "or holding a traceback, a 500, a connection closed where an answer was due, or "
-        "a valid request answered otherwise than the same model in process. Target: no "
-        "violation, the server healthy throughout.",
+        f"{total:,} requests (seed {result['seed']}), {result['concurrency']} at a time: "
+        f"{result['sent']:,} against `sfllava {result['server']}` with an API key from "
+        f"`$SFLLAVA_API_KEY`, then {keyless['requests']} (the `keyless` family) against a "
+        "second server started the same way without a key, where the `Host` check "
+        "applies. Each request carries the statuses (and codes, and `param`) that "
+        "[docs/security.md](security.md#every-status-the-service-returns) lists for it; "
+        "a *violation* is another status, a `(status, code)` the table does not list, an "
+        "error body that is not OpenAI's shape, a message naming a server path or holding "
+        f"a traceback or longer than {result['message_limit']} characters (the fixed text, "
+        "and the 64 characters a client's value may be quoted to), a 200 whose body is "
+        "not its route's shape (`chat.completion`, its chunks, visual tokens, the model "
+        "list), a streamed error event whose code the table does not list or that is "
+        "`internal_error`, an answer that differs from the in-process reference, or a "
+        "request without an answer where one was due: a timeout is a violation, and a "
+        "request whose client does not wait passes only if it left on purpose or the "
+        "server closed the connection (a stalled request head within "
+        f"{CLOSE_WITHIN_S:g} s). The checker counts every 5xx but 503 as a violation, "
+        "stricter than the docs, which list 500 `internal_error` (a fault of the "
+        "server's own) and 504 `job_timeout`. Target: no violation, the server healthy "
+        "throughout.",
         "",
-        f"Result: {result['violations']} violations; {v['equal']} of {v['compared']} valid "
-        f"answers equal to in-process ones; `/health` answered 200 at {h['checks'] - h['failed']}"
-        f" of {h['checks']} checks (slowest {h['max_ms']:.0f} ms), the server "
-        f"{'alive' if h['alive_at_end'] else 'DEAD'} at the end, "
-        f"{result['log_tracebacks']} tracebacks in its log; RSS {rss['start']:.0f} MB at the "
-        f"start, {rss['end']:.0f} MB at the end (at most {rss['max']:.0f} MB). The run took "
-        f"{result['wall_s']:.0f} s.",
+        f"Result: {result['violations']} violations. References compared: {valid['equal']} "
+        f"of {valid['compared']} answers of the `valid` family equal to in-process ones, "
+        f"and {others['equal']} of {others['compared']} answers of other families with a "
+        "known video, question and `max_tokens` (text, `finish_reason`, `prompt_tokens` "
+        "and `completion_tokens` for a greedy chat answer; the prompt's length and the "
+        "answer's bound for a sampled one; a refusal where the prompt passes the context; "
+        "the visual tokens, exactly, and `X-Video-SHA256` for the tokens route). The demo "
+        "model's random weights answer most questions alike "
+        f"({spread['distinct_texts']} distinct texts among {spread['greedy_references']} "
+        "greedy references): the question reaches the prompt, as "
+        f"{spread['distinct_prompt_lengths']} distinct prompt lengths show, and one "
+        "question is answered otherwise for each video "
+        f"({spread['differ_by_video']} references differ by video alone), so an answer "
+        "about the wrong video or question does not compare equal; the visual tokens "
+        "depend on the video throughout.",
+        "",
+        f"`/health` answered 200 within {HEALTH_LIMIT_S:g} s at {h['polls'] - h['polls_failed']}"
+        f" of {h['polls']} polls every {HEALTH_POLL_S:g} s during the batches (slowest "
+        f"{h['polls_max_ms']:.0f} ms) and at {h['checks'] - h['failed']} of {h['checks']} "
+        f"checks between them (slowest {h['max_ms']:.0f} ms); a valid request after the "
+        f"last batch was answered {'right' if not result['final_request']['problems'] else 'WRONG'}"
+        f"; the server was {'alive' if h['alive_at_end'] else 'DEAD'} at the end with "
+        f"{counters.get('waiting')} jobs waiting and {counters.get('running')} running, "
+        f"{result['log_tracebacks']} tracebacks in its log (the keyless server's: "
+        f"{keyless['log_tracebacks']}); RSS {rss['start']:.0f} MB at the start, "
+        f"{rss['end']:.0f} MB at the end (at most {rss['max']:.0f} MB). Its counters: "
+        f"{counters.get('completed')} jobs completed, {counters.get('failed')} failed (a "
+        "job that raised: a video refused while decoded, a prompt past the context, and "
+        "the jobs skipped because their client had left), "
+        f"{counters.get('cancelled')} cancelled (a client that left while its job waited or "
+        "while it streamed). The longest error message was "
+        f"{result['longest_message']} characters. The run took {result['wall_s']:.0f} s "
+        f"({result['requests_s']:.0f} s of requests in the first phase).",
         "",
     ]
+    if result["unexercised"]:
+        out += [
+            "Rows of the table no request reached: "
+            + ", ".join(f"`{row}`" for row in result["unexercised"])
+            + ". The 503s (queue, uploads, bodies, connections, shutdown) and 504 "
+            "`job_timeout` need load or a slow model that this run does not make, 500 "
+            "`internal_error` a fault of the server's own, the 400s of the video limits "
+            "(pixels, duration, decode budget) hostile videos (`benchmarks/"
+            "fuzz_videos.py`), and 403 `unreadable` a run as another user than root (root "
+            "reads a file of mode 000); `python_tests/serve/` reaches most of them "
+            "directly (the queue's and the uploads' 503, the 504, the decode budget).",
+            "",
+        ]
     rows = []
     for name, fam in result["families"].items():
         seen = ", ".join(f"{s}: {n}" for s, n in fam["statuses"].items())
         rows.append([f"`{name}`", fam["about"], str(fam["requests"]), seen, str(fam["violations"])])
-    total = ", ".join(f"{s}: {n}" for s, n in result["statuses"].items())
-    rows.append(["**all**", "", str(result["sent"]), total, str(result["violations"])])
+    total_seen = ", ".join(f"{s}: {n}" for s, n in result["statuses"].items())
+    rows.append(["**all**", "", str(total), total_seen, str(result["violations"])])
     out += table(["family", "what", "requests", "statuses seen", "violations"], rows)
     return out
 
@@ -2172,7 +2655,10 @@ def main() -> int:
         print(f"{name:<14} {fam['requests']:>5} {fam['violations']:>10}  {seen}")
     for finding in result["findings"][:20]:
         print("VIOLATION", json.dumps(finding)[:600])
-    print("valid answers:", result["valid_answers"], "health:", result["health"])
+    print("compared:", result["valid_answers"], "references:", result["reference_answers"])
+    print("health:", result["health"], "final request:", result["final_request"])
+    print("keyless:", result["keyless"], "longest message:", result["longest_message"])
+    print("unexercised:", result["unexercised"])
     print("rss MB:", result["rss_mb"], "log tracebacks:", result["log_tracebacks"])
     return 0 if passed(result) else 1
 

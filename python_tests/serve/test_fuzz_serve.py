@@ -47,17 +47,29 @@ def child_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_a_bounded_run_finds_nothing(child_env: None, tmp_path: Path) -> None:
-    count = 2 * len(fuzz_serve.SCHEDULE) * 5  # 200: every family 10 times, the valid 30
-    result = fuzz_serve.fuzz(count, seed=3, time_limit_s=300, concurrency=6)
+    count = 2 * len(fuzz_serve.SCHEDULE) * 5  # 190: every family 10 times, the valid 30
+    # the time limit counts from the first request (not the model's build or the
+    # server's start), and is generous for a loaded machine: the run takes about 40 s
+    result = fuzz_serve.fuzz(count, seed=3, time_limit_s=900, concurrency=6)
     assert result["sent"] == count and not result["stopped_early"]
     for name, family in result["families"].items():
         assert family["requests"] >= 9, name
     assert result["violations"] == 0, json.dumps(result["findings"], indent=1)[:4000]
-    valid = result["valid_answers"]
+    valid, others = result["valid_answers"]["valid"], result["valid_answers"]["others"]
     assert valid["compared"] >= 20 and valid["equal"] == valid["compared"], valid
+    assert others["compared"] >= 10 and others["equal"] == others["compared"], others
     health = result["health"]
     assert health["failed"] == 0 and health["alive_at_end"], health
-    assert health["checks"] == count // fuzz_serve.BATCH + 1
+    assert health["checks"] == -(-count // fuzz_serve.BATCH) + 1
+    assert health["polls"] >= 5 and health["polls_failed"] == 0, health
+    counters = health["server_counters"]
+    assert counters["waiting"] == 0 and counters["running"] == 0, counters
+    assert result["final_request"]["problems"] == []
+    assert result["longest_message"] <= fuzz_serve.MESSAGE_LIMIT
+    keyless = result["keyless"]
+    assert keyless["alive_at_end"] and keyless["exit_status"] == 0, keyless
+    assert keyless["log_tracebacks"] == 0
+    assert result["codes"].get("403 host_not_allowed"), result["codes"]
     assert result["log_tracebacks"] == 0
     assert result["server_exit_status"] == 0  # SIGTERM: a clean stop
     assert fuzz_serve.passed(result)
@@ -69,8 +81,9 @@ def test_a_bounded_run_finds_nothing(child_env: None, tmp_path: Path) -> None:
     result.update(machine=fuzz_serve.machine_info(), command="python benchmarks/fuzz_serve.py")
     section = "\n".join(fuzz_serve.render(result))
     assert '<a id="fuzz-serve"></a>' in section and "## Fuzzed requests" in section
-    assert f"| **all** |  | {count} |" in section
-    assert "| `slow` |" in section and "0 violations" in section
+    assert f"| **all** |  | {count + keyless['requests']} |" in section
+    assert "| `slow` |" in section and "| `keyless` |" in section and "0 violations" in section
+    assert "504 `job_timeout`" in section and "a timeout is a violation" in section
 
 
 def test_requests_are_made_again_from_the_seed(tmp_path: Path) -> None:
@@ -160,22 +173,124 @@ def test_a_server_path_or_the_key_in_a_message_is_a_violation() -> None:
         assert any("the message holds" in p for p in problems), message
 
 
+CHAT = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def _completion(text="a cat", finish="length", prompt=3003, completion=2, **over) -> bytes:
+    body = {
+        "id": "chatcmpl-x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": fuzz_serve.MODEL_ID,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+        **over,
+    }
+    return json.dumps(body).encode()
+
+
+def _chunk(delta=None, finish=None, usage=None) -> bytes:
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    data = {"object": "chat.completion.chunk", "model": fuzz_serve.MODEL_ID, "choices": choices}
+    if usage is not None:
+        data["usage"] = usage
+    return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+
+REF = {"text": "a cat", "finish_reason": "length", "prompt_tokens": 3003, "completion_tokens": 2}
+KEY = ("chat", "a.mp4", "What moves?", 2, "greedy")
+
+
 def test_a_valid_answer_that_differs_is_a_violation() -> None:
-    key = ("chat", "a.mp4", "What moves?", 2)
-    case = _case(family="valid", expect={200: None}, answer=key)
-    body = {"choices": [{"message": {"role": "assistant", "content": "a cat"}}]}
-    outcome = _outcome(200, json.dumps(body).encode())
-    assert fuzz_serve.check(case, outcome, DOCUMENTED, {key: "a cat"}) == []
-    problems = fuzz_serve.check(case, outcome, DOCUMENTED, {key: "a dog"})
+    case = _case(family="valid", expect={200: None}, answer=KEY, request=CHAT)
+    outcome = _outcome(200, _completion())
+    assert fuzz_serve.check(case, outcome, DOCUMENTED, {KEY: REF}) == []
+    problems = fuzz_serve.check(case, outcome, DOCUMENTED, {KEY: {**REF, "text": "a dog"}})
     assert problems == ["answered 'a cat', in-process 'a dog'"]
-    stream = _case(family="valid", expect={200: None}, answer=key, stream=True)
-    events = b'data: {"choices": [{"delta": {"content": "a c"}}]}\n\n'
-    events += b'data: {"choices": [{"delta": {"content": "at"}}]}\n\ndata: [DONE]\n\n'
+    for field, value in [
+        ("prompt_tokens", 3014),
+        ("completion_tokens", 1),
+        ("finish_reason", "stop"),
+    ]:
+        problems = fuzz_serve.check(case, outcome, DOCUMENTED, {KEY: {**REF, field: value}})
+        assert problems and field in problems[0], (field, problems)
+    stream = _case(family="valid", expect={200: None}, answer=KEY, stream=True, request=CHAT)
+    events = _chunk({"role": "assistant", "content": ""}) + _chunk({"content": "a c"})
+    events += _chunk({"content": "at"}) + _chunk({}, finish="length") + b"data: [DONE]\n\n"
     sse = _outcome(200, events, headers={"content-type": "text/event-stream"})
-    assert fuzz_serve.check(stream, sse, DOCUMENTED, {key: "a cat"}) == []
-    assert fuzz_serve.check(stream, sse, DOCUMENTED, {key: "a dog"})
+    assert fuzz_serve.check(stream, sse, DOCUMENTED, {KEY: REF}) == []
+    assert fuzz_serve.check(stream, sse, DOCUMENTED, {KEY: {**REF, "text": "a dog"}})
+    assert fuzz_serve.check(stream, sse, DOCUMENTED, {KEY: {**REF, "finish_reason": "stop"}})
     unfinished = _outcome(200, events[:-14], headers={"content-type": "text/event-stream"})
-    assert fuzz_serve.check(stream, unfinished, DOCUMENTED, {key: "a cat"})
+    assert fuzz_serve.check(stream, unfinished, DOCUMENTED, {KEY: REF})
+
+
+def test_a_200_is_checked_without_a_reference() -> None:
+    """Every 200 has its route's shape, and a stream's error events a listed code."""
+    case = _case(family="mutation", expect={200: None}, request=CHAT)
+    assert fuzz_serve.check(case, _outcome(200, _completion()), DOCUMENTED) == []
+    for planted in (b"{}", _completion(object="list"), _completion(finish="done"), b"[1]"):
+        assert fuzz_serve.check(case, _outcome(200, planted), DOCUMENTED), planted
+    stream = _case(family="mutation", expect={200: None}, stream=True, request=CHAT)
+    head = _chunk({"role": "assistant", "content": ""})
+    for code, bad in [("job_timeout", False), ("internal_error", True), ("made_up", True)]:
+        error = _error(code=code, type_="server_error")
+        body = head + b"data: " + error + b"\n\ndata: [DONE]\n\n"
+        sse = _outcome(200, body, headers={"content-type": "text/event-stream"})
+        assert bool(fuzz_serve.check(stream, sse, DOCUMENTED)) is bad, code
+
+
+def test_the_reference_decides_a_refusal_for_the_context() -> None:
+    expect = {200: None, 400: frozenset({"context_length_exceeded"})}
+    case = _case(family="values", expect=expect, answer=KEY, request=CHAT)
+    refused = {KEY: {"refused": "context_length_exceeded"}}
+    too_long = _outcome(400, _error(code="context_length_exceeded", param="max_tokens"))
+    assert fuzz_serve.check(case, too_long, DOCUMENTED, refused) == []
+    assert fuzz_serve.check(case, _outcome(200, _completion()), DOCUMENTED, refused)
+    assert fuzz_serve.check(case, too_long, DOCUMENTED, {KEY: REF})
+
+
+def test_no_answer_is_a_close_in_time() -> None:
+    """Without an answer, only a client that left, or the server's close or reset (a
+    stalled head's within 3 read timeouts and 2 s) pass; never a timeout."""
+    gone = _case(expect={fuzz_serve.NO_ANSWER: None}, action="stall", close_within=5.0)
+    check = fuzz_serve.check
+    assert check(gone, fuzz_serve.Outcome(error="closed", seconds=1.2), DOCUMENTED) == []
+    assert check(gone, fuzz_serve.Outcome(error="reset", seconds=1.2), DOCUMENTED) == []
+    for error in ("timeout", "connect failed (ConnectionRefusedError)", "abandoned"):
+        assert check(gone, fuzz_serve.Outcome(error=error, seconds=1.2), DOCUMENTED), error
+    assert check(gone, fuzz_serve.Outcome(error="closed", seconds=9.0), DOCUMENTED)
+    left = _case(expect={fuzz_serve.NO_ANSWER: None}, action="abandon")
+    assert check(left, fuzz_serve.Outcome(error="abandoned"), DOCUMENTED) == []
+
+
+def test_the_references_depend_on_the_video_and_the_question(tmp_path: Path) -> None:
+    """The demo model answers most questions alike; the fuzz's last question is answered
+    otherwise for each video, and every question has its own prompt length, so that a
+    valid answer's comparison would see the wrong video or question. The reference
+    leaves torch's thread count as it found it."""
+    import torch
+
+    (tmp_path / "media").mkdir()
+    (tmp_path / "outside").mkdir()
+    fuzz_serve.write_media(tmp_path / "media", tmp_path / "outside")
+    cases = [
+        _case(answer=("chat", video, question, 4, "greedy"))
+        for video in fuzz_serve.VIDEOS
+        for question in fuzz_serve.QUESTIONS
+    ]
+    before = torch.get_num_threads()
+    answers = fuzz_serve.reference_answers(cases, str(tmp_path / "media"), threads=1)
+    assert torch.get_num_threads() == before
+    spread = fuzz_serve.answer_spread(answers)
+    assert spread["differ_by_video"] >= 1, answers
+    assert spread["distinct_prompt_lengths"] == len(fuzz_serve.QUESTIONS), answers
 
 
 # ------------------------------------------------------- the key, in constant time

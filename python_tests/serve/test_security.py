@@ -660,3 +660,96 @@ def test_bad_base64_is_refused_without_the_decoders_text(base):
         "the data: URL is not valid base64 (in its payload's bytes 0 to 400)"
     ), error
     assert error["param"] == "video_url.url"
+
+
+# ------------------------------------------- found by the fuzz's review (issue 27)
+
+
+@pytest.mark.parametrize("url", ["file://[::1/a.mp4", "file://a]b/x", "file://[zz]/a.mp4"])
+def test_a_file_url_with_a_malformed_host_is_a_400(base, url, caplog):
+    """``urlparse`` raised ValueError for these hosts: a 500 ``internal_error`` with a
+    logged traceback, on both routes; now the 400 of any file:// URL naming a host."""
+    caplog.set_level(logging.WARNING)
+    error = refused(tokens(base, url), 400)
+    assert error["code"] is None and error["param"] == "video_url.url", error
+    reply = httpx.post(f"{base}/v1/chat/completions", json=chat(base, url), timeout=60)
+    error = refused(reply, 400)
+    assert error["param"] == "messages[0].content[0].video_url.url", error
+    assert "host" in error["message"] and "Invalid IPv6" not in error["message"]
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+def test_a_path_under_a_regular_file_is_not_found(base, media):
+    """``a.mp4/x`` raised NotADirectoryError, which the OSError branch answered 403
+    ``unreadable``; no such file exists: 404 ``file_not_found``, as for a name longer
+    than the file system takes."""
+    for url in (f"file://{media['a']}/x", f"file://{media['a']}/", f"file://{media['root']}/"
+                + "x" * 5000):  # fmt: skip
+        error = refused(tokens(base, url), 404, "file_not_found")
+        assert error["param"] == "video_url.url"
+
+
+def test_a_quoted_value_is_64_characters_after_its_escapes(base, media):
+    """``repr`` turned 64 characters into up to 640 (``\\U000e0001``): messages of 717
+    and 2,263 characters came back. The quoted text is now at most 64 characters, and a
+    refusal of unknown fields names the first only."""
+    from sfllava_ext.serve.errors import shown
+
+    for value in ("\U000e0001" * 100, "\x00" * 70, "x" * 100_000, "\x7f" * 64, "é" * 65):
+        quoted = shown(value)
+        assert len(quoted) <= 64 and quoted.startswith("'"), quoted
+    assert shown("short") == "'short'" and shown(1.5) == "1.5"
+    url = f"file://{media['a']}"
+    reply = httpx.post(
+        f"{base}/v1/chat/completions", json=chat(base, url, model="\U000e0001" * 100), timeout=60
+    )
+    fixed = "the model  does not exist; this server serves 'sfllava-demo'"
+    assert len(refused(reply, 404, "model_not_found")["message"]) <= len(fixed) + 64
+    body = {**chat(base, url), **{"\x00" * 70 + str(i): 1 for i in range(9)}}
+    error = refused(httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60), 400)
+    assert len(error["message"]) <= 64 + len("unsupported field  (and 8 more)"), error
+    assert error["message"].endswith("(and 8 more)") and error["param"] == "\x00" * 64
+
+
+def test_user_must_be_a_string(base, media):
+    """``user`` of any type was taken; OpenAI's type is a string (null: left out)."""
+    url = f"file://{media['a']}"
+    for value in ({"a": [1, {"b": 2}]}, [1], 3, True):
+        reply = httpx.post(f"{base}/v1/chat/completions", json=chat(base, url, user=value))
+        assert refused(reply, 400)["param"] == "user", value
+    for value in ("someone", None):
+        reply = httpx.post(
+            f"{base}/v1/chat/completions", json=chat(base, url, user=value), timeout=60
+        )
+        assert reply.status_code == 200, reply.text
+
+
+def test_a_client_that_leaves_mid_body_gets_nothing(base):
+    """The 400 for a body its client cut short (half-closed) is raised only after
+    uvicorn saw the connection close: nothing is sent (docs/security.md, under the
+    table of statuses)."""
+    with raw_connection(base) as sock:
+        sock.sendall(head(base, 100) + b'{"video_url":')
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(65536) == b""
+
+
+def test_a_stream_that_fails_ends_with_done():
+    """docs/security.md: a failure after a stream's first event is an SSE error event,
+    then ``[DONE]``; the stream stopped at the error event."""
+    import asyncio
+
+    from sfllava_ext.serve import sse
+    from sfllava_ext.serve.errors import job_timeout
+
+    async def run() -> list[str]:
+        events = sse.EventQueue()
+        events.put(sse.Piece("a"))
+        events.put(sse.Failed(job_timeout()))
+        stream = sse.chat_events(events, "c", "m", False, threading.Event())
+        return [piece async for piece in stream]
+
+    out = asyncio.run(run())
+    assert out[-1] == sse.DONE and json.loads(out[-2][len("data: ") :])["error"]["code"] == (
+        "job_timeout"
+    )

@@ -75,11 +75,25 @@ def internal_error(logger: logging.Logger, what: str, exc: BaseException | None 
 
 def shown(value: Any, limit: int = 64) -> str:
     """``value`` as an error message quotes a client's value: its ``repr``, at most
-    ``limit`` characters of it (a container by its type and length), so that a reply
-    never echoes a large field back."""
+    ``limit`` characters in all (a container by its type and length). The cut comes
+    after ``repr`` has escaped what is not printable (one character may become ten), at
+    an escape's edge, and its marker (``...``, with a long string's length) is inside
+    the limit, so that a reply never echoes a large field back."""
     if isinstance(value, (list, dict)):
         return f"a {type(value).__name__} of {len(value)} items"
-    if isinstance(value, str) and len(value) > limit:
-        return repr(value[:limit]) + f"... ({len(value)} characters)"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+    if not isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+    # each character as repr escapes it inside single quotes
+    pieces = [repr(c)[1:-1] if c != "'" else "\\'" for c in value[:limit]]
+    if len(value) <= limit and sum(map(len, pieces)) + 2 <= limit:
+        return "'" + "".join(pieces) + "'"
+    marker = f"... ({len(value)} characters)"
+    room = limit - len(marker) - 2
+    kept, used = [], 0
+    for piece in pieces:
+        if used + len(piece) > room:
+            break
+        kept.append(piece)
+        used += len(piece)
+    return "'" + "".join(kept) + "'" + marker

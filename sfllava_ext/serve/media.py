@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import os
 import re
@@ -150,7 +151,10 @@ def _from_file_url(url: str, param: str, config: ServeConfig, workdir: str) -> V
             param=param,
             code="outside_media_dir",
         )
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+    except ValueError:  # a malformed host, "file://[::1/a.mp4": urllib's text stays here
+        raise ApiError(400, "a file:// URL names no host", param=param) from None
     if parsed.netloc not in ("", "localhost"):
         raise ApiError(400, "a file:// URL names no host", param=param)
     try:
@@ -163,7 +167,7 @@ def _from_file_url(url: str, param: str, config: ServeConfig, workdir: str) -> V
         fd = open_inside(path, config.media_dir)
     except OutsideRootError:
         raise _outside(param) from None
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # "a.mp4/x": a path under a file
         raise ApiError(
             404, "no such file in the media dir", param=param, code="file_not_found"
         ) from None
@@ -171,7 +175,11 @@ def _from_file_url(url: str, param: str, config: ServeConfig, workdir: str) -> V
         raise ApiError(
             400, "the media file is not a regular file", param=param, code="not_a_file"
         ) from None
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:  # a name no file in the media dir can have
+            raise ApiError(
+                404, "no such file in the media dir", param=param, code="file_not_found"
+            ) from None
         raise ApiError(403, "the file cannot be read", param=param, code="unreadable") from None
     try:
         if os.fstat(fd).st_size > config.max_video_bytes:

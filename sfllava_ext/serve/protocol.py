@@ -5,9 +5,9 @@ A request holds one user message whose content is text parts and one video part,
 parts, joined by newlines, are the question of the published open-ended prompt. Fields:
 ``model`` (the served model, or left out), ``max_tokens`` / ``max_completion_tokens``,
 ``temperature`` (0, or below 1e-5: greedy, the published decoding; negative or not
-finite: refused), ``top_p``, ``n`` (1 only),
-``stream`` and ``stream_options.include_usage``. Anything else is refused by name, so
-that no setting is silently ignored.
+finite: refused), ``top_p``, ``n`` (1 only), ``stream``,
+``stream_options.include_usage`` and ``user`` (a string, or null; not used). Anything
+else is refused by name, so that no setting is silently ignored.
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ def parse_chat(data: dict[str, Any], model_id: str) -> tuple[ChatRequest, str, s
     top_p = _number(data, "top_p", 1.0, 0.0, 1.0)
     if top_p == 0:
         raise ApiError(400, "top_p must be in (0, 1]", param="top_p")
+    user = data.get("user")
+    if user is not None and not isinstance(user, str):
+        raise ApiError(400, f"user must be a string, got {shown(user)}", param="user")
     stream = data.get("stream", False)
     if not isinstance(stream, bool):
         raise ApiError(400, "stream must be a boolean", param="stream")
@@ -211,9 +214,10 @@ def parse_tokens_request(data: dict[str, Any], model_id: str) -> tuple[None, str
 
 
 def _unknown(names: list[str]) -> ApiError:
-    listed = ", ".join(shown(name) for name in names[:8])
-    more = f" and {len(names) - 8} more" if len(names) > 8 else ""
-    return ApiError(400, f"unsupported field(s): {listed}{more}", param=names[0][:64])
+    """400 naming the first of the fields the route does not take (in sorted order),
+    and how many others there are: one quoted name, so the message stays short."""
+    more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+    return ApiError(400, f"unsupported field {shown(names[0])}{more}", param=names[0][:64])
 
 
 # ----------------------------------------------------------------------- replies

@@ -86,8 +86,8 @@ async def chat_events(
 ) -> AsyncIterator[str]:
     """The body of a streamed chat completion, after :class:`Started`: the role chunk,
     a chunk per :class:`Piece`, the finishing chunk (and with ``include_usage`` the usage
-    chunk) and ``[DONE]``; or an error event. ``cancel`` is set when the body ends, the
-    client's leaving included, which stops the generation."""
+    chunk) and ``[DONE]``; or an error event and ``[DONE]``. ``cancel`` is set when the
+    body ends, the client's leaving included, which stops the generation."""
     try:
         yield encode(protocol.chunk(cid, model, {"role": "assistant", "content": ""}))
         while True:
@@ -100,8 +100,9 @@ async def chat_events(
                     yield encode(protocol.chunk(cid, model, {}, usage=event.usage, choices=False))
                 yield DONE
                 return
-            elif isinstance(event, Failed):  # after the first piece: in the stream
+            elif isinstance(event, Failed):  # after the first piece: in the stream, then [DONE]
                 yield encode(event.error.body())
+                yield DONE
                 return
     finally:
         cancel.set()  # the client left (or the stream ended): stop generating
