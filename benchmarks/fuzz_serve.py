@@ -2070,14 +2070,14 @@ def reference_answers(cases: list[Case], media: str, threads: int) -> dict[tuple
     restored after."""
     import torch
 
+    from sfllava_ext.llm.runtime import context_length
     from sfllava_ext.models.spec import ModelSpec
-    from sfllava_ext.serve.engine import _context_length
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         sf = ModelSpec(device="cpu", dtype="float32", num_frames=NUM_FRAMES).build()
-        context = _context_length(sf)
+        context = context_length(sf.config.text_config)
         sessions = {name: sf.session(os.path.join(media, name)) for name in VIDEOS}
         answers: dict[tuple, Any] = {}
         for case in cases:

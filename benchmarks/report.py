@@ -51,6 +51,7 @@ SECTIONS = [
     "bench_yuv_to_rgb",
     "fuzz_videos",
     "fuzz_serve",
+    "soak",
     "gpu_check",
 ]
 #: the module whose first figure README.md shows under its table, and what it shows

@@ -56,8 +56,8 @@ def require_ray():
         import ray.data  # noqa: F401
     except ImportError as exc:
         raise ImportError(
-            f"--ray (sfllava embed, sfllava eval) needs Ray Data (the 'ray[data]' package, {exc.name} is "
-            f"missing): {RAY_INSTALL}"
+            "--ray (sfllava embed, sfllava eval) needs Ray Data (the 'ray[data]' package, "
+            f"{exc.name} is missing): {RAY_INSTALL}"
         ) from exc
     return ray
 

@@ -35,7 +35,7 @@ from .generation import finish_reason, generation_kwargs, stop_ids, timed_genera
 from .prompts import PromptIds, resolve_template, tokenize_around_image
 from .streaming import StopOn, TextPieces, TextStream, stream_generation
 
-__all__ = ["LanguageModel"]
+__all__ = ["LanguageModel", "context_length"]
 
 
 class LanguageModel:
@@ -247,3 +247,11 @@ class LanguageModel:
         with self.lock, torch.inference_mode():
             kv, _ = kv_cache.prefill(self.model, embeds)
         return kv
+
+
+def context_length(text_config: Any) -> int:
+    """Positions the language model of ``text_config`` serves: its context, times the
+    dynamic RoPE factor when that scaling is on (docs/method.md#rope)."""
+    params = dict(getattr(text_config, "rope_parameters", None) or {})
+    factor = float(params.get("factor", 1.0)) if params.get("rope_type") == "dynamic" else 1.0
+    return int(text_config.max_position_embeddings * factor)

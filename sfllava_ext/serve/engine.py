@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from ..llm.runtime import context_length
 from ..session.session import VideoSession
 from ..utils import faults
 from ..video import load_video
@@ -62,7 +63,7 @@ class Engine:
             )
         self.sf = sf
         self.config = config
-        self.context = _context_length(sf)
+        self.context = context_length(sf.config.text_config)
         self._jobs: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._waiting = 0
@@ -283,12 +284,3 @@ class JobStop:
 
 def _held(session: VideoSession) -> int:
     return sum(session.held_bytes.values())
-
-
-def _context_length(sf: Any) -> int:
-    """Positions the language model serves: its context, times the dynamic RoPE
-    factor when that scaling is on (docs/method.md#rope)."""
-    text = sf.config.text_config
-    params = dict(getattr(text, "rope_parameters", None) or {})
-    factor = float(params.get("factor", 1.0)) if params.get("rope_type") == "dynamic" else 1.0
-    return int(text.max_position_embeddings * factor)
