@@ -180,6 +180,18 @@ def latency_summary(latencies: list[float], wall_s: float, unit: str) -> dict[st
     }
 
 
+def distinct_copy(src: str | Path, dst: str | Path, tag: int) -> str:
+    """``src`` copied to ``dst`` with an MP4 ``free`` box of its own appended: other bytes
+    (another SHA-256, so a server's session cache misses), the same frames."""
+    import shutil
+
+    shutil.copyfile(src, dst)
+    payload = f"sfllava bench copy {tag}".encode()
+    with open(dst, "ab") as f:
+        f.write((8 + len(payload)).to_bytes(4, "big") + b"free" + payload)
+    return str(dst)
+
+
 def free_port() -> int:
     """A local port nothing listens on now (for the servers a benchmark starts)."""
     import socket

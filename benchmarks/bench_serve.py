@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from _common import (
     RESULTS,
+    distinct_copy,
     draw_series,
     figure,
     healthy,
@@ -67,15 +67,6 @@ QUESTIONS = [
     "What happens before the square stops?",
 ]
 LEVELS = (1, 4, 8)
-
-
-def distinct_copy(src: str, dst: str, tag: int) -> str:
-    """``src`` with an MP4 ``free`` box of its own appended: other bytes, same frames."""
-    shutil.copyfile(src, dst)
-    payload = f"sfllava bench copy {tag}".encode()
-    with open(dst, "ab") as f:
-        f.write((8 + len(payload)).to_bytes(4, "big") + b"free" + payload)
-    return dst
 
 
 def body(path: str, question: str, max_tokens: int) -> dict:

@@ -133,19 +133,6 @@ QUESTIONS = [
     "a" * 80,
 ]
 VIDEOS = ("a.mp4", "b.mp4")
-#: the chat request's fields (sfllava_ext.serve.protocol): a fuzzed name is none of them
-_KNOWN = {
-    "model",
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "n",
-    "stream",
-    "stream_options",
-    "user",
-}
 NUM_FRAMES = 4
 MAX_TOKENS = 4  # a valid request asks for 1 to this many
 MODEL_ID = "sfllava-demo"
@@ -576,8 +563,10 @@ def gen_unknown(env: Env, rng: random.Random, i: int) -> Case:
     body = chat_body(env, rng, video=video)
     kind = rng.randrange(5)
     if kind <= 1:  # top level, refused by name: the first in sorted order
+        from sfllava_ext.serve.protocol import CHAT_FIELDS  # a fuzzed name is none of them
+
         count = 1 if kind == 0 else rng.choice([2, 9, 50, 20_000])
-        names = sorted({_random_name(rng) for _ in range(count)} - set(body) - _KNOWN)
+        names = sorted({_random_name(rng) for _ in range(count)} - set(body) - CHAT_FIELDS)
         if not names:
             names = ["tools"]
         for name in names:

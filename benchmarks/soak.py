@@ -64,7 +64,6 @@ import gc
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -78,6 +77,7 @@ from _common import (
     RESULTS,
     ROLES,
     ROOT,
+    distinct_copy,
     figure,
     free_port,
     healthy,
@@ -356,15 +356,6 @@ def run_embed(rec: Recorder, plant_kb: int, threads: int, work: Path) -> dict:
     return {"done": summary.done}
 
 
-def distinct_copy(src: Path, dst: Path, tag: int) -> Path:
-    """``src`` with an MP4 ``free`` box of its own appended: other bytes, same frames."""
-    shutil.copyfile(src, dst)
-    payload = f"sfllava soak copy {tag}".encode()
-    with open(dst, "ab") as f:
-        f.write((8 + len(payload)).to_bytes(4, "big") + b"free" + payload)
-    return dst
-
-
 def service_plan(count: int) -> list[tuple[str, int]]:
     """Request ``i``'s kind and the number of the fresh video it is about: ``fresh``
     every 4th, ``evicted`` (12 fresh videos back) every 20th, else ``follow_up`` about
@@ -417,7 +408,7 @@ def run_service(rec: Recorder, plant_kb: int, threads: int, work: Path) -> dict:
         rec.maybe(0)
         for i, (kind, number) in enumerate(plan):
             if kind == "fresh":
-                path = distinct_copy(bases[number % 3], media / f"v{number}.mp4", number)
+                path = Path(distinct_copy(bases[number % 3], media / f"v{number}.mp4", number))
                 if number % 2:
                     data = base64.b64encode(path.read_bytes()).decode()
                     urls.append(f"data:video/mp4;base64,{data}")

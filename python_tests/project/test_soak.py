@@ -7,34 +7,20 @@ run this short could not tell 1 MB per 100 operations from noise reliably."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from support import PACKAGE_ROOT, PYTHONPATH, REPO
+from support import PACKAGE_ROOT, PYTHONPATH, REPO, load_benchmark
 
 SCRIPT = REPO / "benchmarks" / "soak.py"
 
 
-def _load_soak() -> ModuleType:
-    """The script as a module, with benchmarks/ on sys.path while it imports _common."""
-    spec = importlib.util.spec_from_file_location("soak", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return module
-
-
-soak = _load_soak()
+soak = load_benchmark("soak")
 
 
 def test_the_fit_recovers_a_known_slope() -> None:

@@ -7,34 +7,15 @@ constant time and nowhere with ``==``."""
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from support import PACKAGE_ROOT, REPO
+from support import PACKAGE_ROOT, load_benchmark
 
 import sfllava_ext
 
-
-def _load_fuzz_serve() -> ModuleType:
-    """The script as a module: registered in sys.modules (its dataclasses need it), with
-    benchmarks/ on sys.path while it imports _common (as report.py has it)."""
-    script = REPO / "benchmarks" / "fuzz_serve.py"
-    spec = importlib.util.spec_from_file_location("fuzz_serve", script)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return module
-
-
-fuzz_serve = _load_fuzz_serve()
+fuzz_serve = load_benchmark("fuzz_serve")
 PACKAGE = Path(sfllava_ext.__file__).resolve().parent
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import sfllava_ext
 
-__all__ = ["DATA", "PACKAGE_ROOT", "PYTHONPATH", "REPO", "TESTS", "load_script"]
+__all__ = ["DATA", "PACKAGE_ROOT", "PYTHONPATH", "REPO", "TESTS", "load_benchmark", "load_script"]
 
 #: the checkout (whose sources may be a copy of what is installed)
 REPO = Path(__file__).resolve().parents[2]
@@ -37,4 +38,20 @@ def load_script(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as a module named ``name``: registered in ``sys.modules``
+    (a script's dataclasses need it), with ``benchmarks/`` on ``sys.path`` while it
+    imports ``_common``, as report.py has it."""
+    folder = str(REPO / "benchmarks")
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
     return module

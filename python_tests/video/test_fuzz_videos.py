@@ -6,17 +6,15 @@ aborting the process on a container that announces 2**31 frames (decord)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import struct
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from support import PYTHONPATH, REPO
+from support import PYTHONPATH, load_benchmark
 from support.videos import read_frame_counter, write_test_video
 
 from sfllava_ext.video import VideoDecodeError, load_video
@@ -32,22 +30,7 @@ except ImportError:  # decord has no wheels off x86-64 Linux
 needs_decord = pytest.mark.skipif(not HAVE_DECORD, reason="decord is not installed")
 
 
-def _load_fuzz_videos() -> ModuleType:
-    """The script as a module: registered in sys.modules (its dataclasses need it), with
-    benchmarks/ on sys.path while it imports _common (as report.py has it)."""
-    script = REPO / "benchmarks" / "fuzz_videos.py"
-    spec = importlib.util.spec_from_file_location("fuzz_videos", script)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return module
-
-
-fuzz_videos = _load_fuzz_videos()
+fuzz_videos = load_benchmark("fuzz_videos")
 
 
 @pytest.fixture

@@ -20,24 +20,27 @@ from typing import Any
 
 from .errors import ApiError, shown
 
-__all__ = ["GREEDY_BELOW", "ChatRequest", "parse_chat", "parse_tokens_request"]
+__all__ = ["CHAT_FIELDS", "GREEDY_BELOW", "ChatRequest", "parse_chat", "parse_tokens_request"]
 
 #: A temperature below this is greedy decoding (sampling at it would divide the
 #: logits into infinities).
 GREEDY_BELOW = 1e-5
 
-_KNOWN = {
-    "model",
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "n",
-    "stream",
-    "stream_options",
-    "user",
-}
+#: The fields a chat request may hold; any other is refused by name.
+CHAT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "n",
+        "stream",
+        "stream_options",
+        "user",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def parse_chat(data: dict[str, Any], model_id: str) -> tuple[ChatRequest, str, s
     Raises:
         ApiError: 400 naming the field at fault; 404 for another model.
     """
-    unknown = sorted(set(data) - _KNOWN)
+    unknown = sorted(set(data) - CHAT_FIELDS)
     if unknown:
         raise _unknown(unknown)
     model = data.get("model")
