@@ -180,6 +180,16 @@ def latency_summary(latencies: list[float], wall_s: float, unit: str) -> dict[st
     }
 
 
+#: questions about the synthetic clip (a square moving), for the serving benchmarks
+QUESTIONS = [
+    "What is moving across the screen?",
+    "Which colour does the square have?",
+    "Where does the square go at the end?",
+    "Does the camera move to the left?",
+    "What happens before the square stops?",
+]
+
+
 def distinct_copy(src: str | Path, dst: str | Path, tag: int) -> str:
     """``src`` copied to ``dst`` with an MP4 ``free`` box of its own appended: other bytes
     (another SHA-256, so a server's session cache misses), the same frames."""

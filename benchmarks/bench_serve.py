@@ -36,6 +36,7 @@ import time
 from typing import TYPE_CHECKING
 
 from _common import (
+    QUESTIONS,
     RESULTS,
     distinct_copy,
     draw_series,
@@ -59,13 +60,6 @@ if TYPE_CHECKING:
 
 #: the committed result in benchmarks/results/, which report.py renders
 RESULT = "serve_cpu"
-QUESTIONS = [
-    "What is moving across the screen?",
-    "Which colour does the square have?",
-    "Where does the square go at the end?",
-    "Does the camera move to the left?",
-    "What happens before the square stops?",
-]
 LEVELS = (1, 4, 8)
 
 

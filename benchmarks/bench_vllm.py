@@ -53,6 +53,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from _common import (
+    QUESTIONS,
     RESULTS,
     free_port,
     healthy,
@@ -66,13 +67,6 @@ from _common import (
 
 #: the committed result in benchmarks/results/, which report.py renders
 RESULT = "vllm"
-QUESTIONS = [
-    "What is moving across the screen?",
-    "Which colour does the square have?",
-    "Where does the square go at the end?",
-    "Does the camera move to the left?",
-    "What happens before the square stops?",
-]
 LEVELS = (1, 4, 8, 16)
 #: the follow-up ways of each engine, in the order they run
 FOLLOW_UPS = {"sfllava": ("url",), "vllm": ("embeds", "uuid", "url")}

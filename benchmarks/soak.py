@@ -74,6 +74,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _common import (
+    QUESTIONS,
     RESULTS,
     ROLES,
     ROOT,
@@ -122,13 +123,6 @@ CLIP_TEXT = "160x120 1 s 10 fps H.264"
 CACHE_GB = 0.02
 #: the route the launcher adds to the server: gc.collect() and malloc_trim(0), then 200
 TRIM_PATH = "/_soak/settle"
-QUESTIONS = [
-    "What is moving across the screen?",
-    "Which colour does the square have?",
-    "Where does the square go at the end?",
-    "Does the camera move to the left?",
-    "What happens before the square stops?",
-]
 
 
 # ------------------------------------------------------------------------------ the fit
