@@ -168,18 +168,14 @@ def _from_file_url(url: str, param: str, config: ServeConfig, workdir: str) -> V
     except OutsideRootError:
         raise _outside(param) from None
     except (FileNotFoundError, NotADirectoryError):  # "a.mp4/x": a path under a file
-        raise ApiError(
-            404, "no such file in the media dir", param=param, code="file_not_found"
-        ) from None
+        raise _no_such_file(param) from None
     except NotARegularFileError:
         raise ApiError(
             400, "the media file is not a regular file", param=param, code="not_a_file"
         ) from None
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:  # a name no file in the media dir can have
-            raise ApiError(
-                404, "no such file in the media dir", param=param, code="file_not_found"
-            ) from None
+            raise _no_such_file(param) from None
         raise ApiError(403, "the file cannot be read", param=param, code="unreadable") from None
     try:
         if os.fstat(fd).st_size > config.max_video_bytes:
@@ -192,6 +188,10 @@ def _from_file_url(url: str, param: str, config: ServeConfig, workdir: str) -> V
         return _spool(pieces(), os.path.basename(path), param, config, workdir)
     finally:
         os.close(fd)
+
+
+def _no_such_file(param: str) -> ApiError:
+    return ApiError(404, "no such file in the media dir", param=param, code="file_not_found")
 
 
 def _outside(param: str) -> ApiError:
